@@ -1,0 +1,3 @@
+"""modelswitch: one conversation, many models."""
+
+__version__ = "0.1.0"

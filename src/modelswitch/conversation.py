@@ -1,0 +1,92 @@
+"""Provider-neutral conversation: who said what, with which model, and how it went."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from .events import ReplayState, Usage
+
+Role = Literal["user", "assistant"]
+Status = Literal["complete", "interrupted", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """The model that wrote a turn: its alias (if any), provider profile, id and protocol."""
+
+    provider: str
+    id: str
+    protocol: str
+    alias: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What a user calls it: the alias, else provider/id."""
+        return self.alias or f"{self.provider}/{self.id}"
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.provider}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    ttft_s: float | None = None
+    total_s: float | None = None
+    tokens_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn. Assistant turns carry the model that wrote them and their reasoning apart."""
+
+    role: Role
+    text: str
+    reasoning: str = ""
+    model: ModelRef | None = None
+    status: Status = "complete"
+    replay: tuple[ReplayState, ...] = ()
+    usage: Usage | None = None
+    timing: Timing | None = None
+    finish_reason: str | None = None
+    fallback_from: str | None = None
+    error: str | None = None
+
+    def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
+        """Provider state this turn may hand back to exactly that protocol and model."""
+        return tuple(r for r in self.replay if r.protocol == protocol and r.model == model_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A system prompt and the turns so far. Immutable: every change returns a new value."""
+
+    system: str | None = None
+    messages: tuple[Message, ...] = field(default_factory=tuple)
+
+    def add(self, message: Message) -> Conversation:
+        return replace(self, messages=self.messages + (message,))
+
+    def with_system(self, system: str | None) -> Conversation:
+        return replace(self, system=system or None)
+
+    def without_last_exchange(self) -> Conversation:
+        """Drop the last assistant answer and the user message it answered."""
+        msgs = list(self.messages)
+        if msgs and msgs[-1].role == "assistant":
+            msgs.pop()
+        if msgs and msgs[-1].role == "user":
+            msgs.pop()
+        return replace(self, messages=tuple(msgs))
+
+    @property
+    def turn_count(self) -> int:
+        return len(self.messages)
+
+    def for_request(self) -> tuple[Message, ...]:
+        """Messages worth sending: an assistant turn with no answer text is history, not context.
+
+        Dropping it can leave two user turns in a row; each protocol merges those as its API needs.
+        """
+        return tuple(m for m in self.messages if m.role == "user" or m.text)

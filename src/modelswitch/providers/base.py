@@ -1,0 +1,54 @@
+"""The contract every wire protocol fulfils. Providers never print, read config or import rich."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol as _TypingProtocol
+
+from ..conversation import Conversation
+from ..events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Everything a protocol needs to know about where a request goes and for which model."""
+
+    provider: str
+    base_url: str
+    model_id: str
+    api_key: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    temperature: float | None = None
+    max_tokens: int | None = None
+    # True/False, "low"/"medium"/"high", or a token budget; None means the provider's default.
+    reasoning: bool | str | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """A request ready to send. `body` is the JSON payload."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict | None = None
+
+
+class Protocol(_TypingProtocol):
+    """One wire protocol (openai, anthropic, gemini, ollama)."""
+
+    name: str
+    # Shown in errors when the key is missing or rejected; presets set the variable name.
+
+    def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
+        """The streaming request for this conversation, well-formed for this API."""
+        ...
+
+    def parse_stream(self, chunks: Iterable[bytes]) -> Iterator[Event]:
+        """Raw response bytes (any chunking) to events. Raises ProviderError/ProtocolError."""
+        ...
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """The human part of an error body ("Insufficient Balance"), or "" if there is none."""
+        ...

@@ -39,14 +39,17 @@ class Protocol(_TypingProtocol):
     """One wire protocol (openai, anthropic, gemini, ollama)."""
 
     name: str
-    # Shown in errors when the key is missing or rejected; presets set the variable name.
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """The streaming request for this conversation, well-formed for this API."""
         ...
 
-    def parse_stream(self, chunks: Iterable[bytes]) -> Iterator[Event]:
-        """Raw response bytes (any chunking) to events. Raises ProviderError/ProtocolError."""
+    def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
+        """Raw response bytes (any chunking) to events, ending in Done.
+
+        Raises ProtocolError for bytes that are not the wire format, and a ProviderError subclass
+        for an error the provider reports inside the stream (OverloadedError for "overloaded").
+        """
         ...
 
     def error_message(self, status: int, body: bytes) -> str:

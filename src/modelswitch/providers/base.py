@@ -23,6 +23,8 @@ class Target:
     max_tokens: int | None = None
     # True/False, "low"/"medium"/"high", or a token budget; None means the provider's default.
     reasoning: bool | str | int | None = None
+    # How the user supplies the key ("DEEPSEEK_API_KEY"), named when the key is rejected.
+    key_hint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

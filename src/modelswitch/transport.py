@@ -1,0 +1,248 @@
+"""The HTTP boundary: sends a protocol's request and turns every httpx failure into ours, once.
+
+Everything above this module sees events and errors.* exceptions, never httpx types. Messages
+name provider and model and say what to do; keys are scrubbed from them by secrets.redact.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from . import errors
+from .conversation import Conversation
+from .events import Event, ReasoningDelta, TextDelta
+from .providers.base import HttpRequest, Protocol, Target
+from .secrets import redact
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_RETRY_AFTER = 60.0
+_ERROR_BODY_LIMIT = 64 * 1024
+_client: httpx.Client | None = None
+
+
+def client() -> httpx.Client:
+    """One pooled client per process, so consecutive turns reuse the connection."""
+    global _client
+    if _client is None:
+        import httpx
+
+        _client = httpx.Client(follow_redirects=False, headers={"User-Agent": "modelswitch"})
+    return _client
+
+
+def stream(
+    protocol: Protocol,
+    target: Target,
+    conversation: Conversation,
+    *,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 300.0,
+) -> Iterator[Event]:
+    """Send the conversation to `target` and yield its events as they arrive.
+
+    Closing the generator (Ctrl-C, or the caller stopping early) closes the HTTP stream at once.
+    """
+    request = protocol.build_request(target, conversation)
+    label = f"{target.provider}/{target.model_id}"
+    started = False
+    try:
+        with _open(request, connect_timeout, read_timeout) as response:
+            if response.status_code >= 300:
+                raise _status_error(protocol, target, response)
+            _reject_html(response, label)
+            for event in protocol.parse_stream(response.iter_bytes(), target):
+                if not started and isinstance(event, (TextDelta, ReasoningDelta)):
+                    started = True
+                yield event
+    except errors.ProviderError as exc:
+        raise _named(exc, target) from None
+    except errors.ProtocolError as exc:
+        raise errors.StreamError(
+            f"{label}: the stream broke: {exc.message}", provider=target.provider, model=target.model_id
+        ) from None
+    except Exception as exc:  # httpx's tree; imported lazily so it is matched by module name
+        mapped = _map_httpx(exc, target, started, getattr(protocol, "unreachable_hint", ""))
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def get_json(url: str, *, headers: dict[str, str] | None = None, timeout: float = 2.0) -> object:
+    """A small GET returning parsed JSON (e.g. Ollama's /api/tags); errors become ConnectError."""
+    try:
+        response = client().get(url, headers=headers or {}, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+    except Exception as exc:
+        raise errors.ConnectError(redact(f"{url}: {_describe(exc)}")) from None
+
+
+def _open(request: HttpRequest, connect_timeout: float, read_timeout: float):  # noqa: ANN202
+    import httpx
+
+    body = None
+    if request.body is not None:
+        body = json.dumps(request.body, ensure_ascii=False).encode("utf-8")
+    headers = {"Accept-Encoding": "identity", **request.headers}
+    timeout = httpx.Timeout(read_timeout, connect=connect_timeout, write=30.0, pool=connect_timeout)
+    return client().stream(request.method, request.url, content=body, headers=headers, timeout=timeout)
+
+
+def _named(exc: errors.ProviderError, target: Target) -> errors.ProviderError:
+    """An error raised inside a protocol parser, with provider and model put in front."""
+    label = f"{target.provider}/{target.model_id}"
+    message = exc.message if exc.message.startswith(label) else f"{label}: {exc.message}"
+    new = type(exc)(
+        redact(message), provider=target.provider, model=target.model_id, status=exc.status,
+        retry_after=exc.retry_after,
+    )
+    return new
+
+
+STATUS_WORDS = {
+    400: "rejected the request",
+    401: "the API key was rejected",
+    403: "access denied",
+    402: "insufficient balance",
+    404: "model not found",
+    408: "request timeout",
+    409: "conflict",
+    413: "request too large",
+    422: "rejected the request",
+    429: "rate limited",
+    500: "server error",
+    502: "bad gateway",
+    503: "server busy",
+    504: "gateway timeout",
+    529: "overloaded",
+}
+
+
+def _status_error(protocol: Protocol, target: Target, response: httpx.Response) -> errors.ProviderError:
+    status = response.status_code
+    label = f"{target.provider}/{target.model_id}"
+    raw = b""
+    try:
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if len(raw) >= _ERROR_BODY_LIMIT:
+                break
+    except Exception:  # a body that breaks off still leaves us the status to report
+        pass
+    detail = ""
+    if not _looks_html(response, raw):
+        detail = protocol.error_message(status, raw).strip()
+    elif status >= 500:
+        detail = "HTML error page (a proxy or gateway in the way?)"
+    words = STATUS_WORDS.get(status, "redirected" if 300 <= status < 400 else "failed")
+    head = f"{label}: {words} ({status})"
+    if detail and detail.lower() != words:
+        head += f": {_one_line(detail)}"
+
+    kwargs = {"provider": target.provider, "model": target.model_id, "status": status}
+    if 300 <= status < 400:
+        where = response.headers.get("location", "?")
+        return errors.BadRequestError(
+            redact(f"{head} to {where} — check base_url for provider '{target.provider}'"), **kwargs
+        )
+    if status in (401, 403):
+        fix = f"check {target.key_hint}" if target.key_hint else "check the provider's API key"
+        return errors.AuthError(redact(f"{head} — {fix}"), **kwargs)
+    if status == 402:
+        return errors.QuotaError(redact(f"{head} — top up the account at {target.provider}"), **kwargs)
+    if status == 404:
+        hint = getattr(protocol, "not_found_hint", "see `modelswitch models`")
+        hint = hint.format(model=target.model_id) if "{model}" in hint else hint
+        return errors.ModelNotFoundError(redact(f"{head} — {hint}"), **kwargs)
+    if status == 408:
+        return errors.ProviderTimeoutError(redact(head), **kwargs)
+    if status == 429:
+        return errors.RateLimitError(
+            redact(head), retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
+        )
+    if status == 409 or status >= 500:
+        return errors.OverloadedError(
+            redact(head), retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
+        )
+    return errors.BadRequestError(redact(head), **kwargs)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date, capped at a minute."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def _looks_html(response: httpx.Response, raw: bytes) -> bool:
+    ctype = response.headers.get("content-type", "")
+    return "html" in ctype or raw.lstrip()[:15].lower().startswith((b"<!doctype", b"<html"))
+
+
+def _reject_html(response: httpx.Response, label: str) -> None:
+    if "text/html" in response.headers.get("content-type", ""):
+        raise errors.StreamError(
+            f"{label}: the server answered with an HTML page, not a stream — check base_url"
+        )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return _one_line(text, 200)
+
+
+def _map_httpx(
+    exc: Exception, target: Target, started: bool, unreachable_hint: str
+) -> errors.ProviderError | None:
+    import httpx
+
+    label = f"{target.provider}/{target.model_id}"
+    kw = {"provider": target.provider, "model": target.model_id}
+    text = _describe(exc)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return errors.ProviderTimeoutError(redact(f"{label}: connection timed out ({target.base_url})"), **kw)
+    if isinstance(exc, httpx.ReadTimeout):
+        when = "mid-answer" if started else "waiting for the first token"
+        cls = errors.StreamError if started else errors.ProviderTimeoutError
+        return cls(redact(f"{label}: read timed out {when}"), **kw)
+    if isinstance(exc, httpx.ConnectError):
+        lowered = text.lower()
+        if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+            return errors.ConnectError(redact(f"{label}: TLS error talking to {target.base_url}: {text}"), **kw)
+        if "name or service not known" in lowered or "nodename" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
+            return errors.ConnectError(redact(f"{label}: cannot resolve the host in {target.base_url} (offline?)"), **kw)
+        if "refused" in lowered:
+            hint = f" — {unreachable_hint}" if unreachable_hint else " — is the server running?"
+            return errors.ConnectError(redact(f"{label}: connection refused at {target.base_url}{hint}"), **kw)
+        return errors.ConnectError(redact(f"{label}: cannot connect to {target.base_url}: {text}"), **kw)
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        if started:
+            return errors.StreamError(redact(f"{label}: connection dropped mid-answer"), **kw)
+        return errors.ConnectError(redact(f"{label}: connection dropped before the answer began"), **kw)
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.ProviderTimeoutError(redact(f"{label}: timed out"), **kw)
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return errors.ConnectError(redact(f"{label}: bad base_url {target.base_url}: {text}"), **kw)
+    if isinstance(exc, httpx.HTTPError):
+        return errors.ConnectError(redact(f"{label}: {text}"), **kw)
+    return None

@@ -1,0 +1,213 @@
+"""`modelswitch ask`: one prompt (plus piped stdin) in, one streamed answer out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from . import errors
+from .answer import Answer, insecure_key_warning
+from .config import Config
+from .conversation import Conversation, Message
+from .events import Notice, ReasoningDelta, TextDelta
+from .pricing import cost_of
+from .startup import choose_model, load_config, warn
+
+STDIN_WARN_BYTES = 1_000_000
+REASONING_MODES = ("show", "hide", "stderr")
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    prompt: str
+    model: str | None = None
+    system: str | None = None
+    reasoning: str | None = None
+    json: bool = False
+    jsonl: bool = False
+    fallback: bool = True
+    cont: bool = False
+    session: str | None = None
+    config_path: str | None = None
+    color: bool = True
+
+
+def read_stdin(stream: TextIO | None = None) -> str:
+    """Piped stdin as text; nothing when stdin is a terminal. Binary input is refused, not sent."""
+    stream = stream or sys.stdin
+    if stream is None or stream.isatty():
+        return ""
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode("utf-8")
+    if b"\x00" in raw:
+        raise errors.UsageError("stdin looks binary (it contains NUL bytes); pipe text instead")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.UsageError(
+            f"stdin is not UTF-8 text (bad byte at offset {exc.start}); convert it first, e.g. with iconv"
+        ) from None
+    if len(raw) > STDIN_WARN_BYTES:
+        warn(f"warning: stdin is {len(raw) / 1e6:.1f} MB (about {len(raw) // 4:,} tokens); "
+             "the model may reject or truncate it")
+    return text
+
+
+def join_prompt(stdin_text: str, prompt: str) -> str:
+    stdin_text = stdin_text.rstrip("\n")
+    if stdin_text and prompt:
+        return f"{stdin_text}\n\n{prompt}"
+    return stdin_text or prompt
+
+
+def run_ask(opts: AskOptions) -> int:
+    if opts.json and opts.jsonl:
+        raise errors.UsageError("choose one of --json and --jsonl")
+    if opts.reasoning is not None and opts.reasoning not in REASONING_MODES:
+        raise errors.UsageError(f"--reasoning must be one of {', '.join(REASONING_MODES)}, not '{opts.reasoning}'")
+    config = load_config(opts.config_path)
+    spec = choose_model(config, opts.model)
+    text = join_prompt(read_stdin(), opts.prompt.strip())
+    if not text.strip():
+        raise errors.UsageError('nothing to ask: give a prompt (modelswitch ask "…") or pipe text in')
+
+    from .chatlog import ChatLog
+
+    log = ChatLog.open_for(opts.session, opts.cont, model=spec.name, system=opts.system)
+    conversation = log.conversation if log else Conversation(opts.system)
+    if opts.system and log:
+        conversation = conversation.with_system(opts.system)
+    user = Message(role="user", text=text)
+    conversation = conversation.add(user)
+
+    warning = insecure_key_warning(config.provider(spec.provider))
+    if warning:
+        warn(warning)
+    answer = Answer(config, conversation, spec, fallback=opts.fallback)
+    try:
+        if opts.json:
+            return _as_json(config, answer)
+        if opts.jsonl:
+            return _as_jsonl(config, answer)
+        return _as_text(config, answer, opts)
+    finally:
+        # Also on Ctrl-C: the partial answer is kept, marked interrupted.
+        if log:
+            log.record(user, answer.message, cost_of(answer.message.usage, _price(config, answer)))
+
+
+def _price(config: Config, answer: Answer):  # noqa: ANN202 - Price | None
+    ref = answer.model
+    try:
+        spec = config.resolve(ref.alias or ref.full_id)
+    except errors.UsageError:
+        return None
+    return spec.price
+
+
+def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
+    from .render import make_renderer, print_error
+
+    terminal = sys.stdout.isatty()
+    mode = opts.reasoning or ("collapse" if terminal else "hide")
+    renderer = make_renderer(terminal=terminal, reasoning=mode, color=opts.color)
+    renderer.begin(answer.model.name)
+    try:
+        for event in answer:
+            if type(event) is TextDelta:
+                renderer.text(event.text)
+            elif type(event) is ReasoningDelta:
+                renderer.reasoning(event.text)
+            elif type(event) is Notice:
+                renderer.notice(event.text)
+    except KeyboardInterrupt:
+        answer.close()
+        renderer.abort()
+        raise
+    except errors.ProviderError as exc:
+        renderer.abort()
+        if answer.message.text:
+            sys.stdout.write("\n")  # the partial answer stays; the error goes on its own line
+            sys.stdout.flush()
+        print_error(exc.message)
+        return exc.exit_code
+    message = answer.message
+    renderer.end(message, cost_of(message.usage, _price(config, answer)))
+    return 0
+
+
+def result_object(config: Config, answer: Answer) -> dict:
+    """The `--json` object of DESIGN.md for a finished (or failed) answer."""
+    m = answer.message
+    cost = cost_of(m.usage, _price(config, answer))
+    usage = m.usage
+    return {
+        "model": m.model.full_id if m.model else None,
+        "alias": m.model.alias if m.model else None,
+        "content": m.text,
+        "reasoning": m.reasoning,
+        "usage": None if usage is None else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cached_tokens": usage.cached_tokens,
+        },
+        "cost": None if cost is None else {"amount": cost.amount, "currency": cost.currency},
+        "timing": {
+            "ttft_s": _round(m.timing.ttft_s if m.timing else None),
+            "total_s": _round(m.timing.total_s if m.timing else None),
+            "tokens_per_s": _round(m.timing.tokens_per_s if m.timing else None, 1),
+        },
+        "finish_reason": m.finish_reason,
+        "fallback_from": m.fallback_from,
+        "status": m.status,
+        "error": m.error,
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _as_json(config: Config, answer: Answer) -> int:
+    code = 0
+    try:
+        for event in answer:
+            if type(event) is Notice:
+                warn(event.text)
+    except KeyboardInterrupt:
+        answer.close()
+        raise
+    except errors.ProviderError as exc:
+        warn(f"error: {exc.message}")
+        code = exc.exit_code
+    sys.stdout.write(json.dumps(result_object(config, answer), ensure_ascii=False) + "\n")
+    return code
+
+
+def _as_jsonl(config: Config, answer: Answer) -> int:
+    out = sys.stdout
+    emit = lambda obj: (out.write(json.dumps(obj, ensure_ascii=False) + "\n"), out.flush())  # noqa: E731
+    try:
+        for event in answer:
+            if type(event) is TextDelta:
+                emit({"type": "text", "text": event.text})
+            elif type(event) is ReasoningDelta:
+                emit({"type": "reasoning", "text": event.text})
+            elif type(event) is Notice:
+                emit({"type": "notice", "text": event.text})
+    except KeyboardInterrupt:
+        answer.close()
+        raise
+    except errors.ProviderError as exc:
+        result = result_object(config, answer)
+        if result["usage"]:
+            emit({"type": "usage", **result["usage"]})
+        emit({"type": "error", "message": exc.message})
+        return exc.exit_code
+    result = result_object(config, answer)
+    if result["usage"]:
+        emit({"type": "usage", **result["usage"]})
+    emit({"type": "done", **{k: result[k] for k in ("model", "finish_reason", "timing", "cost", "fallback_from")}})
+    return 0

@@ -1,0 +1,60 @@
+"""What every command does first: load the config, pick the model, and explain when there is none."""
+
+from __future__ import annotations
+
+import sys
+
+from . import errors, paths
+from .config import Config, ModelSpec, load
+from .secrets import key_available
+
+
+def warn(text: str) -> None:
+    """A line for the user on stderr (never stdout: stdout may be a pipe into a file)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def load_config(explicit: str | None) -> Config:
+    config = load(paths.config_path(explicit))
+    for w in config.warnings:
+        warn(f"warning: {w}")
+    return config
+
+
+def choose_model(config: Config, name: str | None) -> ModelSpec:
+    """The named model, else the default; refuses a model whose key is missing, with the fix."""
+    spec = config.resolve(name) if name else config.default_model()
+    if spec is None:
+        raise errors.ConfigError(no_model_help(config))
+    ensure_usable(config, spec)
+    return spec
+
+
+def ensure_usable(config: Config, spec: ModelSpec) -> None:
+    provider = config.provider(spec.provider)
+    if not key_available(provider):
+        raise errors.ConfigError(
+            f"{spec.name} needs an API key: set {provider.api_key_env}"
+            f" (or api_key_cmd in [providers.{provider.name}] of {config.path})"
+        )
+
+
+def no_model_help(config: Config) -> str:
+    """A few lines that say exactly how to get a model, for a user with nothing set up."""
+    keyed = [p for p in config.providers.values() if p.api_key_env and p.models]
+    examples = ", ".join(f"{p.api_key_env} ({p.name})" for p in keyed[:6])
+    local = [p for p in config.providers.values() if p.local]
+    servers = ", ".join(f"{p.name} at {p.base_url}" for p in local)
+    first = keyed[0] if keyed else None
+    lines = ["no model is ready to use. To get one, either:"]
+    if first:
+        lines.append(
+            f"  - set an API key, e.g. `export {first.api_key_env}=...` then "
+            f"`modelswitch ask -m {first.models[0].name} \"hi\"`; also known: {examples}, "
+            "… (`modelswitch models` lists all)"
+        )
+    if servers:
+        lines.append(f"  - or start a local server (looked for none running): {servers}")
+    lines.append(f"  - or write a config with `modelswitch config init` ({config.path})")
+    return "\n".join(lines)

@@ -32,6 +32,9 @@ class _LineSplitter:
         self._after_cr = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not chunk:
+            # An empty read must not forget a pending CR, or its LF would become a blank line.
+            return []
         if self._after_cr and chunk[:1] == b"\n":
             # The LF of a CRLF whose CR ended the previous read: not a second (blank) line.
             chunk = chunk[1:]

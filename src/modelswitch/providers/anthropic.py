@@ -1,0 +1,283 @@
+"""Anthropic Messages API: `POST {base_url}/v1/messages` with `stream: true`.
+
+Request: `system` is top-level; turns alternate user/assistant (consecutive same-role turns are
+merged); `max_tokens` is always sent. Extended thinking is `thinking: {type: enabled,
+budget_tokens: N}` with 1024 <= N < max_tokens, and then `temperature` must be left out.
+
+Response: SSE events message_start, content_block_start/delta/stop (text, thinking,
+redacted_thinking), ping anywhere, message_delta (stop_reason, cumulative usage), message_stop,
+and `event: error` mid-stream. A thinking block's signature is what lets the same model see its
+own thinking again: each finished block becomes a ReplayState and is sent back, unchanged and
+ahead of the text, only to the same protocol and model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+
+from ..conversation import Conversation, Message
+from ..errors import OverloadedError, ProviderError, StreamError
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..sse import iter_sse, loads_event
+from .base import HttpRequest, Target
+
+NAME = "anthropic"
+API_VERSION = "2023-06-01"
+MIN_THINKING_BUDGET = 1024
+# Budgets for effort words; True means "think" without saying how much.
+EFFORT_BUDGETS: dict[str, int] = {"low": 2048, "medium": 8192, "high": 16384}
+DEFAULT_THINKING_BUDGET = EFFORT_BUDGETS["medium"]
+# The Claude 3 (not 3.5/3.7) family cannot emit more than 4096 tokens; asking for more is a 400.
+_SMALL_OUTPUT = re.compile(r"claude-3-(haiku|sonnet|opus)")
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def default_max_tokens(model_id: str) -> int:
+    """Room for an answer when the model's config sets no max_tokens."""
+    return 4096 if _SMALL_OUTPUT.search(model_id) else 8192
+
+
+def thinking_budget(reasoning: bool | str | int | None) -> int | None:
+    """budget_tokens for a `reasoning` setting, or None for no thinking."""
+    if reasoning is None or reasoning is False:
+        return None
+    if reasoning is True:
+        return DEFAULT_THINKING_BUDGET
+    if isinstance(reasoning, str):
+        return EFFORT_BUDGETS.get(reasoning, DEFAULT_THINKING_BUDGET)
+    if reasoning <= 0:
+        return None
+    return max(MIN_THINKING_BUDGET, reasoning)
+
+
+def max_tokens_for(target: Target) -> int:
+    """max_tokens to send: the configured value, raised above the thinking budget if needed."""
+    base = target.max_tokens or default_max_tokens(target.model_id)
+    budget = thinking_budget(target.reasoning)
+    if budget is not None and base <= budget:
+        # The budget is carved out of max_tokens; leave the answer its usual room on top.
+        return budget + default_max_tokens(target.model_id)
+    return base
+
+
+class AnthropicProtocol:
+    """The Messages API wire protocol."""
+
+    name = NAME
+
+    def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
+        """The streaming request for this conversation, well-formed for this API."""
+        body: dict = {
+            "model": target.model_id,
+            "max_tokens": max_tokens_for(target),
+            "messages": _messages(conversation, target.model_id),
+            "stream": True,
+        }
+        if conversation.system and conversation.system.strip():
+            body["system"] = conversation.system
+        budget = thinking_budget(target.reasoning)
+        if budget is not None:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        elif target.temperature is not None:
+            # With thinking on, any temperature but 1 is rejected: leave it out then. Claude's
+            # scale stops at 1 where others' go to 2, so a shared config value is capped.
+            body["temperature"] = min(target.temperature, 1.0)
+        headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
+        if target.api_key:
+            headers["x-api-key"] = target.api_key
+        headers.update(dict(target.headers))
+        return HttpRequest("POST", target.base_url.rstrip("/") + "/v1/messages", headers, body)
+
+    def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
+        """Raw response bytes (any chunking) to events, ending in Done."""
+        open_blocks: dict[int, dict] = {}  # index -> thinking/redacted block being received
+        finished: list[dict] = []
+        usage: dict[str, int] = {}
+        stop_reason: str | None = None
+        stopped = False
+        for sse in iter_sse(chunks):
+            data = loads_event(sse.data)
+            kind = data.get("type") or sse.event
+            if kind == "message_start":
+                _take_usage(usage, (data.get("message") or {}).get("usage"))
+            elif kind == "content_block_start":
+                yield from _block_start(data, open_blocks)
+            elif kind == "content_block_delta":
+                yield from _block_delta(data, open_blocks)
+            elif kind == "content_block_stop":
+                block = open_blocks.pop(data.get("index", -1), None)
+                if block is not None:
+                    finished.append(block)
+            elif kind == "message_delta":
+                stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
+                _take_usage(usage, data.get("usage"))
+            elif kind == "message_stop":
+                stopped = True
+                break
+            elif kind == "error":
+                raise _stream_error(data)
+            # "ping" and event types added later are ignored, as the API's versioning asks.
+        if not stopped:
+            raise StreamError("the stream ended before message_stop (answer incomplete)")
+        yield _usage(usage)
+        for block in finished:
+            if _replayable(block):
+                yield ReplayState(NAME, target.model_id, json.dumps(block, ensure_ascii=False))
+        notice = _stop_notice(stop_reason, target)
+        if notice:
+            yield Notice(notice)
+        yield Done(_FINISH.get(stop_reason or "", stop_reason))
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """`error.message` from `{"type": "error", "error": {"type", "message"}}`, else ""."""
+        return _error_text(body)
+
+
+PROTOCOL = AnthropicProtocol()
+
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def _messages(conversation: Conversation, model_id: str) -> list[dict]:
+    out: list[dict] = []
+    for message in conversation.for_request():
+        thinking = _replay_blocks(message, model_id) if message.role == "assistant" else []
+        texts = [{"type": "text", "text": message.text}] if message.text.strip() else []
+        if not texts:
+            # A whitespace-only text block is a 400, and thinking alone is not a turn.
+            continue
+        if out and out[-1]["role"] == message.role:
+            prev = out[-1]["content"]
+            # Keep every thinking block ahead of every text block in the merged turn.
+            head = [b for b in prev if b["type"] != "text"] + thinking
+            prev[:] = head + [b for b in prev if b["type"] == "text"] + texts
+        else:
+            out.append({"role": message.role, "content": thinking + texts})
+    return out
+
+
+def _replay_blocks(message: Message, model_id: str) -> list[dict]:
+    """This model's own thinking blocks for the turn, exactly as it produced them."""
+    blocks = []
+    for state in message.replay_for(NAME, model_id):
+        try:
+            block = json.loads(state.data)
+        except ValueError:
+            continue
+        if isinstance(block, dict) and _replayable(block):
+            blocks.append(block)
+    return blocks
+
+
+def _replayable(block: dict) -> bool:
+    if block.get("type") == "thinking":
+        return isinstance(block.get("thinking"), str) and bool(block.get("signature"))
+    if block.get("type") == "redacted_thinking":
+        return isinstance(block.get("data"), str) and bool(block.get("data"))
+    return False
+
+
+# -- response --------------------------------------------------------------------------------
+
+
+def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
+    index = data.get("index", -1)
+    block = data.get("content_block") or {}
+    kind = block.get("type")
+    if kind == "thinking":
+        text = block.get("thinking") or ""
+        open_blocks[index] = {"type": "thinking", "thinking": text, "signature": block.get("signature") or ""}
+        if text:
+            yield ReasoningDelta(text)
+    elif kind == "redacted_thinking":
+        # Encrypted thinking: nothing to show, but it must go back to the model unchanged.
+        open_blocks[index] = {"type": "redacted_thinking", "data": block.get("data") or ""}
+    elif kind == "text" and block.get("text"):
+        yield TextDelta(block["text"])
+    # tool_use and other block types carry nothing a chat shows.
+
+
+def _block_delta(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
+    delta = data.get("delta") or {}
+    kind = delta.get("type")
+    block = open_blocks.get(data.get("index", -1))
+    if kind == "text_delta":
+        if delta.get("text"):
+            yield TextDelta(delta["text"])
+    elif kind == "thinking_delta":
+        text = delta.get("thinking") or ""
+        if block is not None and block["type"] == "thinking":
+            block["thinking"] += text
+        if text:
+            yield ReasoningDelta(text)
+    elif kind == "signature_delta" and block is not None and block["type"] == "thinking":
+        block["signature"] += delta.get("signature") or ""
+
+
+def _take_usage(usage: dict[str, int], raw: object) -> None:
+    """message_start and message_delta both carry usage; later values are cumulative."""
+    if not isinstance(raw, dict):
+        return
+    for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+        if isinstance(raw.get(key), int):
+            usage[key] = raw[key]
+    details = raw.get("output_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
+        usage["thinking_tokens"] = details["thinking_tokens"]
+
+
+def _usage(usage: dict[str, int]) -> Usage:
+    cached = usage.get("cache_read_input_tokens", 0)
+    # Anthropic's input_tokens leaves cache reads and writes out; ours counts every prompt
+    # token, with cached_tokens the part of it read from the cache.
+    prompt = usage.get("input_tokens", 0) + cached + usage.get("cache_creation_input_tokens", 0)
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=usage.get("output_tokens", 0),
+        reasoning_tokens=usage.get("thinking_tokens", 0),
+        cached_tokens=cached,
+    )
+
+
+def _stop_notice(stop_reason: str | None, target: Target) -> str:
+    if stop_reason == "max_tokens":
+        return f"stopped: the answer hit max_tokens ({max_tokens_for(target)})"
+    if stop_reason == "refusal":
+        return "stopped: Claude declined to continue this answer (refusal)"
+    if stop_reason == "model_context_window_exceeded":
+        return "stopped: the conversation filled the model's context window"
+    return ""
+
+
+def _stream_error(data: dict) -> ProviderError:
+    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    kind = str(error.get("type") or "error")
+    message = str(error.get("message") or kind)
+    if kind == "overloaded_error":
+        return OverloadedError(f"overloaded: {message}")
+    return StreamError(f"error in stream ({kind}): {message}")
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        text = body.decode("utf-8", "replace").strip()
+        return text if text and len(text) <= 300 and "<" not in text else ""
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return ""

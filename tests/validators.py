@@ -1,0 +1,535 @@
+"""Loopback stand-ins for real APIs: they reject what the real API rejects, in its error shape.
+
+Each fake is a `LoopbackServer.default` handler. A request that breaks one of the API's rules is
+answered with the status and error body the real service sends (and kept in `rejected`); a valid
+one is kept in `accepted` and answered with a stream in the real framing. Thinking signatures
+are issued here and checked when they come back: only one this fake issued, for the same model
+and the same thinking text, passes (the real APIs verify theirs cryptographically).
+
+Where a rule is stricter than the API's documentation today, the comment says so: a request that
+passes the stricter rule passes the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.loopback import Received, Reply
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    message: str
+    kind: str = "invalid_request_error"
+
+
+Check = Callable[[Received, dict], "Problem | None"]
+
+
+@dataclass
+class FakeAPI:
+    """Shared bookkeeping; subclasses supply `matches`, `validate` and `answer`."""
+
+    key: str = "test-key"
+    accepted: list[dict] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    def __call__(self, rec: Received) -> Reply:
+        try:
+            body = json.loads(rec.raw) if rec.raw else {}
+        except ValueError:
+            body = None
+        problem = self.validate(rec, body) if isinstance(body, dict) else Problem(400, "invalid JSON body")
+        if problem is not None:
+            self.rejected.append((problem.status, problem.message))
+            return self.error_reply(problem)
+        self.accepted.append(body)
+        return self.answer(rec, body)
+
+    def matches(self, rec: Received) -> bool:
+        raise NotImplementedError
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        raise NotImplementedError
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        raise NotImplementedError
+
+    def error_reply(self, problem: Problem) -> Reply:
+        raise NotImplementedError
+
+
+def router(*apis: FakeAPI) -> Callable[[Received], Reply]:
+    """One loopback server speaking every protocol: the path picks the API."""
+
+    def handle(rec: Received) -> Reply:
+        for api in apis:
+            if api.matches(rec):
+                return api(rec)
+        return Reply.json(404, {"error": f"loopback: nothing serves {rec.path}"})
+
+    return handle
+
+
+def _sig(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}{uuid.uuid4().hex}"
+
+
+def _nonblank(text: object) -> bool:
+    return isinstance(text, str) and bool(text.strip())
+
+
+# -- Anthropic -------------------------------------------------------------------------------
+
+_ANTHROPIC_KEYS = {
+    "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences",
+    "stream", "metadata", "thinking", "tools", "tool_choice", "service_tier",
+}
+
+
+@dataclass
+class FakeAnthropic(FakeAPI):
+    key: str = "sk-ant-test"
+    output_limits: dict[str, int] = field(default_factory=dict)  # model -> max output tokens
+    redacted: bool = False  # also answer with a redacted_thinking block
+    issued: dict[str, tuple[str, str]] = field(default_factory=dict)  # signature -> (model, text)
+
+    def matches(self, rec: Received) -> bool:
+        return rec.path.split("?")[0].endswith("/v1/messages")
+
+    def error_reply(self, p: Problem) -> Reply:
+        body = {"type": "error", "error": {"type": p.kind, "message": p.message}, "request_id": "req_loop"}
+        return Reply.json(p.status, body)
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if rec.headers.get("x-api-key") != self.key:
+            return Problem(401, "invalid x-api-key", "authentication_error")
+        if not rec.headers.get("anthropic-version"):
+            return Problem(400, "anthropic-version: header is required")
+        for k in body:
+            if k not in _ANTHROPIC_KEYS:
+                return Problem(400, f"{k}: Extra inputs are not permitted")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return Problem(400, "model: Field required")
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+            return Problem(400, "max_tokens: Field required")
+        if max_tokens < 1:
+            return Problem(400, "max_tokens: Input should be greater than or equal to 1")
+        limit = self.output_limits.get(model, 64000)
+        if max_tokens > limit:
+            return Problem(400, f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed "
+                                f"number of output tokens for {model}")
+        system = body.get("system")
+        if system is not None and not isinstance(system, (str, list)):
+            return Problem(400, "system: Input should be a valid string")
+        temperature = body.get("temperature")
+        if temperature is not None and not 0 <= temperature <= 1:
+            return Problem(400, "temperature: Input should be less than or equal to 1")
+        return self._thinking(body) or self._messages(body, model)
+
+    def _thinking(self, body: dict) -> Problem | None:
+        thinking = body.get("thinking")
+        if thinking is None:
+            return None
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled", "adaptive"):
+            return Problem(400, "thinking: Input tag does not match any of the expected tags: "
+                                "'enabled', 'disabled', 'adaptive'")
+        if kind != "enabled":
+            return None
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int):
+            return Problem(400, "thinking.enabled.budget_tokens: Field required")
+        if budget < 1024:
+            return Problem(400, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if body["max_tokens"] <= budget:
+            return Problem(400, "`max_tokens` must be greater than `thinking.budget_tokens`. Please "
+                                "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/"
+                                "extended-thinking#max-tokens-and-context-window-size")
+        if body.get("temperature", 1) != 1:
+            return Problem(400, "`temperature` may only be set to 1 when thinking is enabled or in "
+                                "adaptive mode.")
+        if "top_k" in body:
+            return Problem(400, "`top_k` must be unset when thinking is enabled.")
+        return None
+
+    def _messages(self, body: dict, model: str) -> Problem | None:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return Problem(400, "messages: at least one message is required")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                return Problem(400, f"messages.{i}: Input should be a valid dictionary")
+            for k in m:
+                if k not in ("role", "content"):
+                    return Problem(400, f"messages.{i}.{k}: Extra inputs are not permitted")
+            if m.get("role") not in ("user", "assistant"):
+                return Problem(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            # Stricter than today's documentation, which merges consecutive turns and allows an
+            # assistant first; these were the API's own errors and every API here needs them kept.
+            if i == 0 and m["role"] != "user":
+                return Problem(400, 'messages: first message must use the "user" role')
+            if i and messages[i - 1].get("role") == m["role"]:
+                return Problem(400, 'messages: roles must alternate between "user" and "assistant", '
+                                    f'but found multiple "{m["role"]}" roles in a row')
+            problem = self._content(i, m, model, last=i == len(messages) - 1, body=body)
+            if problem:
+                return problem
+        return None
+
+    def _content(self, i: int, m: dict, model: str, *, last: bool, body: dict) -> Problem | None:
+        content = m.get("content")
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        if not isinstance(content, list) or (not content and not (last and m["role"] == "assistant")):
+            return Problem(400, f"messages.{i}: all messages must have non-empty content except for "
+                                "the optional final assistant message")
+        for j, block in enumerate(content):
+            kind = block.get("type") if isinstance(block, dict) else None
+            where = f"messages.{i}.content.{j}"
+            if kind == "text":
+                if not _nonblank(block.get("text")):
+                    return Problem(400, "messages: text content blocks must contain non-whitespace text")
+            elif kind in ("thinking", "redacted_thinking"):
+                if m["role"] != "assistant":
+                    return Problem(400, f"{where}.type: thinking blocks may only appear in assistant messages")
+                expected = {"type", "thinking", "signature"} if kind == "thinking" else {"type", "data"}
+                if set(block) != expected:
+                    extra = sorted(set(block) - expected) or sorted(expected - set(block))
+                    return Problem(400, f"{where}.{extra[0]}: Extra inputs are not permitted")
+                token = block["signature"] if kind == "thinking" else block["data"]
+                text = block.get("thinking", "")
+                if self.issued.get(token) != (model, text):
+                    what = "`signature` in `thinking`" if kind == "thinking" else "`data` in `redacted_thinking`"
+                    return Problem(400, f"{where}: Invalid {what} block")
+            else:
+                return Problem(400, f"{where}.type: Input tag '{kind}' found using 'type' does not match "
+                                    "any of the expected tags")
+        thinking_on = (body.get("thinking") or {}).get("type") == "enabled"
+        if last and m["role"] == "assistant" and thinking_on and content[0].get("type") == "text":
+            return Problem(400, f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+                                "but found `text`. When `thinking` is enabled, a final `assistant` message "
+                                "must start with a thinking block.")
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        n, model = len(self.accepted), body["model"]
+        thinking_on = (body.get("thinking") or {}).get("type") == "enabled"
+        events = [("message_start", {"type": "message_start", "message": {
+            "id": f"msg_{n}", "type": "message", "role": "assistant", "model": model, "content": [],
+            "usage": {"input_tokens": 10 * n, "cache_read_input_tokens": 2, "output_tokens": 1}}}),
+            ("ping", {"type": "ping"})]
+        index = 0
+        if thinking_on:
+            thought = f"{model} thinks privately, turn {n}"
+            sig = _sig("EqQB")
+            self.issued[sig] = (model, thought)
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "thinking_delta", "thinking": thought}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "signature_delta", "signature": sig}}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ]
+            index = 1
+            if self.redacted:
+                data = _sig("RED")
+                self.issued[data] = (model, "")
+                events += [
+                    ("content_block_start", {"type": "content_block_start", "index": 1,
+                                             "content_block": {"type": "redacted_thinking", "data": data}}),
+                    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+                ]
+                index = 2
+        events += [
+            ("content_block_start", {"type": "content_block_start", "index": index,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                     "delta": {"type": "text_delta", "text": f"{model} answer {n}"}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                               "usage": {"output_tokens": 20}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        return Reply(chunks=[f"event: {e}\ndata: {json.dumps(d)}\n\n".encode() for e, d in events])
+
+
+# -- Gemini ----------------------------------------------------------------------------------
+
+_GEMINI_KEYS = {"contents", "systemInstruction", "generationConfig", "safetySettings", "tools",
+                "toolConfig", "cachedContent"}
+_GEMINI_CONFIG_KEYS = {"temperature", "maxOutputTokens", "topP", "topK", "stopSequences",
+                       "candidateCount", "responseMimeType", "thinkingConfig", "seed"}
+_GEMINI_PART_KEYS = {"text", "thought", "thoughtSignature", "inlineData", "fileData",
+                     "functionCall", "functionResponse"}
+_GEMINI_PATH = re.compile(r"/v1beta/models/([^/:?]+):streamGenerateContent")
+
+
+@dataclass
+class FakeGemini(FakeAPI):
+    key: str = "gm-test"
+    issued: dict[str, str] = field(default_factory=dict)  # thoughtSignature -> model
+
+    def matches(self, rec: Received) -> bool:
+        return bool(_GEMINI_PATH.search(rec.path))
+
+    def error_reply(self, p: Problem) -> Reply:
+        return Reply.json(p.status, {"error": {"code": p.status, "message": p.message, "status": p.kind}})
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if not rec.headers.get("x-goog-api-key"):
+            return Problem(403, "Method doesn't allow unregistered callers (callers without established "
+                                "identity). Please use API Key or other form of API consumer identity to "
+                                "call this API.", "PERMISSION_DENIED")
+        if rec.headers["x-goog-api-key"] != self.key:
+            return Problem(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
+        bad = _unknown(body, _GEMINI_KEYS, "") or _unknown(body.get("generationConfig") or {},
+                                                            _GEMINI_CONFIG_KEYS, "generation_config")
+        if bad:
+            return bad
+        model = _GEMINI_PATH.search(rec.path).group(1)
+        system = body.get("systemInstruction")
+        if system is not None and not (isinstance(system, dict) and isinstance(system.get("parts"), list)):
+            return Problem(400, "Invalid value at 'system_instruction'", "INVALID_ARGUMENT")
+        return self._thinking(model, body) or self._contents(model, body)
+
+    def _thinking(self, model: str, body: dict) -> Problem | None:
+        config = (body.get("generationConfig") or {}).get("thinkingConfig")
+        if config is None:
+            return None
+        bad = _unknown(config, {"includeThoughts", "thinkingBudget", "thinkingLevel"}, "thinking_config")
+        if bad:
+            return bad
+        if "thinkingBudget" in config and "thinkingLevel" in config:
+            return Problem(400, "You can only set one of thinking budget and thinking level.", "INVALID_ARGUMENT")
+        budget = config.get("thinkingBudget")
+        if budget == 0 and "pro" in model:
+            return Problem(400, "Budget 0 is invalid. This model only works in thinking mode.", "INVALID_ARGUMENT")
+        low, high = (128, 32768) if "pro" in model else (0, 24576)
+        if budget is not None and budget != -1 and not (budget == 0 or low <= budget <= high):
+            return Problem(400, f"The thinking budget {budget} is invalid. Please choose a value between "
+                                f"{low} and {high}.", "INVALID_ARGUMENT")
+        return None
+
+    def _contents(self, model: str, body: dict) -> Problem | None:
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            return Problem(400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT")
+        for i, c in enumerate(contents):
+            bad = _unknown(c, {"role", "parts"}, f"contents[{i}]")
+            if bad:
+                return bad
+            if c.get("role") not in ("user", "model"):
+                return Problem(400, "Please use a valid role: user, model.", "INVALID_ARGUMENT")
+            # Stricter than today's API, which tolerates repeats; older models demanded alternation.
+            if i and contents[i - 1].get("role") == c["role"]:
+                return Problem(400, "Please ensure that multiturn requests alternate between user and model.",
+                               "INVALID_ARGUMENT")
+            parts = c.get("parts")
+            if not isinstance(parts, list) or not parts:
+                return Problem(400, f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not "
+                                    "be empty.", "INVALID_ARGUMENT")
+            for j, p in enumerate(parts):
+                bad = _unknown(p, _GEMINI_PART_KEYS, f"contents[{i}].parts[{j}]")
+                if bad:
+                    return bad
+                sig = p.get("thoughtSignature")
+                if sig is not None and (c["role"] != "model" or self.issued.get(sig) != model):
+                    return Problem(400, "Corrupted thought signature.", "INVALID_ARGUMENT")
+                if "text" in p and not _nonblank(p["text"]) and sig is None:
+                    return Problem(400, "Unable to submit request because it has an empty text parameter. "
+                                        "Add a value to the parameter and try again.", "INVALID_ARGUMENT")
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        n = len(self.accepted)
+        model = _GEMINI_PATH.search(rec.path).group(1)
+        show = ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts")
+        sig = _sig("CiIB")
+        self.issued[sig] = model
+        usage = {"promptTokenCount": 30 + n, "candidatesTokenCount": 7, "thoughtsTokenCount": 40,
+                 "cachedContentTokenCount": 5, "totalTokenCount": 82 + n}
+        objs = []
+        if show:
+            objs.append({"candidates": [{"content": {"role": "model", "parts": [
+                {"text": f"{model} muses, turn {n}", "thought": True}]}, "index": 0}]})
+        objs.append({"candidates": [{"content": {"role": "model", "parts": [
+            {"text": f"{model} answer", "thoughtSignature": sig}]}, "index": 0}]})
+        objs.append({"candidates": [{"content": {"role": "model", "parts": [{"text": f" {n}"}]},
+                                     "finishReason": "STOP", "index": 0}], "usageMetadata": usage})
+        if "alt=sse" in rec.path:
+            return Reply(chunks=[f"data: {json.dumps(o)}\r\n\r\n".encode() for o in objs])
+        return Reply(chunks=[("[" + "\n,\n".join(json.dumps(o, indent=2) for o in objs) + "]").encode()],
+                     content_type="application/json")
+
+
+def _unknown(obj: object, allowed: set[str], where: str) -> Problem | None:
+    if not isinstance(obj, dict):
+        return Problem(400, f"Invalid value at '{where}'", "INVALID_ARGUMENT")
+    for k in obj:
+        if k not in allowed:
+            at = f" at '{where}'" if where else ""
+            return Problem(400, f'Invalid JSON payload received. Unknown name "{k}"{at}: Cannot find field.',
+                           "INVALID_ARGUMENT")
+    return None
+
+
+# -- Ollama ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeOllama(FakeAPI):
+    # name -> whether it can think (Ollama refuses `think` for a model that cannot)
+    models: dict[str, bool] = field(default_factory=lambda: {"qwen3:8b": True, "llama3.2": False})
+
+    def matches(self, rec: Received) -> bool:
+        return rec.path.split("?")[0] in ("/api/chat", "/api/tags")
+
+    def error_reply(self, p: Problem) -> Reply:
+        return Reply.json(p.status, {"error": p.message})
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if rec.path == "/api/tags":
+            return None
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return Problem(400, "model is required")
+        if model not in self.models:
+            return Problem(404, f"model '{model}' not found")
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return Problem(400, "json: cannot unmarshal messages into Go struct field ChatRequest.messages")
+        for m in messages:
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(
+                m.get("content", ""), str
+            ):
+                return Problem(400, "json: cannot unmarshal message into Go value of type api.Message")
+        think = body.get("think")
+        if think is not None and not (isinstance(think, bool) or think in ("low", "medium", "high")):
+            return Problem(400, f"invalid think value: {think!r}")
+        if think and not self.models[model]:
+            return Problem(400, f'"{model}" does not support thinking')
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        if rec.path == "/api/tags":
+            models = [{"name": m, "model": m, "size": 1} for m in self.models]
+            return Reply.json(200, {"models": models})
+        n, model = len(self.accepted), body["model"]
+        lines = []
+        if body.get("think"):
+            lines.append({"message": {"role": "assistant", "content": "", "thinking": f"{model} ponders {n}"}})
+        lines += [{"message": {"role": "assistant", "content": f"{model} answer"}},
+                  {"message": {"role": "assistant", "content": f" {n}"}}]
+        stats = {"done_reason": "stop", "prompt_eval_count": 50 + n, "eval_count": 12,
+                 "eval_duration": 400_000_000, "total_duration": 900_000_000}
+        lines.append({"message": {"role": "assistant", "content": ""}, **stats})
+        out = [json.dumps({"model": model, "created_at": "2026-01-01T00:00:00Z", "done": "done_reason" in ln, **ln})
+               for ln in lines]
+        return Reply(chunks=[(o + "\n").encode() for o in out], content_type="application/x-ndjson")
+
+
+# -- DeepSeek (OpenAI shape) -----------------------------------------------------------------
+
+
+@dataclass
+class FakeDeepSeek(FakeAPI):
+    key: str = "sk-ds-test"
+    models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner")
+
+    def matches(self, rec: Received) -> bool:
+        return rec.path.split("?")[0].endswith("/chat/completions")
+
+    def error_reply(self, p: Problem) -> Reply:
+        return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "param": None,
+                                               "code": "invalid_request_error"}})
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if rec.headers.get("authorization") != f"Bearer {self.key}":
+            return Problem(401, "Authentication Fails, Your api key is invalid", "authentication_error")
+        if body.get("model") not in self.models:
+            return Problem(400, "Model Not Exist")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return Problem(400, "Empty input messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+                return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
+                                    "unknown variant, expected one of `system`, `user`, `assistant`, `tool`")
+            if not isinstance(m.get("content"), str):
+                return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
+                                    "invalid type: expected a string")
+        if body["model"] != "deepseek-reasoner":
+            return None
+        if any("reasoning_content" in m for m in messages):
+            # R1's documented rule: its chain of thought must not be sent back as input.
+            return Problem(400, "The reasoning_content is an intermediate result for display purposes only "
+                                "and will not be included in the context for inference. Please remove the "
+                                "reasoning_content from your input messages.")
+        turns = [(i, m["role"]) for i, m in enumerate(messages) if m["role"] != "system"]
+        if not turns or turns[0][1] != "user":
+            return Problem(400, "The first message (except the system message) of deepseek-reasoner must be a "
+                                "user message, but an assistant message detected.")
+        for (a, ra), (b, rb) in zip(turns, turns[1:]):
+            if ra == rb:
+                return Problem(400, f"deepseek-reasoner does not support successive user or assistant messages "
+                                    f"(messages[{a}] and messages[{b}] in your input). You should interleave "
+                                    "the user/assistant messages in the message sequence.")
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        n, model = len(self.accepted), body["model"]
+
+        def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
+            return {"id": f"c{n}", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
+
+        chunks = [chunk({"role": "assistant", "content": None, "reasoning_content": ""})]
+        if model == "deepseek-reasoner":
+            chunks.append(chunk({"content": None, "reasoning_content": f"{model} reasons {n}"}))
+        chunks += [chunk({"content": f"{model} answer"}), chunk({"content": f" {n}"})]
+        usage = {"prompt_tokens": 40 + n, "completion_tokens": 30, "total_tokens": 70 + n,
+                 "prompt_cache_hit_tokens": 8, "prompt_cache_miss_tokens": 32 + n,
+                 "completion_tokens_details": {"reasoning_tokens": 18}}
+        chunks.append(chunk({"content": ""}, "stop", usage))
+        return Reply.sse(*chunks)
+
+
+# -- driving a protocol ----------------------------------------------------------------------
+
+
+def drive(protocol: object, target: object, conversation: object) -> list:
+    """All events of one turn, through the real transport (httpx iter_raw if it is not there)."""
+    try:
+        from modelswitch.transport import stream
+    except ImportError:  # pragma: no cover - only while transport.py is being written
+        import httpx
+
+        request = protocol.build_request(target, conversation)  # type: ignore[attr-defined]
+        with httpx.Client() as client:
+            with client.stream(request.method, request.url, json=request.body, headers=request.headers) as r:
+                if r.status_code >= 300:
+                    raise AssertionError(f"{r.status_code}: {r.read()!r}")
+                return list(protocol.parse_stream(r.iter_raw(), target))  # type: ignore[attr-defined]
+    return list(stream(protocol, target, conversation))  # type: ignore[arg-type]
+
+
+def splits(data: bytes, seeds: range = range(6)) -> list[list[bytes]]:
+    """The same bytes whole, byte by byte, and cut at random places (seeded, so reproducible)."""
+    import random
+
+    out = [[data], [data[i : i + 1] for i in range(len(data))]]
+    for seed in seeds:
+        rng = random.Random(seed)
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 40))))
+        out.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])])
+    return out

@@ -454,3 +454,16 @@ def test_timestamps_are_utc(st: Store) -> None:
     before = datetime.now(UTC)
     info = st.create_session()
     assert before <= info.created <= datetime.now(UTC)
+
+
+def test_hide_last_exchange_mirrors_undo(st: Store) -> None:
+    sid = st.create_session().id
+    st.append(sid, Message("user", "q1"), Message("assistant", "a1", model=R1))
+    st.append(sid, Message("user", "q2"), Message("assistant", "a2", model=R1))
+    assert st.hide_last_exchange(sid) == (2, 3)
+    assert [m.text for m in st.load(sid)[1].messages] == ["q1", "a1"]
+    st.append(sid, Message("user", "lonely"))
+    assert st.hide_last_exchange(sid) == (4,)
+    assert st.hide_last_exchange(sid) == (0, 1)
+    assert st.hide_last_exchange(sid) == ()
+    assert len(st.transcript(sid)[1]) == 5  # all still on record

@@ -245,6 +245,26 @@ class Store:
                 raise UsageError(f"session #{session_id} has no turn {idx}")
             self._update(conn, session_id, None)
 
+    def hide_last_exchange(self, session_id: int) -> tuple[int, ...]:
+        """`/undo`: the last kept answer and its question become alternates, in one transaction.
+
+        Mirrors Conversation.without_last_exchange; the turns stay on record. Returns their indices.
+        """
+        with self._write() as conn:
+            last = conn.execute(
+                "SELECT idx, role FROM turns WHERE session = ? AND NOT alternate ORDER BY idx DESC LIMIT 2",
+                (session_id,),
+            ).fetchall()
+            hidden = [idx for idx, role in last[:1] if role == "assistant"]
+            rest = last[len(hidden):]
+            hidden += [idx for idx, role in rest[:1] if role == "user"]
+            conn.executemany(
+                "UPDATE turns SET alternate = 1 WHERE session = ? AND idx = ?",
+                [(session_id, idx) for idx in hidden],
+            )
+            self._update(conn, session_id, None)
+        return tuple(sorted(hidden))
+
     def transcript(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
         """A session and every stored turn in order, alternates included."""
         with self._read() as conn:

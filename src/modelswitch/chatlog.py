@@ -1,0 +1,128 @@
+"""The bridge from a live chat to the session database.
+
+A chat becomes a saved session at its first exchange. If the database cannot be used (corrupt,
+from a newer version, unwritable) the chat goes on unsaved and the user is told once, because
+losing the ability to talk is worse than losing the ability to save.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import errors
+from .conversation import Conversation, Message
+from .pricing import Cost
+from .startup import warn
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .store import Store
+
+
+class ChatLog:
+    def __init__(self, store: Store, session_id: int | None, conversation: Conversation,
+                 *, name: str | None = None, model: str | None = None, system: str | None = None) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.conversation = conversation
+        self.name = name
+        self._model = model
+        self._system = system
+
+    @classmethod
+    def open_for(
+        cls, session: str | None, cont: bool, *, model: str | None, system: str | None
+    ) -> ChatLog | None:
+        """The log for `--session NAME` (created if new), `-c` (most recent), or a new chat."""
+        from .store import Store
+
+        try:
+            store = Store.open()
+        except errors.StoreError as exc:
+            warn(f"warning: {exc.message} — this chat will not be saved")
+            return None
+        if cont and session:
+            raise errors.UsageError("choose one of -c/--continue and --session")
+        if cont:
+            info = store.latest()
+            if info is None:
+                warn("no earlier session to continue; starting a new one")
+                return cls(store, None, Conversation(system), model=model, system=system)
+            return cls._resume(store, info.id)
+        if session:
+            info = store.find(session)
+            if info is None:
+                created = store.create_session(name=session, model=model, system=system)
+                return cls(store, created.id, Conversation(system), name=session, model=model, system=system)
+            return cls._resume(store, info.id)
+        return cls(store, None, Conversation(system), model=model, system=system)
+
+    @classmethod
+    def _resume(cls, store: Store, session_id: int) -> ChatLog:
+        info, conversation = store.load(session_id)
+        return cls(store, info.id, conversation, name=info.name, model=info.model, system=info.system)
+
+    @property
+    def model(self) -> str | None:
+        """The model the session last used (so `chat -c` resumes on it)."""
+        return self._model
+
+    def _ensure(self) -> int:
+        if self.session_id is None:
+            info = self.store.create_session(name=self.name, model=self._model, system=self._system)
+            self.session_id = info.id
+        return self.session_id
+
+    def _safely(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except errors.StoreError as exc:
+            warn(f"warning: could not save {what}: {exc.message}")
+
+    def record(self, user: Message, assistant: Message, cost: Cost | None) -> None:
+        from .store import Turn
+
+        self._safely("this exchange", lambda: self.store.append(self._ensure(), Turn(user), Turn(assistant, cost)))
+
+    def set_model(self, name: str) -> None:
+        self._model = name
+        if self.session_id is not None:
+            self._safely("the model", lambda: self.store.set_model(self.session_id, name))
+
+    def set_system(self, text: str | None) -> None:
+        self._system = text
+        if self.session_id is not None:
+            self._safely("the system prompt", lambda: self.store.set_system(self.session_id, text))
+
+    def save_as(self, name: str) -> None:
+        """Name this chat (`/save NAME`); an unsaved chat gets its row now."""
+        self.store.set_name(self._ensure(), name)
+        self.name = name
+
+    def drop_last_exchange(self) -> None:
+        """Mark the last kept question and answer as alternates: out of context, still on record."""
+        if self.session_id is None:
+            return
+        sid = self.session_id
+
+        def hide() -> None:
+            _, turns = self.store.transcript(sid)
+            kept = [t for t in turns if not t.alternate]
+            for t in kept[-2:]:
+                if t.idx is not None:
+                    self.store.set_alternate(sid, t.idx)
+
+        self._safely("the undo", hide)
+
+    def fresh(self, *, model: str | None, system: str | None) -> ChatLog:
+        return ChatLog(self.store, None, Conversation(system), model=model, system=system)
+
+    def load(self, ref: str) -> ChatLog:
+        return self._resume(self.store, self.store.get(ref).id)
+
+    def names(self) -> list[str]:
+        try:
+            return list(self.store.names())
+        except errors.StoreError:
+            return []

@@ -1,0 +1,194 @@
+"""A live chat: the conversation, the current model, switching, retry, undo, attachments.
+
+Drawing is not done here: the REPL iterates an Answer and hands events to render.py, then calls
+`finish` so the turn lands in history (and in the session database) whatever its status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import errors
+from .answer import Answer, Settings
+from .config import Config, ModelSpec
+from .conversation import Conversation, Message
+from .events import Usage
+from .pricing import Cost, cost_of
+from .startup import ensure_usable
+
+MAX_ATTACHMENT_BYTES = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Running totals for the toolbar: tokens, and cost per currency."""
+
+    usage: Usage = Usage()
+    costs: tuple[tuple[str, float], ...] = ()
+
+    def add(self, usage: Usage | None, cost: Cost | None) -> Totals:
+        costs = dict(self.costs)
+        if cost:
+            costs[cost.currency] = costs.get(cost.currency, 0.0) + cost.amount
+        return Totals(self.usage + usage if usage else self.usage, tuple(costs.items()))
+
+
+class ChatSession:
+    def __init__(
+        self,
+        config: Config,
+        model: ModelSpec,
+        *,
+        conversation: Conversation | None = None,
+        log: object | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.conversation = conversation or Conversation()
+        self.settings = Settings()
+        self.think = "collapse"
+        self.attachments: list[Attachment] = []
+        self.log = log  # a chatlog.ChatLog, or None when sessions cannot be saved
+        self.totals = Totals()
+        for m in self.conversation.messages:
+            self.totals = self.totals.add(m.usage, self.cost_for(m))
+
+    # -- models ----------------------------------------------------------------------------
+    def resolve(self, name: str) -> ModelSpec:
+        """A usable model or a UsageError/ConfigError saying why not (current model unchanged)."""
+        spec = self.config.resolve(name)
+        ensure_usable(self.config, spec)
+        return spec
+
+    def switch(self, name: str) -> str:
+        spec = self.resolve(name)
+        self.model = spec
+        if self.log is not None:
+            self.log.set_model(spec.name)
+        n = len(self.conversation.for_request())
+        kept = f"history kept ({n} turn{'s' if n != 1 else ''})" if n else "new conversation"
+        return f"switched to {spec.name} ({spec.full_id}); {kept}"
+
+    # -- turns -----------------------------------------------------------------------------
+    def attach(self, path: str) -> str:
+        p = Path(path).expanduser()
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise errors.UsageError(f"cannot read {path}: {exc.strerror}") from None
+        if len(raw) > MAX_ATTACHMENT_BYTES:
+            raise errors.UsageError(f"{path} is {len(raw) / 1e6:.1f} MB; attach at most {MAX_ATTACHMENT_BYTES // 1_000_000} MB")
+        if b"\x00" in raw:
+            raise errors.UsageError(f"{path} looks binary; only text files can be attached")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.UsageError(f"{path} is not UTF-8 text") from None
+        self.attachments.append(Attachment(str(p), text))
+        return f"attached {p.name} ({len(raw):,} bytes) to your next message"
+
+    def user_message(self, text: str) -> Message:
+        """The user's text with pending attachments folded in (they are sent once, then cleared)."""
+        parts = [f"File {a.path}:\n```\n{a.text.rstrip()}\n```" for a in self.attachments]
+        self.attachments = []
+        return Message(role="user", text="\n\n".join(parts + [text]) if parts else text)
+
+    def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> Answer:
+        """Start an answer to `user` on `model` (default: the current model); not yet in history."""
+        spec = model or self.model
+        return Answer(self.config, self.conversation.add(user), spec, settings=self.settings, fallback=fallback)
+
+    def finish(self, user: Message, answer: Answer) -> Message:
+        """Put the exchange into history and the database, whatever its status."""
+        message = answer.message
+        cost = self.cost_for(message)
+        self.conversation = self.conversation.add(user).add(message)
+        self.totals = self.totals.add(message.usage, cost)
+        if self.log is not None:
+            self.log.record(user, message, cost)
+        return message
+
+    def cost_for(self, message: Message) -> Cost | None:
+        if message.model is None:
+            return None
+        try:
+            spec = self.config.resolve(message.model.alias or message.model.full_id)
+        except errors.UsageError:
+            return None
+        return cost_of(message.usage, spec.price)
+
+    def last_exchange(self) -> tuple[Message, Message] | None:
+        msgs = self.conversation.messages
+        if len(msgs) >= 2 and msgs[-1].role == "assistant" and msgs[-2].role == "user":
+            return msgs[-2], msgs[-1]
+        return None
+
+    def pop_last_exchange(self) -> Message:
+        """For /retry and /undo: drop the last answer and the question it answered."""
+        pair = self.last_exchange()
+        if pair is None:
+            raise errors.UsageError("nothing to undo yet")
+        self.conversation = self.conversation.without_last_exchange()
+        if self.log is not None:
+            self.log.drop_last_exchange()
+        return pair[0]
+
+    def set_system(self, text: str | None) -> None:
+        self.conversation = self.conversation.with_system(text)
+        if self.log is not None:
+            self.log.set_system(text)
+
+    def clear(self) -> None:
+        """A new conversation (and a new saved session); the model and settings stay."""
+        system = self.conversation.system
+        self.conversation = Conversation(system)
+        self.totals = Totals()
+        if self.log is not None:
+            self.log = self.log.fresh(model=self.model.name, system=system)
+
+    def set(self, key: str, value: str) -> str:
+        key = key.strip().lower()
+        if key == "temperature":
+            t = _number(value, key)
+            if not 0 <= t <= 2:
+                raise errors.UsageError("temperature must be between 0 and 2")
+            self.settings = replace(self.settings, temperature=t)
+        elif key == "max_tokens":
+            n = int(_number(value, key))
+            if n <= 0:
+                raise errors.UsageError("max_tokens must be greater than 0")
+            self.settings = replace(self.settings, max_tokens=n)
+        elif key == "reasoning":
+            self.settings = replace(self.settings, reasoning=_reasoning(value))
+        else:
+            raise errors.UsageError(f"unknown setting '{key}' (temperature, max_tokens, reasoning)")
+        return f"{key} = {value}"
+
+
+def _number(value: str, key: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise errors.UsageError(f"{key} needs a number, not '{value}'") from None
+
+
+def _reasoning(value: str) -> bool | str | int | None:
+    v = value.strip().lower()
+    if v in ("on", "true", "yes"):
+        return True
+    if v in ("off", "false", "no"):
+        return False
+    if v in ("default", "auto"):
+        return None
+    if v in ("low", "medium", "high"):
+        return v
+    if v.isdigit():
+        return int(v)
+    raise errors.UsageError("reasoning is on, off, low, medium, high, default or a token budget")

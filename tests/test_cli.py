@@ -1,0 +1,218 @@
+"""The CLI as a user meets it: typer's CliRunner for most, the installed command in a pipe for one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelswitch.cli import app
+from tests.loopback import LoopbackServer, Reply
+
+KEY = "sk-cli-SECRET-abcdef0123456789"
+REASONING_STREAM = "deepseek_reasoner_stream_reasoning_content.sse"
+
+
+def config_for(tmp_path: Path, url: str) -> Path:
+    p = tmp_path / "ms.toml"
+    p.write_text(f"""
+default = "r1"
+[providers.loop]
+base_url = "{url}/v1"
+api_key_env = "LOOP_KEY"
+retries = 0
+[providers.loop.models.r1]
+id = "deepseek-reasoner"
+price = {{ input = 4.0, output = 16.0, currency = "CNY" }}
+""", "utf-8")
+    return p
+
+
+@pytest.fixture
+def env(tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setenv("LOOP_KEY", KEY)
+    cfg = config_for(tmp_path, server.url)
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    return {"config": cfg}
+
+
+def invoke(args: list[str], input: str | None = None):  # noqa: A002, ANN201
+    return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
+
+
+def fixture_text() -> tuple[str, str]:
+    """The answer and reasoning in the recorded DeepSeek stream, read independently of our parser."""
+    text, reasoning = [], []
+    raw = (Path(__file__).parent / "fixtures" / REASONING_STREAM).read_text("utf-8")
+    for line in raw.splitlines():
+        if line.startswith("data: {"):
+            delta = json.loads(line[6:])["choices"]
+            if delta:
+                d = delta[0]["delta"]
+                text.append(d.get("content") or "")
+                reasoning.append(d.get("reasoning_content") or "")
+    return "".join(text), "".join(reasoning)
+
+
+def test_ask_piped_prints_only_the_answer(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM, size=37))
+    result = invoke(["ask", "hello"])
+    text, reasoning = fixture_text()
+    assert result.exit_code == 0, result.output
+    assert result.stdout == text + "\n" or result.stdout == text
+    assert reasoning[:20] not in result.stdout
+    assert "\x1b[" not in result.stdout
+    body = server.requests[0].json
+    assert body["messages"] == [{"role": "user", "content": "hello"}]
+    assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_ask_joins_stdin_and_prompt(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM))
+    result = invoke(["ask", "write", "a", "commit", "message"], input="diff --git a/x b/x\n+hi\n")
+    assert result.exit_code == 0
+    content = server.requests[0].json["messages"][-1]["content"]
+    assert content == "diff --git a/x b/x\n+hi\n\nwrite a commit message"
+
+
+def test_ask_json_has_reasoning_usage_cost_timing(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM))
+    result = invoke(["ask", "--json", "hi"])
+    assert result.exit_code == 0
+    obj = json.loads(result.stdout)
+    text, reasoning = fixture_text()
+    assert obj["content"] == text and obj["reasoning"] == reasoning
+    assert obj["model"] == "loop/deepseek-reasoner" and obj["alias"] == "r1"
+    u = obj["usage"]
+    assert u["input_tokens"] > 0 and u["output_tokens"] >= u["reasoning_tokens"] > 0
+    expected = (u["input_tokens"] * 4.0 + u["output_tokens"] * 16.0) / 1e6
+    assert obj["cost"] == {"amount": pytest.approx(expected), "currency": "CNY"}
+    assert obj["finish_reason"] == "stop" and obj["fallback_from"] is None
+    assert obj["timing"]["total_s"] >= obj["timing"]["ttft_s"] >= 0
+
+
+def test_ask_jsonl_streams_events(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM))
+    result = invoke(["ask", "--jsonl", "hi"])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [line["type"] for line in lines]
+    assert kinds[0] == "reasoning" and "text" in kinds
+    assert kinds[-2:] == ["usage", "done"]
+    text, _ = fixture_text()
+    assert "".join(line["text"] for line in lines if line["type"] == "text") == text
+
+
+def test_ask_reasoning_stderr(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM))
+    result = invoke(["ask", "--reasoning", "stderr", "hi"])
+    text, reasoning = fixture_text()
+    assert reasoning in result.stderr
+    assert reasoning not in result.stdout
+
+
+def test_provider_error_is_one_line_exit_1_and_no_key(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.json(401, {"error": {"message": f"Authentication Fails, your api key: {KEY} is invalid"}}))
+    result = invoke(["ask", "hi"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: loop/deepseek-reasoner: the API key was rejected (401)")
+    assert lines[0].endswith("— check LOOP_KEY")
+    assert KEY not in result.stderr
+
+
+def test_unknown_model_exit_2(env: dict) -> None:
+    result = invoke(["ask", "-m", "r2", "hi"])
+    assert result.exit_code == 2
+    assert "unknown model 'r2' — did you mean 'r1'?" in result.stderr
+
+
+def test_missing_key_names_the_variable(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOOP_KEY")
+    result = invoke(["ask", "hi"])
+    assert result.exit_code == 2
+    assert "set LOOP_KEY" in result.stderr
+
+
+def test_binary_stdin_is_refused(env: dict) -> None:
+    result = CliRunner().invoke(app, ["ask", "what is this"], input=b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert result.exit_code == 2
+    assert "stdin looks binary" in result.stderr
+
+
+def test_nothing_to_ask(env: dict) -> None:
+    result = invoke(["ask"], input="")
+    assert result.exit_code == 2
+    assert "nothing to ask" in result.stderr
+
+
+def test_no_model_at_all_explains_how_to_get_one(tmp_path: Path) -> None:
+    result = invoke(["ask", "hi"])
+    assert result.exit_code == 2
+    assert "export DEEPSEEK_API_KEY=" in result.stderr
+    assert "ollama at http://127.0.0.1:11434" in result.stderr
+
+
+def test_models_lists_key_status(env: dict) -> None:
+    result = invoke(["models", "--json"])
+    data = json.loads(result.stdout)["models"]
+    r1 = next(m for m in data if m["alias"] == "r1")
+    assert r1["key_present"] is True and r1["model"] == "loop/deepseek-reasoner"
+    hy = next(m for m in data if m["alias"] == "hy")
+    assert hy["key_present"] is False and hy["key"] == "set HUNYUAN_API_KEY"
+    table = invoke(["models"]).stdout
+    assert "r1" in table and "set HUNYUAN_API_KEY" in table
+
+
+def test_config_init_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "config" / "modelswitch" / "config.toml"
+    assert invoke(["config", "init"]).exit_code == 0
+    assert target.exists() and oct(target.stat().st_mode & 0o777) == "0o600"
+    target.write_text("# mine\n")
+    again = invoke(["config", "init"])
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert target.read_text() == "# mine\n"
+    assert invoke(["config", "init", "--force"]).exit_code == 0
+    assert "[providers.deepseek.models.r1]" in target.read_text()
+    assert invoke(["config", "validate"]).exit_code == 0
+
+
+def test_config_validate_points_at_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('default = "hy"\n[providers.x\n')
+    result = invoke(["--config", str(bad), "config", "validate"])
+    assert result.exit_code == 2
+    assert str(bad) in result.stderr and "line 2" in result.stderr
+
+
+def test_config_show_redacts_inline_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[providers.x]\nbase_url = "https://x.example/v1"\napi_key = "sk-inline-SECRET-9876"\n'
+                   '[providers.x.models.m]\nid = "m"\n')
+    result = invoke(["--config", str(cfg), "config", "show"])
+    assert result.exit_code == 0
+    assert "sk-inline-SECRET-9876" not in result.stdout
+    assert "sk-…9876" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+def test_installed_command_streams_into_a_pipe(env: dict, server: LoopbackServer, tmp_path: Path) -> None:
+    server.add(Reply.fixture(REASONING_STREAM, size=50, delay=0.001))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    out = tmp_path / "msg.txt"
+    with open(out, "wb") as f:
+        proc = subprocess.run([exe, "ask", "hello"], stdout=f, stderr=subprocess.PIPE, env=os.environ.copy(),
+                              timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text, reasoning = fixture_text()
+    assert out.read_text("utf-8").rstrip("\n") == text
+    assert b"\x1b" not in out.read_bytes()
+    assert KEY.encode() not in proc.stderr

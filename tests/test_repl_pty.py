@@ -1,0 +1,184 @@
+"""The REPL in a real pseudo-terminal: keys in, screen out, requests checked at the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.loopback import LoopbackServer, Reply
+
+pexpect = pytest.importorskip("pexpect")
+EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+pytestmark = [
+    pytest.mark.pty,
+    pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed"),
+]
+PROMPT_TIMEOUT = 20
+
+
+def oa_chunk(content: str | None = None, reasoning: str | None = None) -> dict:
+    delta: dict = {}
+    if content is not None:
+        delta["content"] = content
+    if reasoning is not None:
+        delta["reasoning_content"] = reasoning
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+def oa_finish(prompt: int = 10, completion: int = 20) -> dict:
+    return {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
+
+
+def anthropic_text(text: str) -> Reply:
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                                                "model": "claude-haiku-4-5", "content": [],
+                                                                "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 12}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return Reply(chunks=[f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events], path="/anth/")
+
+
+@pytest.fixture
+def chat_env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"""
+default = "r1"
+[providers.deep]
+base_url = "{server.url}/deep/v1"
+api_key_env = "DEEP_KEY"
+retries = 0
+[providers.deep.models.r1]
+id = "deepseek-reasoner"
+[providers.claude]
+type = "anthropic"
+base_url = "{server.url}/anth"
+api_key_env = "CLAUDE_KEY"
+retries = 0
+[providers.claude.models.hy]
+id = "claude-haiku-4-5"
+max_tokens = 1000
+""")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({
+        "MODELSWITCH_CONFIG": str(cfg), "DEEP_KEY": "sk-deep-0123456789", "CLAUDE_KEY": "sk-ant-0123456789",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1",
+    })
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def spawn(env: dict[str, str], *args: str):  # noqa: ANN201
+    child = pexpect.spawn(EXE, ["chat", *args], env=env, encoding="utf-8", dimensions=(40, 100),
+                          timeout=PROMPT_TIMEOUT)
+    child.expect("r1 ›")
+    return child
+
+
+def test_switch_models_mid_conversation(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(Reply.sse(oa_chunk(reasoning="Let me think about "), oa_chunk(reasoning="greetings."),
+                         oa_chunk(content="Hello there, "), oa_chunk(content="friend."), oa_finish(),
+                         path="/deep/"))
+    server.add(anthropic_text("Yes, that was right."))
+    server.add(Reply.sse(oa_chunk(content="One-off from r1."), oa_finish(), path="/deep/"))
+    child = spawn(chat_env)
+
+    child.send("hello\r")
+    child.expect("Thought for")
+    child.expect("Hello there, friend.")
+    child.expect("r1 ·")  # the footer names the model
+    child.expect("r1 ›")
+
+    child.send("/model hy\r")
+    child.expect(r"switched to hy \(claude/claude-haiku-4-5\); history kept \(2 turns\)")
+    child.expect("hy ›")
+    child.send("was that right?\r")
+    child.expect("Yes, that was right.")
+    child.expect("hy ›")
+
+    child.send("@r1 say it once\r")
+    child.expect("One-off from r1.")
+    child.expect("hy ›")  # the current model stays
+
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    deep1, claude, deep2 = server.requests
+    assert deep1.path == "/deep/v1/chat/completions"
+    assert claude.path == "/anth/v1/messages"
+    body = claude.json
+    assert body["model"] == "claude-haiku-4-5"
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    texts = [m["content"] if isinstance(m["content"], str) else "".join(b.get("text", "") for b in m["content"])
+             for m in body["messages"]]
+    assert texts == ["hello", "Hello there, friend.", "was that right?"]
+    assert "greetings" not in json.dumps(body)  # DeepSeek's reasoning never crosses to Claude
+    assert claude.headers["x-api-key"] == "sk-ant-0123456789"
+    # The one-off went to r1 with the whole history, in OpenAI format, without reasoning_content.
+    msgs = deep2.json["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]
+    assert msgs[-1]["content"] == "say it once"
+    assert all("reasoning_content" not in m for m in msgs)
+
+
+def test_ctrl_c_mid_stream_keeps_the_partial_answer(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    words = [oa_chunk(content=f"word{i} ") for i in range(200)]
+    server.add(Reply.sse(*words, oa_finish(), delay=0.05, path="/deep/"))
+    server.add(Reply.sse(oa_chunk(content="fresh answer"), oa_finish(), path="/deep/"))
+    child = spawn(chat_env)
+    child.send("tell me a long story\r")
+    child.expect("word3 ")
+    child.sendintr()
+    child.expect("interrupted — partial answer kept")
+    child.expect("r1 ›")
+    child.send("/history\r")
+    child.expect(r"r1 \[interrupted\]: word0 word1 word2 word3")
+    child.expect("r1 ›")
+    child.send("go on\r")
+    child.expect("fresh answer")
+    child.expect("r1 ›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    # The server saw the connection closed early, and the partial answer travelled as history.
+    follow_up = server.requests[1].json["messages"]
+    assert follow_up[1]["role"] == "assistant" and follow_up[1]["content"].startswith("word0 word1 word2 word3")
+    assert "word199" not in follow_up[1]["content"]
+
+
+def test_unknown_command_and_refused_switch(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    child = spawn(chat_env)
+    child.send("/modle hy\r")
+    child.expect("unknown command /modle — did you mean /model\\?")
+    child.send("/model gpt-4o-mini\r")
+    child.expect("set OPENAI_API_KEY")
+    child.expect("r1 ›")  # still on r1
+    child.send("/help\r")
+    child.expect("/think show\\|hide\\|collapse")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+
+
+def test_piped_chat_reads_one_message_per_line(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    import subprocess
+
+    server.add(Reply.sse(oa_chunk(reasoning="hmm"), oa_chunk(content="first"), oa_finish(), path="/deep/"))
+    server.add(anthropic_text("second"))
+    proc = subprocess.run([EXE, "chat"], input="one\n/model hy\ntwo\n", env=chat_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "first" in proc.stdout and "second" in proc.stdout
+    assert "hmm" not in proc.stdout
+    assert "\x1b[" not in proc.stdout

@@ -1,0 +1,176 @@
+"""Ollama's native API: `POST {base_url}/api/chat`, answered as newline-delimited JSON.
+
+Each line is `{"message": {"role", "content", "thinking"?}, "done": false}`; the last has
+`"done": true` with `done_reason`, `prompt_eval_count`, `eval_count` and `eval_duration` (ns).
+`think` (true/false, or an effort word for models that take one) turns reasoning on or off and
+puts it in `message.thinking`. Errors are `{"error": "..."}`, as the body of a 4xx/5xx or as a
+line mid-stream. `GET /api/tags` lists the models pulled locally.
+
+Ollama measures its own generation speed; the final event is an `OllamaDone` (a `Done`) that
+carries it, read with `tokens_per_s(event)`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..conversation import Conversation
+from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
+from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
+from ..sse import iter_ndjson
+from .base import HttpRequest, Target
+
+NAME = "ollama"
+DEFAULT_BASE_URL = "http://localhost:11434"
+_FINISH = {"stop": "stop", "length": "length"}
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaDone(Done):
+    """Done, plus the speed Ollama measured for the answer (eval_count over eval_duration)."""
+
+    tokens_per_s: float | None = None
+
+
+def tokens_per_s(event: Event) -> float | None:
+    """The server-measured generation speed a stream's final event carries, if it has one."""
+    value = getattr(event, "tokens_per_s", None)
+    return value if isinstance(value, float) else None
+
+
+def eval_rate(eval_count: object, eval_duration_ns: object) -> float | None:
+    """Tokens per second from Ollama's counters; None when they are missing or zero."""
+    if not isinstance(eval_count, int) or not isinstance(eval_duration_ns, int):
+        return None
+    if eval_count <= 0 or eval_duration_ns <= 0:
+        return None
+    return eval_count / (eval_duration_ns / 1e9)
+
+
+def think_value(reasoning: bool | str | int | None) -> bool | str | None:
+    """The request's `think` for a `reasoning` setting; None leaves the model's default."""
+    if reasoning is None or isinstance(reasoning, (bool, str)):
+        return reasoning
+    # Ollama has no token budgets: a positive budget can only mean "think".
+    return reasoning > 0
+
+
+def tags_request(base_url: str) -> HttpRequest:
+    """The request listing the models pulled into this Ollama (`modelswitch models`)."""
+    return HttpRequest("GET", base_url.rstrip("/") + "/api/tags", {"accept": "application/json"}, None)
+
+
+def parse_tags(body: bytes) -> list[str]:
+    """Model names from an /api/tags body, in the order Ollama lists them."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"/api/tags did not answer JSON: {body[:80]!r}") from exc
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise ProtocolError("/api/tags answer has no `models` list")
+    names: list[str] = []
+    for entry in models:
+        name = (entry.get("name") or entry.get("model")) if isinstance(entry, dict) else None
+        if isinstance(name, str) and name and name not in names:
+            names.append(name)
+    return names
+
+
+class OllamaProtocol:
+    """Ollama's /api/chat wire protocol."""
+
+    name = NAME
+    # Read by the transport to finish its 404 and connection-refused messages.
+    not_found_hint = "run `ollama pull {model}`"
+    unreachable_hint = "is Ollama running? Start it with `ollama serve`"
+
+    def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
+        """The streaming request for this conversation, well-formed for this API."""
+        messages: list[dict] = []
+        if conversation.system and conversation.system.strip():
+            messages.append({"role": "system", "content": conversation.system})
+        for message in conversation.for_request():
+            if not message.text.strip():
+                continue
+            if messages and messages[-1]["role"] == message.role:
+                # Many models' chat templates refuse two turns of one role in a row.
+                messages[-1]["content"] += "\n\n" + message.text
+            else:
+                messages.append({"role": message.role, "content": message.text})
+        body: dict = {"model": target.model_id, "messages": messages, "stream": True}
+        think = think_value(target.reasoning)
+        if think is not None:
+            body["think"] = think
+        options: dict = {}
+        if target.temperature is not None:
+            options["temperature"] = target.temperature
+        if target.max_tokens is not None:
+            options["num_predict"] = target.max_tokens
+        if options:
+            body["options"] = options
+        headers = {"content-type": "application/json"}
+        if target.api_key:  # a remote Ollama behind a proxy, or ollama.com
+            headers["authorization"] = f"Bearer {target.api_key}"
+        headers.update(dict(target.headers))
+        return HttpRequest("POST", target.base_url.rstrip("/") + "/api/chat", headers, body)
+
+    def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
+        """Raw NDJSON bytes (any chunking) to events, ending in an OllamaDone."""
+        for line in iter_ndjson(chunks):
+            if not isinstance(line, dict):
+                raise ProtocolError(f"unexpected JSON line in stream: {str(line)[:80]!r}")
+            if "error" in line:
+                raise _stream_error(line["error"])
+            message = line.get("message")
+            if isinstance(message, dict):
+                if isinstance(message.get("thinking"), str) and message["thinking"]:
+                    yield ReasoningDelta(message["thinking"])
+                if isinstance(message.get("content"), str) and message["content"]:
+                    yield TextDelta(message["content"])
+            if line.get("done") is True:
+                yield from _finish(line, target)
+                return
+        raise StreamError("the stream ended before its done line (answer incomplete)")
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """The `error` string of `{"error": "..."}`, else ""."""
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            text = body.decode("utf-8", "replace").strip()
+            return text if text and len(text) <= 300 and "<" not in text else ""
+        if isinstance(data, dict):
+            error = data.get("error")
+            if isinstance(error, str):
+                return error
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                return error["message"]
+        return ""
+
+
+PROTOCOL = OllamaProtocol()
+
+
+def _finish(line: dict, target: Target) -> Iterator[Event]:
+    def count(key: str) -> int:
+        value = line.get(key)
+        return value if isinstance(value, int) else 0
+
+    # Ollama counts thinking inside eval_count and does not report it apart.
+    yield Usage(input_tokens=count("prompt_eval_count"), output_tokens=count("eval_count"))
+    reason = line.get("done_reason") if isinstance(line.get("done_reason"), str) else None
+    if reason == "length":
+        limit = f" ({target.max_tokens})" if target.max_tokens else ""
+        yield Notice(f"stopped: the answer hit max_tokens{limit}")
+    rate = eval_rate(line.get("eval_count"), line.get("eval_duration"))
+    yield OllamaDone(_FINISH.get(reason or "", reason), rate)
+
+
+def _stream_error(error: object) -> ProviderError:
+    text = error if isinstance(error, str) else json.dumps(error)
+    if "busy" in text or "overloaded" in text:
+        return OverloadedError(f"overloaded: {text}")
+    return StreamError(f"error in stream: {text}")

@@ -29,6 +29,7 @@ class ChatLog:
         self.name = name
         self._model = model
         self._system = system
+        self._held: tuple[int, ...] = ()  # store indices of a compare awaiting /keep: user, answers
 
     @classmethod
     def open_for(
@@ -84,6 +85,29 @@ class ChatLog:
         from .store import Turn
 
         self._safely("this exchange", lambda: self.store.append(self._ensure(), Turn(user), Turn(assistant, cost)))
+
+    def record_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
+        """All compared answers are stored, as alternates, with the question; /keep picks one."""
+        from .store import Turn
+
+        turns = [Turn(user, alternate=True)] + [Turn(m, c, alternate=True) for m, c in answers]
+
+        def write() -> None:
+            self._held = self.store.append(self._ensure(), *turns)
+
+        self._safely("the compared answers", write)
+
+    def keep(self, index: int) -> None:
+        if not self._held or self.session_id is None:
+            return
+        sid, user_idx, answer_idx = self.session_id, self._held[0], self._held[1 + index]
+        self._held = ()
+
+        def write() -> None:
+            self.store.set_alternate(sid, user_idx, False)
+            self.store.set_alternate(sid, answer_idx, False)
+
+        self._safely("the kept answer", write)
 
     def set_model(self, name: str) -> None:
         self._model = name

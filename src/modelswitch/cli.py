@@ -151,6 +151,26 @@ def models(
     guarded(ctx, run)
 
 
+@app.command()
+def compare(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; piped stdin is added before it.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("-m", "--model", help="A model to compare (give 2 or more).")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"results": [...]} at the end.')] = False,
+) -> None:
+    """The same prompt to several models at once: tokens, cost and speed side by side."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from .compare_run import run_compare_cli
+
+        return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
+                               json_out=json_out, color=g.color)
+
+    guarded(ctx, run)
+
+
 @config_app.command("init")
 def config_init(
     ctx: typer.Context, force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False

@@ -57,8 +57,11 @@ class ChatSession:
         self.attachments: list[Attachment] = []
         self.log = log  # a chatlog.ChatLog, or None when sessions cannot be saved
         self.totals = Totals()
+        # Every answer this chat paid for, kept or not (compare alternates, retried answers): /cost.
+        self.answered: list[Message] = []
+        self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
         for m in self.conversation.messages:
-            self.totals = self.totals.add(m.usage, self.cost_for(m))
+            self._count(m)
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -108,12 +111,52 @@ class ChatSession:
     def finish(self, user: Message, answer: Answer) -> Message:
         """Put the exchange into history and the database, whatever its status."""
         message = answer.message
-        cost = self.cost_for(message)
+        self.held = None
         self.conversation = self.conversation.add(user).add(message)
-        self.totals = self.totals.add(message.usage, cost)
+        cost = self._count(message)
         if self.log is not None:
             self.log.record(user, message, cost)
         return message
+
+    def _count(self, message: Message) -> Cost | None:
+        if message.role != "assistant":
+            return None
+        cost = self.cost_for(message)
+        self.totals = self.totals.add(message.usage, cost)
+        self.answered.append(message)
+        return cost
+
+    def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
+        """Compared answers wait outside the history (and are saved as alternates) until /keep."""
+        for message, _ in answers:
+            self._count(message)
+        self.held = (user, tuple(m for m, _ in answers))
+        if self.log is not None:
+            self.log.record_compare(user, answers)
+
+    def keep(self, ref: str) -> Message:
+        """`/keep N` or `/keep NAME`: that compared answer becomes the assistant turn."""
+        if self.held is None:
+            raise errors.UsageError("nothing to keep: /keep follows a /compare")
+        user, answers = self.held
+        index = None
+        if ref.isdigit() and 1 <= int(ref) <= len(answers):
+            index = int(ref) - 1
+        else:
+            for i, m in enumerate(answers):
+                if m.model and ref in (m.model.alias, m.model.full_id, m.model.name):
+                    index = i
+                    break
+        if index is None:
+            raise errors.UsageError(f"no compared answer '{ref}' (1-{len(answers)} or a model name)")
+        chosen = answers[index]
+        if not chosen.text:
+            raise errors.UsageError(f"answer {index + 1} is empty; keep another")
+        self.held = None
+        self.conversation = self.conversation.add(user).add(chosen)
+        if self.log is not None:
+            self.log.keep(index)
+        return chosen
 
     def cost_for(self, message: Message) -> Cost | None:
         if message.model is None:

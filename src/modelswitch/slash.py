@@ -183,6 +183,39 @@ def _sessions(repl: Repl, arg: str) -> None:
     )
 
 
+@command("compare", "/compare A B [...] [PROMPT]",
+         "the same prompt to several models at once; without PROMPT, your next message", args="model")
+def _compare(repl: Repl, arg: str) -> None:
+    from .compare_run import parse_compare_args, run_compare
+
+    specs, prompt = parse_compare_args(repl, arg)
+    if prompt:
+        run_compare(repl, specs, prompt)
+        return
+    repl.pending_compare = tuple(specs)
+    repl.say(f"your next message goes to {', '.join(s.name for s in specs)}", "dim")
+
+
+@command("keep", "/keep N|MODEL", "put one compared answer into the conversation")
+def _keep(repl: Repl, arg: str) -> None:
+    if not arg:
+        raise UsageError("usage: /keep N (or /keep MODEL)")
+    chosen = repl.session.keep(arg)
+    repl.say(f"kept the answer from {chosen.model.name if chosen.model else arg}", "green")
+
+
+@command("cost", "/cost", "tokens, cost and speed of this chat, per model")
+def _cost(repl: Repl, arg: str) -> None:
+    from .render import print_table
+    from .stats import per_model
+
+    table = per_model(repl.session.answered, repl.session.cost_for)
+    if not table:
+        repl.say("no answers yet")
+        return
+    print_table(["model", "turns", "input", "output", "reasoning", "cost", "mean ttft", "mean tok/s"], table)
+
+
 @command("help", "/help", "this list; @NAME TEXT sends one message to another model")
 def _help(repl: Repl, arg: str) -> None:
     from .render import print_table

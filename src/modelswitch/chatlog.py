@@ -125,19 +125,10 @@ class ChatLog:
         self.name = name
 
     def drop_last_exchange(self) -> None:
-        """Mark the last kept question and answer as alternates: out of context, still on record."""
-        if self.session_id is None:
-            return
-        sid = self.session_id
-
-        def hide() -> None:
-            _, turns = self.store.transcript(sid)
-            kept = [t for t in turns if not t.alternate]
-            for t in kept[-2:]:
-                if t.idx is not None:
-                    self.store.set_alternate(sid, t.idx)
-
-        self._safely("the undo", hide)
+        """The last kept question and answer leave the context but stay on record (alternates)."""
+        if self.session_id is not None:
+            sid = self.session_id
+            self._safely("the undo", lambda: self.store.hide_last_exchange(sid))
 
     def fresh(self, *, model: str | None, system: str | None) -> ChatLog:
         return ChatLog(self.store, None, Conversation(system), model=model, system=system)

@@ -165,7 +165,19 @@ def load(path: Path) -> Config:
         except tomllib.TOMLDecodeError as exc:
             # tomllib puts "(at line N, column M)" in its message: that is the pointer users need.
             raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
-    return build(user, path, exists=exists, presets=load_presets())
+    config = build(user, path, exists=exists, presets=load_presets())
+    if exists and _has_inline_key(user) and path.stat().st_mode & 0o044:
+        warning = (f"{path} holds an inline api_key and other users can read it: "
+                   f"chmod 600 {path} (or use api_key_env / api_key_cmd)")
+        config = replace(config, warnings=config.warnings + (warning,))
+    return config
+
+
+def _has_inline_key(user: dict[str, Any]) -> bool:
+    providers = user.get("providers")
+    return isinstance(providers, dict) and any(
+        isinstance(p, dict) and "api_key" in p for p in providers.values()
+    )
 
 
 def build(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -90,8 +91,26 @@ def _open(request: HttpRequest, connect_timeout: float, read_timeout: float):  #
     if request.body is not None:
         body = json.dumps(request.body, ensure_ascii=False).encode("utf-8")
     headers = {"Accept-Encoding": "identity", **request.headers}
+    if os.environ.get("MODELSWITCH_DEBUG"):
+        _debug_log(request, headers, body)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, write=30.0, pool=connect_timeout)
     return client().stream(request.method, request.url, content=body, headers=headers, timeout=timeout)
+
+
+def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None) -> None:
+    """`--debug`: what is sent, with every secret masked (header values of auth headers entirely)."""
+    import sys
+
+    from .secrets import mask
+
+    shown = {
+        k: (mask(v) if k.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key") else v)
+        for k, v in headers.items()
+    }
+    sys.stderr.write(redact(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
+    if body is not None:
+        sys.stderr.write(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n"))
+    sys.stderr.flush()
 
 
 def _named(exc: errors.ProviderError, target: Target) -> errors.ProviderError:

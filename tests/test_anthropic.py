@@ -306,3 +306,12 @@ def test_own_signed_thinking_is_accepted_back_by_the_validating_api(server: Loop
     assert api.rejected == [] and len(api.accepted) == 2
     kinds = [b["type"] for b in api.accepted[1]["messages"][1]["content"]]
     assert kinds == ["thinking", "redacted_thinking", "text"]
+
+
+def test_merged_assistant_turns_keep_all_thinking_ahead_of_all_text() -> None:
+    first = ReplayState("anthropic", "claude-haiku-4-5", json.dumps(THINKING))
+    second = ReplayState("anthropic", "claude-haiku-4-5", json.dumps({**THINKING, "signature": "SIG2"}))
+    conv = Conversation(None, (Message("user", "q"), answer("A", CLAUDE, first), answer("B", CLAUDE, second), Message("user", "q2")))
+    content = PROTOCOL.build_request(TARGET, conv).body["messages"][1]["content"]
+    assert [b["type"] for b in content] == ["thinking", "thinking", "text", "text"]
+    assert [b.get("signature") or b.get("text") for b in content] == ["SIG1", "SIG2", "A", "B"]

@@ -28,9 +28,6 @@ class Problem:
     kind: str = "invalid_request_error"
 
 
-Check = Callable[[Received, dict], "Problem | None"]
-
-
 @dataclass
 class FakeAPI:
     """Shared bookkeeping; subclasses supply `matches`, `validate` and `answer`."""
@@ -221,46 +218,32 @@ class FakeAnthropic(FakeAPI):
 
     def answer(self, rec: Received, body: dict) -> Reply:
         n, model = len(self.accepted), body["model"]
-        thinking_on = (body.get("thinking") or {}).get("type") == "enabled"
-        events = [("message_start", {"type": "message_start", "message": {
-            "id": f"msg_{n}", "type": "message", "role": "assistant", "model": model, "content": [],
-            "usage": {"input_tokens": 10 * n, "cache_read_input_tokens": 2, "output_tokens": 1}}}),
-            ("ping", {"type": "ping"})]
-        index = 0
-        if thinking_on:
-            thought = f"{model} thinks privately, turn {n}"
-            sig = _sig("EqQB")
+        events: list[dict] = [
+            {"type": "message_start", "message": {"id": f"msg_{n}", "type": "message", "role": "assistant",
+             "model": model, "content": [], "usage": {"input_tokens": 10 * n, "cache_read_input_tokens": 2,
+                                                      "output_tokens": 1}}},
+            {"type": "ping"},
+        ]
+
+        def block(start: dict, *deltas: dict) -> None:
+            index = sum(e["type"] == "content_block_start" for e in events)
+            events.append({"type": "content_block_start", "index": index, "content_block": start})
+            events.extend({"type": "content_block_delta", "index": index, "delta": d} for d in deltas)
+            events.append({"type": "content_block_stop", "index": index})
+
+        if (body.get("thinking") or {}).get("type") == "enabled":
+            thought, sig = f"{model} thinks privately, turn {n}", _sig("EqQB")
             self.issued[sig] = (model, thought)
-            events += [
-                ("content_block_start", {"type": "content_block_start", "index": 0,
-                                         "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
-                ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "thinking_delta", "thinking": thought}}),
-                ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "signature_delta", "signature": sig}}),
-                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ]
-            index = 1
+            block({"type": "thinking", "thinking": "", "signature": ""},
+                  {"type": "thinking_delta", "thinking": thought}, {"type": "signature_delta", "signature": sig})
             if self.redacted:
                 data = _sig("RED")
                 self.issued[data] = (model, "")
-                events += [
-                    ("content_block_start", {"type": "content_block_start", "index": 1,
-                                             "content_block": {"type": "redacted_thinking", "data": data}}),
-                    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-                ]
-                index = 2
-        events += [
-            ("content_block_start", {"type": "content_block_start", "index": index,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("content_block_delta", {"type": "content_block_delta", "index": index,
-                                     "delta": {"type": "text_delta", "text": f"{model} answer {n}"}}),
-            ("content_block_stop", {"type": "content_block_stop", "index": index}),
-            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                               "usage": {"output_tokens": 20}}),
-            ("message_stop", {"type": "message_stop"}),
-        ]
-        return Reply(chunks=[f"event: {e}\ndata: {json.dumps(d)}\n\n".encode() for e, d in events])
+                block({"type": "redacted_thinking", "data": data})
+        block({"type": "text", "text": ""}, {"type": "text_delta", "text": f"{model} answer {n}"})
+        events += [{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}},
+                   {"type": "message_stop"}]
+        return Reply(chunks=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events])
 
 
 # -- Gemini ----------------------------------------------------------------------------------

@@ -1,0 +1,494 @@
+"""OpenAI Chat Completions, the wire protocol most providers speak (DeepSeek, Hunyuan, OpenRouter,
+Groq, Qwen, vLLM, llama.cpp, Ollama /v1, ...).
+
+Request: `stream: true` with `stream_options.include_usage`. `target.reasoning` as an effort string
+becomes `reasoning_effort`; True, False and integer budgets send nothing, because no field for them
+is accepted everywhere (OpenAI rejects unknown fields with 400) and the provider default is safe.
+
+Response: reasoning arrives as `delta.reasoning_content`, `delta.reasoning`,
+`delta.reasoning_details`, or inline `<think>...</think>` inside content (split by `_ThinkSplitter`).
+Some servers put `<think>` into the prompt, so the model emits only the closing tag. Content is
+streamed as the answer as soon as it arrives, so when such a lone `</think>` turns up the text
+before it has already been shown; a Notice then says how to fix it. When the model is declared a
+thinking model (`reasoning = true` or a token budget) untagged leading content is held back
+instead, until `</think>` shows it was reasoning, or a separate reasoning field or the end of the
+stream shows it was the answer.
+
+A 200 body that is one JSON chat.completion object rather than a stream (a server that ignored
+`stream: true`) is parsed into the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..conversation import Conversation, Message
+from ..errors import (
+    OverloadedError,
+    ProtocolError,
+    ProviderError,
+    RateLimitError,
+    StreamError,
+)
+from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
+from ..sse import SSEDecoder, SSEEvent, loads_event
+from .base import HttpRequest, Target
+
+_OPEN = "<think>"
+_CLOSE = "</think>"
+_MAX_MESSAGE = 500
+# Messages that only say "something upstream failed"; OpenRouter then has the real one in metadata.raw.
+_GENERIC_MESSAGES = {"provider returned error", "internal server error", "upstream error", ""}
+
+
+class OpenAIProtocol:
+    """Chat Completions: Conversation -> request; SSE bytes -> events."""
+
+    name = "openai"
+
+    def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
+        """A streaming /chat/completions request for the conversation."""
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if target.api_key:
+            headers["Authorization"] = f"Bearer {target.api_key}"
+        for key, value in target.headers:
+            # Case-insensitive override, so a user's "authorization" replaces ours instead of doubling it.
+            for existing in [k for k in headers if k.lower() == key.lower()]:
+                del headers[existing]
+            headers[key] = value
+        body: dict[str, Any] = {
+            "model": target.model_id,
+            "messages": _messages(conversation),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if target.temperature is not None:
+            body["temperature"] = target.temperature
+        if target.max_tokens is not None:
+            body["max_tokens"] = target.max_tokens
+        if isinstance(target.reasoning, str):
+            body["reasoning_effort"] = target.reasoning
+        return HttpRequest("POST", f"{target.base_url.rstrip('/')}/chat/completions", headers, body)
+
+    def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
+        """Response bytes (SSE, or one JSON completion) to events ending in Usage and Done."""
+        return _parse(iter(chunks), target)
+
+    def error_message(self, status: int, body: bytes) -> str:
+        """The provider's own words from an error body, on one line; "" when there are none."""
+        try:
+            return _one_line(_message_of(json.loads(body)))
+        except Exception:  # noqa: BLE001 - an error body must never cause a second error
+            return ""
+
+
+PROTOCOL = OpenAIProtocol()
+
+
+# --- request ----------------------------------------------------------------------------------
+
+
+def _messages(conversation: Conversation) -> list[dict[str, str]]:
+    """System first, then turns with same-role neighbours merged; assistant turns carry answers only."""
+    out: list[dict[str, str]] = []
+    if conversation.system:
+        out.append({"role": "system", "content": conversation.system})
+    for message in conversation.for_request():
+        text = _answer_only(message)
+        if out and out[-1]["role"] == message.role:
+            out[-1]["content"] = f"{out[-1]['content']}\n\n{text}"
+        else:
+            out.append({"role": message.role, "content": text})
+    return out
+
+
+def _answer_only(message: Message) -> str:
+    """The text to send back. Reasoning never goes back: DeepSeek and Hunyuan reject it with 400."""
+    text = message.text
+    if message.role == "assistant" and text.lstrip().startswith(_OPEN):
+        # A turn stored by something that kept inline tags: drop the thinking block.
+        end = text.find(_CLOSE)
+        text = text[end + len(_CLOSE) :].lstrip() if end >= 0 else ""
+    return text
+
+
+# --- response ---------------------------------------------------------------------------------
+
+
+class _Stream:
+    """What the parse has seen so far; Usage and Done are emitted once, at the end."""
+
+    __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen")
+
+    def __init__(self, target: Target, hold_untagged: bool) -> None:
+        self.target = target
+        self.think = _ThinkSplitter(hold_untagged, target.model_id)
+        self.usage: Usage | None = None
+        self.finish: str | None = None
+        self.data_events = 0
+        self.reasoning_seen = False
+
+    def ending(self) -> list[Event]:
+        events = self.think.close()
+        if self.usage is not None:
+            events.append(self.usage)
+        events.append(Done(self.finish))
+        return events
+
+    def fail(self, cls: type[ProviderError], message: str, status: int | None = None) -> ProviderError:
+        return _fail(self.target, cls, message, status)
+
+
+def _fail(target: Target, cls: type[ProviderError], message: str, status: int | None = None) -> ProviderError:
+    return cls(message, provider=target.provider, model=target.model_id, status=status)
+
+
+def _declares_thinking(target: Target) -> bool:
+    """True or a token budget: the user says this model thinks, so untagged leading text may be reasoning."""
+    r = target.reasoning
+    return r is True or (isinstance(r, int) and not isinstance(r, bool) and r > 0)
+
+
+def _parse(chunks: Iterator[bytes], target: Target) -> Iterator[Event]:
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if head.strip():
+            break
+    start = head.lstrip()[:1]
+    if not start:
+        raise _fail(target, StreamError, "empty response")
+    if start in (b"{", b"["):
+        # The whole text is here at once, so untagged text before a lone </think> can be placed exactly.
+        yield from _parse_json_body(head + b"".join(chunks), _Stream(target, hold_untagged=True))
+        return
+    if start == b"<":
+        preview = _one_line(head.lstrip()[:60].decode("utf-8", "replace"))
+        raise _fail(target, StreamError, f"expected an event stream, got HTML or XML: {preview}")
+    st = _Stream(target, _declares_thinking(target))
+    try:
+        yield from _parse_sse(head, chunks, st)
+    except Exception:
+        # Whatever was held back (a partial tag, untagged text) is part of the partial answer.
+        yield from st.think.close()
+        raise
+
+
+def _parse_sse(head: bytes, chunks: Iterator[bytes], st: _Stream) -> Iterator[Event]:
+    for events in _sse_batches(head, chunks):
+        for ev in events:
+            if ev.data == "[DONE]":
+                yield from st.ending()
+                return
+            st.data_events += 1
+            if ev.event == "error":
+                raise _error_event(ev.data, st)
+            yield from _chunk_events(loads_event(ev.data), st)
+    if st.data_events == 0:
+        raise st.fail(StreamError, "empty response")
+    if st.finish is None:
+        raise st.fail(StreamError, "stream ended before the answer finished")
+    # Some servers omit [DONE]; a finish_reason already says the answer is complete.
+    yield from st.ending()
+
+
+def _sse_batches(head: bytes, chunks: Iterator[bytes]) -> Iterator[list[SSEEvent]]:
+    decoder = SSEDecoder()
+    yield decoder.feed(head)
+    for chunk in chunks:
+        yield decoder.feed(chunk)
+    yield decoder.close()
+
+
+def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
+    """Events from one chat.completion.chunk (or a completion's message)."""
+    error = obj.get("error")
+    if error:
+        raise _error_from(error, st)
+    usage = obj.get("usage") or _dict(obj.get("x_groq")).get("usage")  # Groq's own place
+    choices = obj.get("choices")
+    if not choices or not isinstance(choices, list):
+        if isinstance(usage, dict):
+            st.usage = _usage(usage)
+        return []
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        return []
+    # Moonshot puts usage inside the choice.
+    usage = usage or choice.get("usage")
+    if isinstance(usage, dict):
+        st.usage = _usage(usage)
+    if choice.get("finish_reason"):
+        st.finish = str(choice["finish_reason"])
+    delta = choice.get("delta") or choice.get("message")
+    if not isinstance(delta, dict):
+        return []
+    events: list[Event] = []
+    if not st.reasoning_seen and _separates_reasoning(delta):
+        st.reasoning_seen = True
+        events.extend(st.think.release())
+    reasoning = _reasoning_text(delta)
+    if reasoning:
+        events.append(ReasoningDelta(reasoning))
+    content = delta.get("content")
+    if isinstance(content, str) and content:
+        events.extend(st.think.feed(content))
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        events.append(TextDelta(refusal))
+    return events
+
+
+def _separates_reasoning(delta: dict) -> bool:
+    """A reasoning field is present (even "" or encrypted): DeepSeek's first delta, OpenRouter's o3."""
+    return (
+        isinstance(delta.get("reasoning_content"), str)
+        or isinstance(delta.get("reasoning"), str)
+        or bool(delta.get("reasoning_details"))
+    )
+
+
+def _reasoning_text(delta: dict) -> str:
+    """Reasoning from whichever fields carry it, without counting OpenRouter's duplicates twice."""
+    parts: list[str] = []
+    for key in ("reasoning_content", "reasoning"):
+        value = delta.get(key)
+        if isinstance(value, str) and value and value not in parts:
+            parts.append(value)
+    details = delta.get("reasoning_details")
+    if isinstance(details, list) and details:
+        # OpenRouter repeats delta.reasoning here; encrypted entries carry nothing readable.
+        text = "".join(_detail_text(d) for d in details)
+        if text and text not in parts:
+            parts.append(text)
+    return "".join(parts)
+
+
+def _detail_text(detail: object) -> str:
+    if not isinstance(detail, dict):
+        return ""
+    kind = detail.get("type")
+    value = detail.get("text") if kind == "reasoning.text" else detail.get("summary") if kind == "reasoning.summary" else None
+    return value if isinstance(value, str) else ""
+
+
+def _usage(u: dict) -> Usage:
+    cached = (
+        _int(_dict(u.get("prompt_tokens_details")).get("cached_tokens"))
+        or _int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
+        or _int(u.get("cached_tokens"))  # Together
+    )
+    reasoning = _int(_dict(u.get("completion_tokens_details")).get("reasoning_tokens"))
+    return Usage(_int(u.get("prompt_tokens")), _int(u.get("completion_tokens")), reasoning, cached)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _dict(value: object) -> dict:
+    """Untrusted JSON: a field that should be an object but is not counts as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _parse_json_body(body: bytes, st: _Stream) -> Iterator[Event]:
+    """A 200 with one chat.completion object: the server ignored `stream: true`."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        preview = _one_line(body[:80].decode("utf-8", "replace"))
+        raise ProtocolError(f"expected an event stream, got invalid JSON: {preview}") from exc
+    if not isinstance(obj, dict):
+        raise st.fail(StreamError, "expected an event stream, got a JSON value that is not a chat completion")
+    if obj.get("error"):
+        raise _error_from(obj["error"], st)
+    if not obj.get("choices"):
+        raise st.fail(StreamError, "expected an event stream, got JSON with no choices")
+    yield from _chunk_events(obj, st)
+    yield from st.ending()
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def _error_event(data: str, st: _Stream) -> ProviderError:
+    """`event: error` with a JSON body or plain text."""
+    try:
+        value: object = json.loads(data)
+    except (ValueError, RecursionError):
+        value = data
+    if isinstance(value, dict) and "error" in value:
+        value = value["error"]
+    return _error_from(value, st)
+
+
+def _error_from(error: object, st: _Stream) -> ProviderError:
+    """An error object inside a 200 stream, as the exception a retry policy can act on."""
+    message = _one_line(_message_of({"error": error})) or "the provider reported an error"
+    code = error.get("code") if isinstance(error, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    status = code if isinstance(code, int) and not isinstance(code, bool) else None
+    said = f"{message} {code or ''} {kind or ''}".lower()
+    if status in (503, 529) or any(w in said for w in ("overloaded", "busy", "503", "529")):
+        return st.fail(OverloadedError, message, status)
+    if status == 429 or any(w in said for w in ("429", "rate limit", "rate_limit", "ratelimit", "too many requests")):
+        return st.fail(RateLimitError, message, status)
+    return st.fail(StreamError, message, status)
+
+
+def _message_of(value: object, depth: int = 0) -> str:
+    """The human message inside the shapes providers use for errors."""
+    if depth > 3:
+        return ""
+    if isinstance(value, list) and value:
+        return _message_of(value[0], depth + 1)
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        return ""
+    error = value.get("error")
+    if isinstance(error, str) and error.strip():
+        return error
+    if isinstance(error, dict):
+        message = error.get("message")
+        message = message if isinstance(message, str) else ""
+        raw = _raw_message(_dict(error.get("metadata")).get("raw"), depth)
+        if raw and message.strip().lower() in _GENERIC_MESSAGES:
+            return raw
+        return message or raw
+    for key in ("message", "detail", "msg"):
+        if isinstance(value.get(key), str) and value[key].strip():
+            return value[key]
+    return ""
+
+
+def _raw_message(raw: object, depth: int) -> str:
+    """OpenRouter's metadata.raw: the upstream provider's error, often itself JSON text."""
+    if isinstance(raw, str):
+        try:
+            return _message_of(json.loads(raw), depth + 1) or raw
+        except (ValueError, RecursionError):
+            return raw
+    return _message_of(raw, depth + 1)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+# --- inline <think> tags ----------------------------------------------------------------------
+
+_START, _THINK, _UNTAGGED, _ANSWER = range(4)
+
+
+class _ThinkSplitter:
+    """Content text in, Reasoning/Text deltas out, with tags split at any point across chunks.
+
+    START: nothing shown yet; leading whitespace and a possible partial "<think>" are held.
+    THINK: inside <think>; a possible partial "</think>" and trailing whitespace are held.
+    UNTAGGED: text began without a tag and is streamed; a lone "</think>" is still watched for.
+    ANSWER: after "</think>" (or once reasoning came in its own field): everything is answer text.
+    """
+
+    __slots__ = ("_state", "_buf", "_hold", "_skip_ws", "_model")
+
+    def __init__(self, hold_untagged: bool, model: str) -> None:
+        self._state = _START
+        self._buf = ""
+        self._hold = hold_untagged
+        self._skip_ws = False
+        self._model = model
+
+    def feed(self, text: str) -> list[Event]:
+        if self._state == _ANSWER:
+            return self._answer(text)
+        self._buf += text
+        if self._state == _START:
+            return self._start()
+        if self._state == _THINK:
+            return self._think()
+        return self._untagged()
+
+    def release(self) -> list[Event]:
+        """Reasoning arrives in its own field, so untagged content is the answer: stop holding it."""
+        self._hold = False
+        return self._start() if self._state == _START else []
+
+    def close(self) -> list[Event]:
+        """End of stream: flush whatever is held, as what it most likely is."""
+        text, self._buf = self._buf, ""
+        if not text:
+            return []
+        if self._state == _THINK:
+            text = text.rstrip()
+            return [ReasoningDelta(text)] if text else []
+        self._state = _ANSWER
+        return [TextDelta(text)]
+
+    def _answer(self, text: str) -> list[Event]:
+        if self._skip_ws:
+            text = text.lstrip()
+            if not text:
+                return []
+            self._skip_ws = False
+        return [TextDelta(text)]
+
+    def _start(self) -> list[Event]:
+        s = self._buf.lstrip()
+        self._buf = s
+        if not s or (_OPEN.startswith(s) and len(s) < len(_OPEN)):
+            return []
+        if s.startswith(_OPEN):
+            self._state, self._buf, self._skip_ws = _THINK, s[len(_OPEN) :].lstrip(), True
+            return self._think()
+        if self._hold:
+            return self._held()
+        self._state = _UNTAGGED
+        return self._untagged()
+
+    def _held(self) -> list[Event]:
+        end = self._buf.find(_CLOSE)
+        if end < 0:
+            return []
+        reasoning, rest = self._buf[:end].rstrip(), self._buf[end + len(_CLOSE) :]
+        self._buf, self._state, self._skip_ws = "", _ANSWER, True
+        return ([ReasoningDelta(reasoning)] if reasoning else []) + self._answer(rest)
+
+    def _think(self) -> list[Event]:
+        buf = self._buf
+        if self._skip_ws:
+            buf = buf.lstrip()
+            self._skip_ws = not buf
+        end = buf.find(_CLOSE)
+        if end >= 0:
+            reasoning, rest = buf[:end].rstrip(), buf[end + len(_CLOSE) :]
+            self._buf, self._state, self._skip_ws = "", _ANSWER, True
+            return ([ReasoningDelta(reasoning)] if reasoning else []) + self._answer(rest)
+        cut = len(buf) - _partial_tag(buf, _CLOSE)
+        shown = buf[:cut].rstrip()  # trailing whitespace may be the gap before </think>
+        self._buf = buf[len(shown) :]
+        return [ReasoningDelta(shown)] if shown else []
+
+    def _untagged(self) -> list[Event]:
+        buf = self._buf
+        end = buf.find(_CLOSE)
+        if end >= 0:
+            self._buf, self._state, self._skip_ws = "", _ANSWER, True
+            before = [TextDelta(buf[:end])] if buf[:end] else []
+            notice = Notice(
+                f"{self._model} ended its reasoning with a lone </think>, so the reasoning was shown "
+                "as answer text; set `reasoning = true` for this model to separate them"
+            )
+            return before + [notice] + self._answer(buf[end + len(_CLOSE) :])
+        cut = len(buf) - _partial_tag(buf, _CLOSE)
+        self._buf = buf[cut:]
+        return [TextDelta(buf[:cut])] if cut else []
+
+
+def _partial_tag(text: str, tag: str) -> int:
+    """Length of the longest end of `text` that could be the start of `tag` (tags hold one "<")."""
+    lt = text.rfind("<", max(0, len(text) - len(tag) + 1))
+    return len(text) - lt if lt >= 0 and tag.startswith(text[lt:]) else 0

@@ -1,4 +1,5 @@
-"""Property tests: the decoders depend only on the bytes, never on how the network cut them."""
+"""Property tests: the decoders (and the OpenAI parser above them) depend only on the bytes, never
+on how the network cut them, and fail only with our own errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelswitch.errors import ProtocolError
+from modelswitch.errors import ModelSwitchError, ProtocolError
+from modelswitch.events import Notice, ReasoningDelta, TextDelta
+from modelswitch.providers.base import Target
+from modelswitch.providers.openai import PROTOCOL
 from modelswitch.sse import NDJSONDecoder, SSEDecoder, SSEEvent
 
 # Modest counts: the whole suite must stay fast on two cores.
@@ -26,7 +30,7 @@ WIRE_BYTES = st.lists(
 ).map(b"".join)
 
 
-def split(body: bytes, cuts: list[int]) -> list[bytes]:
+def split(body: bytes | str, cuts: list[int]) -> list:
     """`body` cut at the given offsets (sorted, duplicates make empty reads)."""
     points = sorted(min(c, len(body)) for c in cuts)
     pieces, start = [], 0
@@ -139,3 +143,88 @@ def test_ndjson_arbitrary_bytes_raise_only_protocol_error_whatever_the_split(
 @given(st.text(max_size=200))
 def test_ndjson_arbitrary_text_lines_raise_only_protocol_error(text: str) -> None:
     _ndjson_outcome([text.encode("utf-8", "surrogatepass")])
+
+
+# --- the OpenAI stream parser on top of the SSE decoder ---------------------------------------
+
+PLAIN = Target("p", "http://h", "m")
+THINKER = Target("p", "http://h", "m", reasoning=True)
+_PIECES = st.lists(
+    st.sampled_from(["<think>", "</think>", "<", "</", "<th", "ink>", "think", ">", "a", "b c", " ", "\n", "🌟"]),
+    max_size=12,
+).map("".join)
+# Half the cases open with a think tag, as reasoning models do, so the inside of a block gets explored.
+CONTENT = _PIECES | _PIECES.map(lambda s: "<think>" + s) | _PIECES.map(lambda s: " \n<think>\n" + s + " \n</think>")
+
+
+def content_body(pieces: list[str]) -> bytes:
+    events = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+def summary(body_chunks: list[bytes], target: Target) -> tuple[str, str, int]:
+    events = list(PROTOCOL.parse_stream(body_chunks, target))
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    return text, reasoning, sum(isinstance(e, Notice) for e in events)
+
+
+@FAST
+@given(CONTENT, st.lists(st.integers(0, 60), max_size=6), st.sampled_from([PLAIN, THINKER]))
+def test_think_splitting_does_not_depend_on_how_content_is_chunked(
+    content: str, cuts: list[int], target: Target
+) -> None:
+    whole = summary([content_body([content])], target)
+    # Every single cut and one character per chunk, besides hypothesis's own cuts: tags and the
+    # whitespace around them are where a chunk boundary can change the outcome.
+    splits = [split(content, cuts), list(content)] + [[content[:i], content[i:]] for i in range(1, len(content))]
+    for pieces in splits:
+        assert summary([content_body(pieces)], target) == whole, pieces
+
+
+@FAST
+@given(CONTENT, st.lists(st.integers(0, 2000), max_size=12))
+def test_openai_stream_events_do_not_depend_on_byte_splits(content: str, cuts: list[int]) -> None:
+    body = content_body([content[:3], content[3:]])
+    whole = list(PROTOCOL.parse_stream([body], PLAIN))
+    assert list(PROTOCOL.parse_stream(split(body, cuts), PLAIN)) == whole
+
+
+@FAST
+@given(WIRE_BYTES | st.binary(max_size=200), st.lists(st.integers(0, 300), max_size=6))
+def test_openai_parser_on_arbitrary_bytes_raises_only_our_errors(body: bytes, cuts: list[int]) -> None:
+    try:
+        list(PROTOCOL.parse_stream(split(body, cuts), PLAIN))
+    except ModelSwitchError:
+        pass
+
+
+@FAST
+@given(st.binary(max_size=200) | JSON_VALUES.map(lambda v: json.dumps({"error": v}).encode()))
+def test_error_message_never_raises(body: bytes) -> None:
+    assert isinstance(PROTOCOL.error_message(500, body), str)
+
+
+KEYS = st.sampled_from(
+    ["choices", "delta", "message", "content", "reasoning", "reasoning_content", "reasoning_details", "type",
+     "text", "summary", "usage", "prompt_tokens", "completion_tokens", "prompt_tokens_details", "finish_reason",
+     "error", "message", "code", "metadata", "raw", "x_groq", "refusal"]
+)
+SHAPES = st.recursive(
+    JSON_VALUES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=12
+)
+
+
+@FAST
+@given(st.lists(st.dictionaries(KEYS, SHAPES, max_size=4), max_size=4), st.sampled_from([PLAIN, THINKER]))
+def test_openai_parser_on_wrongly_shaped_json_raises_only_our_errors(objs: list[dict], target: Target) -> None:
+    body = b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in objs)
+    try:
+        list(PROTOCOL.parse_stream([body], target))
+    except ModelSwitchError:
+        pass
+    try:
+        list(PROTOCOL.parse_stream([json.dumps(objs[0] if objs else {}).encode()], target))
+    except ModelSwitchError:
+        pass

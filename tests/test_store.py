@@ -213,6 +213,21 @@ def test_opening_twice_migrates_once(db: Path) -> None:
         assert s.names() == ["kept"]
 
 
+def test_forward_migration_keeps_every_turn(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store.open(db) as s:
+        s.append(s.create_session(name="old").id, Message("user", "kept"), full_answer())
+        before = s.transcript("old")
+    step = ("ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",)
+    monkeypatch.setattr(store, "_MIGRATIONS", {**store._MIGRATIONS, store.SCHEMA_VERSION + 1: step})
+    monkeypatch.setattr(store, "SCHEMA_VERSION", store.SCHEMA_VERSION + 1)
+    with Store.open(db) as s:
+        assert s.transcript("old") == before
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert raw.execute("SELECT pinned FROM sessions").fetchall() == [(0,)]
+    raw.close()
+
+
 def test_keys_never_reach_the_file(db: Path) -> None:
     resolved = secrets.remember("zq7-resolved-key-material-31337")
     shaped = "sk-live0123456789abcdefghij"

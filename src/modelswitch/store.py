@@ -50,31 +50,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX sessions_by_updated ON sessions (updated)",
         """CREATE TABLE turns (
-            session          INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-            idx              INTEGER NOT NULL,
-            role             TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-            text             TEXT NOT NULL,
-            reasoning        TEXT NOT NULL DEFAULT '',
-            model_alias      TEXT,
-            model_id         TEXT,
-            provider         TEXT,
-            protocol         TEXT,
-            status           TEXT NOT NULL CHECK (status IN ('complete', 'interrupted', 'error')),
-            input_tokens     INTEGER,
-            output_tokens    INTEGER,
-            reasoning_tokens INTEGER,
-            cached_tokens    INTEGER,
-            cost_amount      REAL,
-            cost_currency    TEXT,
-            ttft_s           REAL,
-            total_s          REAL,
-            tokens_per_s     REAL,
-            finish_reason    TEXT,
-            fallback_from    TEXT,
-            error            TEXT,
-            replay           TEXT NOT NULL DEFAULT '[]',
-            alternate        INTEGER NOT NULL DEFAULT 0,
-            created          TEXT NOT NULL,
+            session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            idx     INTEGER NOT NULL,
+            role    TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text    TEXT NOT NULL,
+            reasoning TEXT NOT NULL DEFAULT '',
+            model_alias TEXT, model_id TEXT, provider TEXT, protocol TEXT,
+            status  TEXT NOT NULL CHECK (status IN ('complete', 'interrupted', 'error')),
+            input_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER, cached_tokens INTEGER,
+            cost_amount REAL, cost_currency TEXT,
+            ttft_s REAL, total_s REAL, tokens_per_s REAL,
+            finish_reason TEXT, fallback_from TEXT, error TEXT,
+            replay  TEXT NOT NULL DEFAULT '[]',          -- JSON list of events.ReplayState
+            alternate INTEGER NOT NULL DEFAULT 0,        -- a compare answer not kept, an undone turn
+            created TEXT NOT NULL,
             PRIMARY KEY (session, idx)
         )""",
     ),
@@ -116,13 +105,14 @@ class Store:
             raise _store_error(path, exc) from None
         try:
             # Only reads until _check has passed: a file we cannot use must stay byte for byte.
-            _check(conn, path)
+            version = _check(conn, path)
             conn.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed exchange survives power loss too, not only a killed process;
             # one fsync per exchange is nothing next to a model's answer.
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            _migrate(conn, path)
+            if version < SCHEMA_VERSION:
+                _migrate(conn, path)
             _restrict_mode(path)
         except sqlite3.Error as exc:
             conn.close()
@@ -428,8 +418,8 @@ def _restrict_mode(path: Path) -> None:
             pass
 
 
-def _check(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file we must not write to. Reads only (a garbage header fails right here)."""
+def _check(conn: sqlite3.Connection, path: Path) -> int:
+    """Refuse a file we must not write to; its schema version if usable. Reads only."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if version > SCHEMA_VERSION:
@@ -441,6 +431,7 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
         raise StoreError(f"{path} is not a modelswitch session database; move it aside")
     if version > 0 and not {"sessions", "turns"} <= tables:
         raise StoreError(f"session database {path} is damaged (tables missing); move it aside")
+    return version
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

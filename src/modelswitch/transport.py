@@ -24,17 +24,23 @@ if TYPE_CHECKING:
 
 MAX_RETRY_AFTER = 60.0
 _ERROR_BODY_LIMIT = 64 * 1024
-_client: httpx.Client | None = None
+_clients: dict[bool, httpx.Client] = {}
 
 
-def client() -> httpx.Client:
-    """One pooled client per process, so consecutive turns reuse the connection."""
-    global _client
-    if _client is None:
+def client(url: str = "https:") -> httpx.Client:
+    """One pooled client per process (per scheme), so consecutive turns reuse the connection.
+
+    Plain-http URLs (local servers) get a client that never loads the CA bundle: that is a third
+    of a local one-shot's start-up cost and buys nothing without TLS.
+    """
+    tls = not url.startswith("http:")
+    if tls not in _clients:
         import httpx
 
-        _client = httpx.Client(follow_redirects=False, headers={"User-Agent": "modelswitch"})
-    return _client
+        _clients[tls] = httpx.Client(
+            follow_redirects=False, headers={"User-Agent": "modelswitch"}, verify=True if tls else False
+        )
+    return _clients[tls]
 
 
 def stream(
@@ -77,7 +83,7 @@ def stream(
 def get_json(url: str, *, headers: dict[str, str] | None = None, timeout: float = 2.0) -> object:
     """A small GET returning parsed JSON (e.g. Ollama's /api/tags); errors become ConnectError."""
     try:
-        response = client().get(url, headers=headers or {}, timeout=timeout)
+        response = client(url).get(url, headers=headers or {}, timeout=timeout)
         response.raise_for_status()
         return response.json()
     except Exception as exc:
@@ -94,7 +100,7 @@ def _open(request: HttpRequest, connect_timeout: float, read_timeout: float):  #
     if os.environ.get("MODELSWITCH_DEBUG"):
         _debug_log(request, headers, body)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, write=30.0, pool=connect_timeout)
-    return client().stream(request.method, request.url, content=body, headers=headers, timeout=timeout)
+    return client(request.url).stream(request.method, request.url, content=body, headers=headers, timeout=timeout)
 
 
 def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None) -> None:

@@ -294,6 +294,19 @@ def test_a_corrupt_database_is_one_line_exit_1(isolated_env: Path, args: list[st
     assert db.read_bytes() == b"garbage " * 1000
 
 
+def test_mounted_under_a_parent_app_as_cli_py_will(switched: int) -> None:
+    import typer
+
+    parent = typer.Typer()
+    parent.command()(lambda: None)  # a second command, so "sessions" is a real subcommand
+    parent.add_typer(sessions_cli.app, name="sessions")
+    result = runner.invoke(parent, ["sessions", "show", "hop", "--stats"])
+    assert result.exit_code == 0 and result.stdout.startswith("hop: 5 answers")
+    result = runner.invoke(parent, ["sessions", "show", "nope"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: no session named 'nope'")
+    assert "list" in runner.invoke(parent, ["sessions"]).output
+
+
 def test_importing_the_module_is_cheap() -> None:
     import subprocess
     import sys

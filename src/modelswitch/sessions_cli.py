@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
-    from .store import Store
+    from collections.abc import Sequence
+
+    from .store import SessionSummary, Store, Turn
 
 app = typer.Typer(
     help="List, show, export, import, rename and delete saved chat sessions.",
@@ -101,10 +103,7 @@ def list_(
     _run(run)
 
 
-def _summary_json(i: object) -> dict[str, object]:
-    from .store import SessionSummary
-
-    assert isinstance(i, SessionSummary)
+def _summary_json(i: SessionSummary) -> dict[str, object]:
     return {
         "id": i.info.id, "name": i.info.name, "turns": i.turns,
         "models": [{"alias": m.alias, "model": m.full_id} for m in i.models],
@@ -137,11 +136,11 @@ def show(
     _run(run)
 
 
-def _print_stats(label: str, turns: object) -> None:
+def _print_stats(label: str, turns: Sequence[Turn]) -> None:
     from .render import print_info, print_table
     from .sessions_format import costs_text, model_stats
 
-    per_model, total = model_stats(turns)  # type: ignore[arg-type]
+    per_model, total = model_stats(turns)
     print_info(f"{label}: {total.turns} answers from {len(per_model)} models")
     if not per_model:
         return

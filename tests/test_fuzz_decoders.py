@@ -212,11 +212,11 @@ KEYS = st.sampled_from(
      "error", "message", "code", "metadata", "raw", "x_groq", "refusal"]
 )
 SHAPES = st.recursive(
-    JSON_VALUES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=12
+    JSON_VALUES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4), max_leaves=10
 )
 
 
-@FAST
+@settings(FAST, max_examples=60)
 @given(st.lists(st.dictionaries(KEYS, SHAPES, max_size=4), max_size=4), st.sampled_from([PLAIN, THINKER]))
 def test_openai_parser_on_wrongly_shaped_json_raises_only_our_errors(objs: list[dict], target: Target) -> None:
     body = b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in objs)

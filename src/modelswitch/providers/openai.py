@@ -6,7 +6,7 @@ becomes `reasoning_effort`; True, False and integer budgets send nothing, becaus
 is accepted everywhere (OpenAI rejects unknown fields with 400) and the provider default is safe.
 
 Response: reasoning arrives as `delta.reasoning_content`, `delta.reasoning`,
-`delta.reasoning_details`, or inline `<think>...</think>` inside content (split by `_ThinkSplitter`).
+`delta.reasoning_details`, or inline `<think>...</think>` inside content (split by `thinktags.ThinkSplitter`).
 Some servers put `<think>` into the prompt, so the model emits only the closing tag. Content is
 streamed as the answer as soon as it arrives, so when such a lone `</think>` turns up the text
 before it has already been shown; a Notice then says how to fix it. When the model is declared a
@@ -35,9 +35,10 @@ from ..errors import (
 from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
 from ..sse import SSEDecoder, SSEEvent, loads_event
 from .base import HttpRequest, Target
+from .thinktags import CLOSE as _CLOSE
+from .thinktags import OPEN as _OPEN
+from .thinktags import ThinkSplitter
 
-_OPEN = "<think>"
-_CLOSE = "</think>"
 _MAX_MESSAGE = 500
 # Messages that only say "something upstream failed"; OpenRouter then has the real one in metadata.raw.
 _GENERIC_MESSAGES = {"provider returned error", "internal server error", "upstream error", ""}
@@ -124,7 +125,7 @@ class _Stream:
 
     def __init__(self, target: Target, hold_untagged: bool) -> None:
         self.target = target
-        self.think = _ThinkSplitter(hold_untagged, target.model_id)
+        self.think = ThinkSplitter(hold_untagged, target.model_id)
         self.usage: Usage | None = None
         self.finish: str | None = None
         self.data_events = 0
@@ -377,118 +378,3 @@ def _raw_message(raw: object, depth: int) -> str:
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-# --- inline <think> tags ----------------------------------------------------------------------
-
-_START, _THINK, _UNTAGGED, _ANSWER = range(4)
-
-
-class _ThinkSplitter:
-    """Content text in, Reasoning/Text deltas out, with tags split at any point across chunks.
-
-    START: nothing shown yet; leading whitespace and a possible partial "<think>" are held.
-    THINK: inside <think>; a possible partial "</think>" and trailing whitespace are held.
-    UNTAGGED: text began without a tag and is streamed; a lone "</think>" is still watched for.
-    ANSWER: after "</think>" (or once reasoning came in its own field): everything is answer text.
-    """
-
-    __slots__ = ("_state", "_buf", "_hold", "_skip_ws", "_model")
-
-    def __init__(self, hold_untagged: bool, model: str) -> None:
-        self._state = _START
-        self._buf = ""
-        self._hold = hold_untagged
-        self._skip_ws = False
-        self._model = model
-
-    def feed(self, text: str) -> list[Event]:
-        if self._state == _ANSWER:
-            return self._answer(text)
-        self._buf += text
-        if self._state == _START:
-            return self._start()
-        if self._state == _THINK:
-            return self._think()
-        return self._untagged()
-
-    def release(self) -> list[Event]:
-        """Reasoning arrives in its own field, so untagged content is the answer: stop holding it."""
-        self._hold = False
-        return self._start() if self._state == _START else []
-
-    def close(self) -> list[Event]:
-        """End of stream: flush whatever is held, as what it most likely is."""
-        text, self._buf = self._buf, ""
-        if not text:
-            return []
-        if self._state == _THINK:
-            text = text.rstrip()
-            return [ReasoningDelta(text)] if text else []
-        self._state = _ANSWER
-        return [TextDelta(text)]
-
-    def _answer(self, text: str) -> list[Event]:
-        if self._skip_ws:
-            text = text.lstrip()
-            if not text:
-                return []
-            self._skip_ws = False
-        return [TextDelta(text)]
-
-    def _start(self) -> list[Event]:
-        s = self._buf.lstrip()
-        self._buf = s
-        if not s or (_OPEN.startswith(s) and len(s) < len(_OPEN)):
-            return []
-        if s.startswith(_OPEN):
-            self._state, self._buf, self._skip_ws = _THINK, s[len(_OPEN) :].lstrip(), True
-            return self._think()
-        if self._hold:
-            return self._held()
-        self._state = _UNTAGGED
-        return self._untagged()
-
-    def _held(self) -> list[Event]:
-        end = self._buf.find(_CLOSE)
-        if end < 0:
-            return []
-        reasoning, rest = self._buf[:end].rstrip(), self._buf[end + len(_CLOSE) :]
-        self._buf, self._state, self._skip_ws = "", _ANSWER, True
-        return ([ReasoningDelta(reasoning)] if reasoning else []) + self._answer(rest)
-
-    def _think(self) -> list[Event]:
-        buf = self._buf
-        if self._skip_ws:
-            buf = buf.lstrip()
-            self._skip_ws = not buf
-        end = buf.find(_CLOSE)
-        if end >= 0:
-            reasoning, rest = buf[:end].rstrip(), buf[end + len(_CLOSE) :]
-            self._buf, self._state, self._skip_ws = "", _ANSWER, True
-            return ([ReasoningDelta(reasoning)] if reasoning else []) + self._answer(rest)
-        cut = len(buf) - _partial_tag(buf, _CLOSE)
-        shown = buf[:cut].rstrip()  # trailing whitespace may be the gap before </think>
-        self._buf = buf[len(shown) :]
-        return [ReasoningDelta(shown)] if shown else []
-
-    def _untagged(self) -> list[Event]:
-        buf = self._buf
-        end = buf.find(_CLOSE)
-        if end >= 0:
-            self._buf, self._state, self._skip_ws = "", _ANSWER, True
-            before = [TextDelta(buf[:end])] if buf[:end] else []
-            notice = Notice(
-                f"{self._model} ended its reasoning with a lone </think>, so the reasoning was shown "
-                "as answer text; set `reasoning = true` for this model to separate them"
-            )
-            return before + [notice] + self._answer(buf[end + len(_CLOSE) :])
-        cut = len(buf) - _partial_tag(buf, _CLOSE)
-        self._buf = buf[cut:]
-        return [TextDelta(buf[:cut])] if cut else []
-
-
-def _partial_tag(text: str, tag: str) -> int:
-    """Length of the longest end of `text` that could be the start of `tag` (tags hold one "<")."""
-    lt = text.rfind("<", max(0, len(text) - len(tag) + 1))
-    return len(text) - lt if lt >= 0 and tag.startswith(text[lt:]) else 0

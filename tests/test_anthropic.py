@@ -315,3 +315,31 @@ def test_merged_assistant_turns_keep_all_thinking_ahead_of_all_text() -> None:
     content = PROTOCOL.build_request(TARGET, conv).body["messages"][1]["content"]
     assert [b["type"] for b in content] == ["thinking", "thinking", "text", "text"]
     assert [b.get("signature") or b.get("text") for b in content] == ["SIG1", "SIG2", "A", "B"]
+
+
+# -- robustness: any JSON in any event shape fails only as one of our errors -----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+KEYS = st.sampled_from(["message", "usage", "index", "content_block", "delta", "error", "type", "text",
+                        "thinking", "signature", "data", "stop_reason", "input_tokens", "output_tokens"])
+SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=4), max_leaves=12)
+KINDS = st.sampled_from(["message_start", "content_block_start", "content_block_delta", "content_block_stop",
+                         "message_delta", "message_stop", "ping", "error", "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(KINDS, st.dictionaries(KEYS, SHAPED, max_size=4)), max_size=6))
+def test_any_event_shape_fails_only_as_our_error(events: list[tuple[str, dict]]) -> None:
+    body = sse(*[(kind, {**data, "type": kind}) for kind, data in events])
+    try:
+        for event in PROTOCOL.parse_stream([body], TARGET):
+            assert isinstance(event, (TextDelta, ReasoningDelta, Usage, ReplayState, Notice, Done))
+    except errors.ModelSwitchError:
+        pass

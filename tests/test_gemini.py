@@ -256,3 +256,29 @@ def test_signature_round_trip_is_accepted_by_the_validating_api(server: Loopback
     # The same history sent to another Gemini model must carry no signature (it would be corrupt there).
     drive(PROTOCOL, Target("gemini", server.url, "gemini-2.5-pro", api_key="k"), conv)
     assert api.rejected == [] and "thoughtSignature" not in json.dumps(api.accepted[2])
+
+
+# -- robustness: any JSON in any response shape fails only as one of our errors --------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+KEYS = st.sampled_from(["candidates", "content", "parts", "text", "thought", "thoughtSignature", "finishReason",
+                        "usageMetadata", "promptTokenCount", "promptFeedback", "blockReason", "error", "code", "status"])
+SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=4) | st.lists(inner, max_size=2), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(KEYS, SHAPED, max_size=4), max_size=5), st.booleans())
+def test_any_response_shape_fails_only_as_our_error(objs: list[dict], as_array: bool) -> None:
+    body = json.dumps(objs).encode() if as_array else frames(*objs)
+    try:
+        for event in PROTOCOL.parse_stream([body], TARGET):
+            assert isinstance(event, (TextDelta, ReasoningDelta, Usage, ReplayState, Notice, Done))
+    except errors.ModelSwitchError:
+        pass

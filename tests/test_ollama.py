@@ -222,3 +222,29 @@ def test_recorded_shape_through_loopback(server: LoopbackServer) -> None:
     events = drive(PROTOCOL, Target("ollama", server.url, "qwen3:8b"), Conversation(None, (Message("user", "hi"),)))
     assert collect(events)[0] == "Hello! 👋\n\nWhat can I do for you today?"
     assert server.requests[0].path == "/api/chat"
+
+
+# -- robustness: any JSON line fails only as one of our errors -------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+KEYS = st.sampled_from(["message", "content", "thinking", "role", "done", "done_reason", "eval_count",
+                        "eval_duration", "prompt_eval_count", "error"])
+SHAPED = st.recursive(JSON | st.just(True), lambda inner: st.dictionaries(KEYS, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SHAPED, max_size=5))
+def test_any_line_fails_only_as_our_error(lines: list[object]) -> None:
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    try:
+        for event in PROTOCOL.parse_stream([body], TARGET):
+            assert isinstance(event, (TextDelta, ReasoningDelta, Usage, Notice, Done))
+    except errors.ModelSwitchError:
+        pass

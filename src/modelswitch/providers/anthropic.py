@@ -108,17 +108,17 @@ class AnthropicProtocol:
             data = loads_event(sse.data)
             kind = data.get("type") or sse.event
             if kind == "message_start":
-                _take_usage(usage, (data.get("message") or {}).get("usage"))
+                _take_usage(usage, _obj(data.get("message")).get("usage"))
             elif kind == "content_block_start":
                 yield from _block_start(data, open_blocks)
             elif kind == "content_block_delta":
                 yield from _block_delta(data, open_blocks)
             elif kind == "content_block_stop":
-                block = open_blocks.pop(data.get("index", -1), None)
+                block = open_blocks.pop(_index(data), None)
                 if block is not None:
                     finished.append(block)
             elif kind == "message_delta":
-                stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
+                stop_reason = _str(_obj(data.get("delta")).get("stop_reason")) or stop_reason
                 _take_usage(usage, data.get("usage"))
             elif kind == "message_stop":
                 stopped = True
@@ -191,37 +191,51 @@ def _replayable(block: dict) -> bool:
 
 
 def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
-    index = data.get("index", -1)
-    block = data.get("content_block") or {}
+    index = _index(data)
+    block = _obj(data.get("content_block"))
     kind = block.get("type")
     if kind == "thinking":
-        text = block.get("thinking") or ""
-        open_blocks[index] = {"type": "thinking", "thinking": text, "signature": block.get("signature") or ""}
+        text = _str(block.get("thinking"))
+        open_blocks[index] = {"type": "thinking", "thinking": text, "signature": _str(block.get("signature"))}
         if text:
             yield ReasoningDelta(text)
     elif kind == "redacted_thinking":
         # Encrypted thinking: nothing to show, but it must go back to the model unchanged.
-        open_blocks[index] = {"type": "redacted_thinking", "data": block.get("data") or ""}
-    elif kind == "text" and block.get("text"):
+        open_blocks[index] = {"type": "redacted_thinking", "data": _str(block.get("data"))}
+    elif kind == "text" and _str(block.get("text")):
         yield TextDelta(block["text"])
     # tool_use and other block types carry nothing a chat shows.
 
 
 def _block_delta(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
-    delta = data.get("delta") or {}
+    delta = _obj(data.get("delta"))
     kind = delta.get("type")
-    block = open_blocks.get(data.get("index", -1))
+    block = open_blocks.get(_index(data))
     if kind == "text_delta":
-        if delta.get("text"):
+        if _str(delta.get("text")):
             yield TextDelta(delta["text"])
     elif kind == "thinking_delta":
-        text = delta.get("thinking") or ""
+        text = _str(delta.get("thinking"))
         if block is not None and block["type"] == "thinking":
             block["thinking"] += text
         if text:
             yield ReasoningDelta(text)
     elif kind == "signature_delta" and block is not None and block["type"] == "thinking":
-        block["signature"] += delta.get("signature") or ""
+        block["signature"] += _str(delta.get("signature"))
+
+
+def _obj(value: object) -> dict:
+    """A JSON object where one is expected; anything else reads as empty, never as a crash."""
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _index(data: dict) -> int:
+    index = data.get("index")
+    return index if isinstance(index, int) else -1
 
 
 def _take_usage(usage: dict[str, int], raw: object) -> None:

@@ -109,11 +109,13 @@ class GeminiProtocol:
             if not isinstance(candidates, list) or not candidates:
                 continue
             candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-            parts = (candidate.get("content") or {}).get("parts")
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
             for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict):
                     yield from _part(part, answer_parts)
-            finish = candidate.get("finishReason") or finish
+            reason = candidate.get("finishReason")
+            finish = reason if isinstance(reason, str) and reason else finish
         if finish is None and blocked is None:
             raise StreamError("the stream ended before a finishReason (answer incomplete)")
         yield _usage(usage)
@@ -238,6 +240,7 @@ def _part(part: dict, answer_parts: list[dict]) -> Iterator[Event]:
     text = part.get("text")
     text = text if isinstance(text, str) else ""
     signature = part.get("thoughtSignature")
+    signature = signature if isinstance(signature, str) else None
     if part.get("thought"):
         if text:
             yield ReasoningDelta(text)

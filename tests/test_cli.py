@@ -216,3 +216,14 @@ def test_installed_command_streams_into_a_pipe(env: dict, server: LoopbackServer
     assert out.read_text("utf-8").rstrip("\n") == text
     assert b"\x1b" not in out.read_bytes()
     assert KEY.encode() not in proc.stderr
+
+
+def test_no_key_but_a_running_local_server_is_used(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = tmp_path / "local.toml"
+    cfg.write_text(f'[providers.mine]\nbase_url = "{server.url}/v1"\nlocal = true\n')
+    server.add(Reply.json(200, {"object": "list", "data": [{"id": "smol-135m", "object": "model"}]}, path="/models"))
+    server.add(Reply.sse({"choices": [{"index": 0, "delta": {"content": "hi from local"}, "finish_reason": "stop"}]}))
+    result = invoke(["--config", str(cfg), "ask", "hello"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "hi from local"
+    assert server.requests[1].json["model"] == "smol-135m"

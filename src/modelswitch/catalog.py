@@ -24,18 +24,28 @@ def price_text(m: ModelSpec) -> str:
     return f"{m.price.input:g}/{m.price.output:g} {m.price.currency}"
 
 
+def first_local_model(config: Config) -> ModelSpec | None:
+    """The first model a running local server offers (a user with no key may still have one)."""
+    for p in config.providers.values():
+        if p.local:
+            found = list(p.models) or local_models(config, p, timeout=0.3)
+            if found:
+                return found[0]
+    return None
+
+
 def local_models(config: Config, p: ProviderSpec, timeout: float = 0.5) -> list[ModelSpec]:
     """Models a reachable local server reports; nothing (quietly) when it is not running."""
     from . import errors, transport
     from .providers import get_protocol
 
     protocol = get_protocol(p.type)
-    url_for = getattr(protocol, "models_url", None)
+    request_for = getattr(protocol, "models_request", None)
     parse = getattr(protocol, "parse_models", None)
-    if url_for is None or parse is None:
+    if request_for is None or parse is None:
         return []
     try:
-        body = transport.get_json(url_for(p.base_url), timeout=timeout)
+        body = transport.fetch(request_for(p.base_url), timeout=timeout)
     except errors.ConnectError:
         return []
     known = {m.id for m in p.models}

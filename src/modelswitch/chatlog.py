@@ -52,7 +52,8 @@ class ChatLog:
                 return cls(store, None, Conversation(system), model=model, system=system)
             return cls._resume(store, info.id)
         if session:
-            info = store.find(session)
+            # "12" and "#12" name a session by id, as `sessions list` shows it.
+            info = store.get(session) if session.lstrip("#").isdigit() else store.find(session)
             if info is None:
                 created = store.create_session(name=session, model=model, system=system)
                 return cls(store, created.id, Conversation(system), name=session, model=model, system=system)

@@ -168,6 +168,7 @@ def _load(repl: Repl, arg: str) -> None:
 @command("sessions", "/sessions", "recent saved conversations")
 def _sessions(repl: Repl, arg: str) -> None:
     from .render import print_table
+    from .sessions_format import local
 
     log = repl.session.log
     if log is None:
@@ -178,7 +179,7 @@ def _sessions(repl: Repl, arg: str) -> None:
         return
     print_table(
         ["session", "turns", "models", "updated"],
-        [[i.info.label, str(i.turns), ", ".join(m.name for m in i.models), f"{i.info.updated:%Y-%m-%d %H:%M}"]
+        [[i.info.label, str(i.turns), ", ".join(m.name for m in i.models), local(i.info.updated)]
          for i in items],
     )
 

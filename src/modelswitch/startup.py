@@ -26,6 +26,10 @@ def choose_model(config: Config, name: str | None) -> ModelSpec:
     """The named model, else the default; refuses a model whose key is missing, with the fix."""
     spec = config.resolve(name) if name else config.default_model()
     if spec is None:
+        from .catalog import first_local_model
+
+        spec = first_local_model(config)
+    if spec is None:
         raise errors.ConfigError(no_model_help(config))
     ensure_usable(config, spec)
     return spec
@@ -55,6 +59,6 @@ def no_model_help(config: Config) -> str:
             "… (`modelswitch models` lists all)"
         )
     if servers:
-        lines.append(f"  - or start a local server (looked for none running): {servers}")
+        lines.append(f"  - or start a local server (none is running at: {servers})")
     lines.append(f"  - or write a config with `modelswitch config init` ({config.path})")
     return "\n".join(lines)

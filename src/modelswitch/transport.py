@@ -80,14 +80,15 @@ def stream(
         raise mapped from None
 
 
-def get_json(url: str, *, headers: dict[str, str] | None = None, timeout: float = 2.0) -> object:
-    """A small GET returning parsed JSON (e.g. Ollama's /api/tags); errors become ConnectError."""
+def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
+    """A small non-streaming request (e.g. a local server's model list); failures are ConnectError."""
     try:
-        response = client(url).get(url, headers=headers or {}, timeout=timeout)
+        response = client(request.url).request(request.method, request.url, headers=request.headers,
+                                               timeout=timeout)
         response.raise_for_status()
-        return response.json()
+        return response.content
     except Exception as exc:
-        raise errors.ConnectError(redact(f"{url}: {_describe(exc)}")) from None
+        raise errors.ConnectError(redact(f"{request.url}: {_describe(exc)}")) from None
 
 
 def _open(request: HttpRequest, connect_timeout: float, read_timeout: float):  # noqa: ANN202

@@ -84,6 +84,19 @@ class OpenAIProtocol:
         except Exception:  # noqa: BLE001 - an error body must never cause a second error
             return ""
 
+    def models_request(self, base_url: str) -> HttpRequest:
+        """GET /models: what a local server (llama.cpp, LM Studio, vLLM) has loaded."""
+        return HttpRequest("GET", f"{base_url.rstrip('/')}/models", {"Accept": "application/json"}, None)
+
+    def parse_models(self, body: bytes) -> list[str]:
+        """Model ids from a /models answer; [] for anything else."""
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return []
+        items = data.get("data") if isinstance(data, dict) else None
+        return [m["id"] for m in items or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
 
 PROTOCOL = OpenAIProtocol()
 

@@ -1,0 +1,113 @@
+"""Sessions through the installed command: resume in the REPL, scripts holding a conversation,
+and kill -9 mid-answer losing nothing that was already saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.loopback import LoopbackServer, Reply
+
+pexpect = pytest.importorskip("pexpect")
+EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
+
+
+def say(text: str, **kw: object) -> Reply:
+    return Reply.sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+                     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": 3, "completion_tokens": 2}}, **kw)
+
+
+@pytest.fixture
+def env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"""
+default = "a"
+[providers.one]
+base_url = "{server.url}/v1"
+api_key_env = "ONE_KEY"
+retries = 0
+[providers.one.models.a]
+id = "model-a"
+[providers.one.models.b]
+id = "model-b"
+""")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({"MODELSWITCH_CONFIG": str(cfg), "ONE_KEY": "sk-one-0123456789",
+                "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+                "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"})
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def run(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002
+    return subprocess.run([EXE, *args], env=env, input=input, capture_output=True, text=True, timeout=60)
+
+
+def test_chat_quit_then_continue_sees_old_history(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(say("Nice to meet you, Ada."), say("You are Ada."))
+    child = pexpect.spawn(EXE, ["chat"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    child.expect("a ›")
+    child.send("my name is Ada\r")
+    child.expect("Nice to meet you, Ada.")
+    child.expect("a ›")
+    child.send("/model b\r")
+    child.expect("b ›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+
+    child = pexpect.spawn(EXE, ["chat", "-c"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    child.expect("resumed with 2 turns")
+    child.expect("b ›")  # back on the model the session last used
+    child.send("what is my name?\r")
+    child.expect("You are Ada.")
+    child.expect("b ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    body = server.requests[1].json
+    assert body["model"] == "model-b"
+    assert [m["content"] for m in body["messages"]] == ["my name is Ada", "Nice to meet you, Ada.", "what is my name?"]
+
+
+def test_ask_session_holds_a_conversation_for_scripts(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(say("noted"), say("42"))
+    assert run(env, "ask", "--session", "calc", "remember 42").returncode == 0
+    second = run(env, "ask", "--session", "calc", "-m", "b", "what did I ask you to remember?")
+    assert second.returncode == 0 and second.stdout.strip() == "42"
+    msgs = server.requests[1].json["messages"]
+    assert [m["content"] for m in msgs] == ["remember 42", "noted", "what did I ask you to remember?"]
+    listed = json.loads(run(env, "sessions", "list", "--json").stdout)
+    calc = next(s for s in listed if s["name"] == "calc")
+    assert calc["turns"] == 4
+
+
+def test_kill_9_mid_answer_keeps_every_earlier_turn(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(say("first answer"), say("second answer"))
+    assert run(env, "ask", "--session", "x", "one").returncode == 0
+    assert run(env, "ask", "--session", "x", "two").returncode == 0
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(500)]
+    server.add(Reply.sse(*words, delay=0.02))
+    proc = subprocess.Popen([EXE, "ask", "--session", "x", "three"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    got = proc.stdout.read(10)  # the answer is streaming
+    assert got.startswith(b"w0")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    time.sleep(0.1)
+    shown = run(env, "sessions", "show", "x")
+    assert shown.returncode == 0, shown.stderr
+    for text in ("one", "first answer", "two", "second answer"):
+        assert text in shown.stdout
+    exported = json.loads(run(env, "sessions", "export", "x", "--format", "json").stdout)
+    kept = [t for t in exported["turns"] if not t.get("alternate")]
+    assert [t["text"] for t in kept] == ["one", "first answer", "two", "second answer"]

@@ -248,3 +248,24 @@ def test_any_line_fails_only_as_our_error(lines: list[object]) -> None:
             assert isinstance(event, (TextDelta, ReasoningDelta, Usage, Notice, Done))
     except errors.ModelSwitchError:
         pass
+
+
+def test_catalog_names_for_the_tags_helpers(server: LoopbackServer) -> None:
+    """catalog.local_models() probes any protocol through models_request/parse_models."""
+    from modelswitch import transport
+
+    server.default = FakeOllama()
+    body = transport.fetch(PROTOCOL.models_request(server.url), timeout=2.0)
+    assert PROTOCOL.parse_models(body) == ["qwen3:8b", "llama3.2"]
+    assert PROTOCOL.parse_models(b"<html>not ollama</html>") == []
+
+
+def test_models_listing_shows_what_ollama_has_pulled(server: LoopbackServer) -> None:
+    from pathlib import Path
+
+    from modelswitch import catalog, config
+
+    server.default = FakeOllama()
+    cfg = config.build({"providers": {"ollama": {"base_url": server.url}}}, Path("config.toml"), presets=config.load_presets())
+    ids = [m.id for m in catalog.local_models(cfg, cfg.providers["ollama"])]
+    assert ids == ["qwen3:8b", "llama3.2"]

@@ -135,6 +135,17 @@ class OllamaProtocol:
                 return
         raise StreamError("the stream ended before its done line (answer incomplete)")
 
+    def models_request(self, base_url: str) -> HttpRequest:
+        """The catalog's name for `tags_request`: GET /api/tags."""
+        return tags_request(base_url)
+
+    def parse_models(self, body: bytes) -> list[str]:
+        """The catalog's name for `parse_tags`, quiet as the catalog wants: [] for a bad body."""
+        try:
+            return parse_tags(body)
+        except ProtocolError:
+            return []
+
     def error_message(self, status: int, body: bytes) -> str:
         """The `error` string of `{"error": "..."}`, else ""."""
         try:

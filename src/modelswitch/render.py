@@ -147,56 +147,39 @@ def thought_text(seconds: float, tokens: int) -> str:
     return f"Thought for {seconds:.1f} s · {tokens} tokens"
 
 
-class _Crop:
-    """`body` under `head`, keeping only the bottom lines that fit on the screen.
+class _Lines:
+    """`body` (under `head`) drawn as whole lines, trimmed or cropped.
 
-    A Live region taller than the screen cannot be redrawn (the cursor cannot move above the top
-    row), which shows up as duplicated or "..." lines; cropping here keeps the region within it.
+    trim: no blank lines above or below. rich puts one before a list, quote or table drawn alone
+    (in a whole document it is the gap to the previous block); trimming, then adding one gap
+    between every two blocks, spaces all kinds alike. Lines with a background (code padding) stay.
+    Otherwise crop: keep the bottom lines that fit on the screen. A Live region taller than the
+    screen cannot be redrawn (the cursor cannot move above the top row): that is where duplicated
+    lines and "..." come from.
     """
 
-    def __init__(self, body: RenderableType, head: RenderableType | None = None) -> None:
-        self.body = body
-        self.head = head
+    def __init__(
+        self, body: RenderableType, *, head: RenderableType | None = None, trim: bool = False
+    ) -> None:
+        self.body, self.head, self.trim = body, head, trim
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.segment import Segment
 
-        room = max(1, options.size.height - 1)
-        lines = console.render_lines(self.head, options, pad=False) if self.head else []
-        lines = lines[:room]
-        body = console.render_lines(self.body, options, pad=False)
-        keep = room - len(lines)
-        if keep > 0:
-            lines += body[-keep:]
+        lines = console.render_lines(self.body, options, pad=False)
+        if self.trim:
+            start, end = 0, len(lines)
+            while start < end and _blank(lines[start]):
+                start += 1
+            while end > start and _blank(lines[end - 1]):
+                end -= 1
+            lines = lines[start:end]
+        else:
+            room = max(1, options.size.height - 1)
+            head = console.render_lines(self.head, options, pad=False)[:room] if self.head else []
+            lines = head + (lines[len(head) - room :] if room > len(head) else [])
         newline = Segment.line()
-        for i, line in enumerate(lines):
-            if i:
-                yield newline
-            yield from line
-
-
-class _Trim:
-    """A renderable without blank lines above or below: blocks drawn apart are spaced by us.
-
-    rich puts a blank line before a list, quote or table drawn alone (in a whole document it
-    stands for the gap to the previous block); trimming and adding one gap between every two
-    blocks spaces them the same whatever their kind. Lines with a background (code padding) stay.
-    """
-
-    def __init__(self, renderable: RenderableType) -> None:
-        self.renderable = renderable
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from rich.segment import Segment
-
-        lines = console.render_lines(self.renderable, options, pad=False)
-        start, end = 0, len(lines)
-        while start < end and _blank(lines[start]):
-            start += 1
-        while end > start and _blank(lines[end - 1]):
-            end -= 1
-        newline = Segment.line()
-        for line in lines[start:end]:
+        for line in lines:
             yield from line
             yield newline
 
@@ -250,6 +233,7 @@ class TerminalRenderer(Renderer):
         self._md = MarkdownStream()
         self._queue: list[Block | RenderableType] = []  # to print above the Live, in order
         self._blocks = 0  # blocks of this answer printed or queued: the first needs no gap
+        self._dirty = False  # text arrived since the last frame
         self._spinner: Any = None
         self._r_pieces: list[str] = []
         self._r_line: list[str] = []  # "show": the reasoning line not yet printed
@@ -279,6 +263,7 @@ class TerminalRenderer(Renderer):
                 if self._mode == "show":
                     self._queue.append(self._dim("▸ Thinking…", italic=True))
             self._r_count += 1
+            self._dirty = True
             self._r_pieces.append(text)
             if self._mode == "show":
                 self._show_reasoning(text)
@@ -295,6 +280,7 @@ class TerminalRenderer(Renderer):
                     return
                 self._finish_reasoning(None)
                 self._phase = "answer"
+            self._dirty = True
             for block in self._md.feed(text):
                 self._queue_block(block)
 
@@ -325,13 +311,20 @@ class TerminalRenderer(Renderer):
             if self._aborted or self._live is None:
                 return  # nothing is live: nothing to stop
             self._aborted = True
-            if self._phase == "waiting" or (self._phase == "reasoning" and self._mode == "hide"):
-                self._phase = "done"  # a spinner is not worth keeping
-                self._stop_live(keep=False)
-                self._print_queue()
-            else:
+            # The partial answer is printed whole (its tail was live, maybe cut to the screen);
+            # a collapsed chain of thought stays as drawn; a spinner is not worth keeping.
+            keep = self._phase == "reasoning" and self._mode == "collapse"
+            if self._phase == "answer":
+                for block in self._md.close():
+                    self._queue_block(block)
+            elif self._phase == "reasoning" and self._mode == "show" and self._r_line:
+                self._queue.append(self._dim("".join(self._r_line)))
+            if keep:
                 self._flush()
-                self._stop_live(keep=True)
+            else:
+                self._phase = "done"
+            self._stop_live(keep=keep)
+            self._print_queue()
 
     # -- what is queued -----------------------------------------------------------------------
 
@@ -389,7 +382,7 @@ class TerminalRenderer(Renderer):
             auto_refresh=False,  # our ticker refreshes: it also prints finished blocks
             redirect_stdout=False,
             redirect_stderr=False,
-            vertical_overflow="visible",  # _Crop keeps the region within the screen
+            vertical_overflow="visible",  # _Lines keeps the region within the screen
             get_renderable=lambda: dynamic,
         )
         self._live.start(refresh=True)
@@ -410,8 +403,14 @@ class TerminalRenderer(Renderer):
     def _draw(self) -> None:
         """One frame: what the ticker does ~12 times a second (tests call it to be exact)."""
         with self._lock:
-            if self._live is not None:
+            if self._live is None:
+                return
+            animated = self._phase == "waiting" or (
+                self._phase == "reasoning" and self._mode != "show"
+            )
+            if self._queue or self._dirty or animated:  # an unchanged tail is not redrawn
                 self._flush()
+                self._dirty = False
 
     def _stop_ticker(self) -> None:
         import threading
@@ -456,7 +455,7 @@ class TerminalRenderer(Renderer):
         if phase == "reasoning" and self._mode == "collapse":
             return self._reasoning_view()
         if phase == "reasoning" and self._mode == "show":
-            return _Crop(self._dim("".join(self._r_line)))
+            return _Lines(self._dim("".join(self._r_line)))
         if phase == "done":
             return Text("")
         label = self._name + " …"
@@ -482,7 +481,7 @@ class TerminalRenderer(Renderer):
         body = _markdown(source)
         if self._blocks:
             body = Group(self._blank(), body)
-        return _Crop(body)
+        return _Lines(body)
 
     def _reasoning_view(self) -> RenderableType:
         size = self._console.size
@@ -495,7 +494,7 @@ class TerminalRenderer(Renderer):
                 break
         text = "".join(reversed(pieces)).strip("\n")
         head = self._dim(f"▸ Thinking… {time.monotonic() - self._r_start:.1f} s", italic=True)
-        return _Crop(self._dim(text), head=head)
+        return _Lines(self._dim(text), head=head)
 
     def _renderable(self, item: Block | RenderableType) -> RenderableType:
         return _markdown(item.text) if isinstance(item, Block) else item
@@ -517,7 +516,7 @@ def _markdown(source: str) -> RenderableType:
     from rich.markdown import Markdown
 
     # Links as "text (url)": OSC 8 hyperlinks vanish when scrollback is copied or logged.
-    return _Trim(Markdown(source, code_theme=_CODE_THEME, hyperlinks=False))
+    return _Lines(Markdown(source, code_theme=_CODE_THEME, hyperlinks=False), trim=True)
 
 
 # -- everything else the CLI and REPL print -------------------------------------------------

@@ -15,12 +15,10 @@ from modelswitch.providers import get_protocol
 from modelswitch.providers.base import HttpRequest, Target
 from modelswitch.providers.ollama import (
     PROTOCOL,
-    OllamaDone,
     eval_rate,
     parse_tags,
     tags_request,
     think_value,
-    tokens_per_s,
 )
 from tests.loopback import LoopbackServer, Reply
 from tests.validators import FakeOllama, drive, splits
@@ -70,21 +68,21 @@ def test_thinking_stream_in_any_chunking() -> None:
             [Usage(input_tokens=10, output_tokens=17, reasoning_tokens=0, cached_tokens=0)],
         )
         last = events[-1]
-        assert isinstance(last, Done) and isinstance(last, OllamaDone) and last.finish_reason == "stop"
-        assert tokens_per_s(last) == pytest.approx(17 / 4.032296)
+        assert isinstance(last, Done) and last.finish_reason == "stop"
+        assert last.tokens_per_s == pytest.approx(17 / 4.032296)
 
 
 def test_speed_helpers() -> None:
     assert eval_rate(100, 2_000_000_000) == 50.0
     assert eval_rate(0, 5) is None and eval_rate(5, 0) is None and eval_rate(None, 3) is None
-    assert tokens_per_s(Done("stop")) is None and tokens_per_s(TextDelta("x")) is None
+    assert Done("stop").tokens_per_s is None
 
 
 def test_content_on_the_done_line_is_kept_and_missing_counters_are_zero() -> None:
     body = ndjson(msg("Hello"), {"message": {"role": "assistant", "content": " world!"}, "done": True, "done_reason": "stop"})
     events = list(PROTOCOL.parse_stream([body], TARGET))
     assert collect(events) == ("Hello world!", "", [Usage(0, 0, 0, 0)])
-    assert tokens_per_s(events[-1]) is None
+    assert events[-1].tokens_per_s is None
 
 
 def test_length_stop_is_told_in_words() -> None:
@@ -211,7 +209,7 @@ def test_thinking_round_trip_against_the_validating_server(server: LoopbackServe
     server.default = api
     events = drive(PROTOCOL, Target("ollama", server.url, "qwen3:8b", reasoning=True), Conversation("s", (Message("user", "q"),)))
     assert collect(events) == ("qwen3:8b answer 1", "qwen3:8b ponders 1", [Usage(51, 12, 0, 0)])
-    assert tokens_per_s(events[-1]) == pytest.approx(30.0)
+    assert events[-1].tokens_per_s == pytest.approx(30.0)
     with pytest.raises(errors.BadRequestError, match="does not support thinking"):
         drive(PROTOCOL, Target("ollama", server.url, "llama3.2", reasoning=True), Conversation(None, (Message("user", "q"),)))
     assert api.rejected == [(400, '"llama3.2" does not support thinking')]

@@ -763,3 +763,13 @@ def test_transport_accepts_a_non_stream_json_answer(server: LoopbackServer) -> N
     server.add(Reply.json(200, body))
     got = Parsed(list(transport.stream(PROTOCOL, Target("p", server.url, "m"), conv(Message("user", "q")))))
     assert got.events == [TextDelta("Plain."), Usage(3, 1), Done("stop")]
+
+
+@pytest.mark.parametrize("reason, words", [("length", "hit max_tokens"), ("content_filter", "content filter")])
+def test_abnormal_finish_is_told_in_words(reason: str, words: str) -> None:
+    stream = (b'data: {"choices":[{"index":0,"delta":{"content":"cut"},"finish_reason":null}]}\n\n'
+              b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"' + reason.encode() + b'"}]}\n\n'
+              b"data: [DONE]\n\n")
+    p = parse([stream])
+    assert [n.text for n in p.notices] and words in p.notices[0].text
+    assert p.done == [Done(reason)]

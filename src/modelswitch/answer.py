@@ -101,6 +101,7 @@ class Answer:
         self._replay: list[ReplayState] = []
         self._usage: Usage | None = None
         self._finish: str | None = None
+        self._server_tps: float | None = None
         self._status: Status = "interrupted"
         self._t0 = time.monotonic()
         self._t_first: float | None = None
@@ -195,6 +196,7 @@ class Answer:
             self._replay.append(event)
         elif isinstance(event, Done):
             self._finish = event.finish_reason
+            self._server_tps = event.tokens_per_s
 
     @property
     def _started(self) -> bool:
@@ -211,8 +213,8 @@ class Answer:
         end = self._t_end or time.monotonic()
         ttft = (self._t_first - self._t0) if self._t_first is not None else None
         total = end - self._t0
-        tps = None
-        if self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
+        tps = self._server_tps  # the server's own measure beats ours (no network in it)
+        if tps is None and self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
             tps = self._usage.output_tokens / (total - ttft)
         return Message(
             role="assistant",

@@ -61,6 +61,8 @@ class Done:
     """The stream ended normally."""
 
     finish_reason: str | None = None
+    # Speed the server measured itself (Ollama: eval_count / eval_duration), when it says.
+    tokens_per_s: float | None = None
 
 
 Event = TextDelta | ReasoningDelta | Usage | ReplayState | Notice | Done

@@ -38,7 +38,14 @@ class HttpRequest:
 
 
 class Protocol(_TypingProtocol):
-    """One wire protocol (openai, anthropic, gemini, ollama)."""
+    """One wire protocol (openai, anthropic, gemini, ollama).
+
+    Optional attributes, read with getattr where they exist:
+      not_found_hint: str      said after a 404 ("run `ollama pull {model}`"); {model} is filled in
+      unreachable_hint: str    said after connection refused ("is Ollama running? ...")
+      models_request(base_url) -> HttpRequest and parse_models(body: bytes) -> list[str]
+                               what a (local) server has loaded, for `models` and first-run discovery
+    """
 
     name: str
 

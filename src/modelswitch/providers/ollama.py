@@ -6,15 +6,13 @@ Each line is `{"message": {"role", "content", "thinking"?}, "done": false}`; the
 puts it in `message.thinking`. Errors are `{"error": "..."}`, as the body of a 4xx/5xx or as a
 line mid-stream. `GET /api/tags` lists the models pulled locally.
 
-Ollama measures its own generation speed; the final event is an `OllamaDone` (a `Done`) that
-carries it, read with `tokens_per_s(event)`.
+Ollama measures its own generation speed; the final Done carries it as `tokens_per_s`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from ..conversation import Conversation
 from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
@@ -25,19 +23,6 @@ from .base import HttpRequest, Target
 NAME = "ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"
 _FINISH = {"stop": "stop", "length": "length"}
-
-
-@dataclass(frozen=True, slots=True)
-class OllamaDone(Done):
-    """Done, plus the speed Ollama measured for the answer (eval_count over eval_duration)."""
-
-    tokens_per_s: float | None = None
-
-
-def tokens_per_s(event: Event) -> float | None:
-    """The server-measured generation speed a stream's final event carries, if it has one."""
-    value = getattr(event, "tokens_per_s", None)
-    return value if isinstance(value, float) else None
 
 
 def eval_rate(eval_count: object, eval_duration_ns: object) -> float | None:
@@ -118,7 +103,7 @@ class OllamaProtocol:
         return HttpRequest("POST", target.base_url.rstrip("/") + "/api/chat", headers, body)
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
-        """Raw NDJSON bytes (any chunking) to events, ending in an OllamaDone."""
+        """Raw NDJSON bytes (any chunking) to events, ending in a Done with the server-measured speed."""
         for line in iter_ndjson(chunks):
             if not isinstance(line, dict):
                 raise ProtocolError(f"unexpected JSON line in stream: {str(line)[:80]!r}")
@@ -177,7 +162,7 @@ def _finish(line: dict, target: Target) -> Iterator[Event]:
         limit = f" ({target.max_tokens})" if target.max_tokens else ""
         yield Notice(f"stopped: the answer hit max_tokens{limit}")
     rate = eval_rate(line.get("eval_count"), line.get("eval_duration"))
-    yield OllamaDone(_FINISH.get(reason or "", reason), rate)
+    yield Done(_FINISH.get(reason or "", reason), rate)
 
 
 def _stream_error(error: object) -> ProviderError:

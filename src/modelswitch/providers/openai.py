@@ -131,6 +131,13 @@ def _answer_only(message: Message) -> str:
 # --- response ---------------------------------------------------------------------------------
 
 
+# Abnormal ends a user must be told about in words (the other protocols say the same).
+_STOP_NOTICES = {
+    "length": "stopped: the answer hit max_tokens",
+    "content_filter": "stopped: the provider's content filter ended the answer",
+}
+
+
 class _Stream:
     """What the parse has seen so far; Usage and Done are emitted once, at the end."""
 
@@ -148,6 +155,9 @@ class _Stream:
         events = self.think.close()
         if self.usage is not None:
             events.append(self.usage)
+        notice = _STOP_NOTICES.get(self.finish or "")
+        if notice:
+            events.append(Notice(notice))
         events.append(Done(self.finish))
         return events
 

@@ -30,6 +30,14 @@ SGR = re.compile(r"\x1b\[([0-9;]*)m")
 HY = ModelRef("hunyuan", "hunyuan-turbos-latest", "openai", "hy")
 
 
+@pytest.fixture(autouse=True)
+def screen_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich sizes even a StringIO console from whatever terminal runs pytest; pin it."""
+    monkeypatch.setenv("LINES", "25")
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("TERM", "xterm-256color")  # TERM=dumb (some CI) turns off Live and colour
+
+
 def message(text: str = "", **kw: object) -> Message:
     base: dict[str, object] = {
         "model": HY,
@@ -344,7 +352,6 @@ def test_print_error_plain_and_red(monkeypatch: pytest.MonkeyPatch) -> None:
     print_error("no key for deepseek", err=err)
     assert err.getvalue() == "error: no key for deepseek\n"
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setenv("TERM", "xterm")
     tty = FakeTty()
     print_error("boom", err=tty)
     assert has_colour(tty.getvalue()) and "boom" in tty.getvalue()

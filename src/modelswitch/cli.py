@@ -73,6 +73,8 @@ def root(
 ) -> None:
     import os
 
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # prompt_toolkit and every console honour it, child editors too
     ctx.obj = Globals(config, color=not no_color and not os.environ.get("NO_COLOR"), debug=debug)
     if debug:
         os.environ["MODELSWITCH_DEBUG"] = "1"

@@ -138,20 +138,12 @@ def show(
 
 def _print_stats(label: str, turns: Sequence[Turn]) -> None:
     from .render import print_info, print_table
-    from .sessions_format import costs_text, model_stats
+    from .sessions_format import STATS_HEADERS, model_stats, stats_rows
 
     per_model, total = model_stats(turns)
     print_info(f"{label}: {total.turns} answers from {len(per_model)} models")
-    if not per_model:
-        return
-    rows = [
-        [s.name, str(s.turns), str(s.usage.input_tokens), str(s.usage.output_tokens),
-         str(s.usage.reasoning_tokens), costs_text(s.costs),
-         "-" if s.mean_ttft_s is None else f"{s.mean_ttft_s:.2f} s",
-         "-" if s.mean_tokens_per_s is None else f"{s.mean_tokens_per_s:.1f}"]
-        for s in [*per_model, total]
-    ]
-    print_table(["model", "answers", "input", "output", "reasoning", "cost", "mean ttft", "mean tok/s"], rows)
+    if per_model:
+        print_table(STATS_HEADERS, stats_rows(turns))
 
 
 @app.command()

@@ -293,6 +293,23 @@ def _stats(name: str, turns: Sequence[Turn]) -> ModelStats:
     )
 
 
+STATS_HEADERS = ["model", "answers", "input", "output", "reasoning", "cost", "mean ttft", "mean tok/s"]
+
+
+def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
+    """Table rows of `model_stats`, one per model then the total (`sessions show --stats`, /cost)."""
+    per_model, total = model_stats(turns)
+    if not per_model:
+        return []
+    return [
+        [s.name, str(s.turns), str(s.usage.input_tokens), str(s.usage.output_tokens),
+         str(s.usage.reasoning_tokens), costs_text(s.costs),
+         "-" if s.mean_ttft_s is None else f"{s.mean_ttft_s:.2f} s",
+         "-" if s.mean_tokens_per_s is None else f"{s.mean_tokens_per_s:.1f}"]
+        for s in [*per_model, total]
+    ]
+
+
 def costs_text(costs: Sequence[Cost]) -> str:
     """`¥0.0123 + $0.0040`, or `-` when no price was known."""
     return " + ".join(str(c) for c in costs) or "-"

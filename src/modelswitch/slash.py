@@ -208,13 +208,15 @@ def _keep(repl: Repl, arg: str) -> None:
 @command("cost", "/cost", "tokens, cost and speed of this chat, per model")
 def _cost(repl: Repl, arg: str) -> None:
     from .render import print_table
-    from .stats import per_model
+    from .sessions_format import STATS_HEADERS, stats_rows
+    from .store_records import Turn
 
-    table = per_model(repl.session.answered, repl.session.cost_for)
-    if not table:
+    s = repl.session
+    rows = stats_rows([Turn(m, s.cost_for(m)) for m in s.answered])
+    if not rows:
         repl.say("no answers yet")
         return
-    print_table(["model", "turns", "input", "output", "reasoning", "cost", "mean ttft", "mean tok/s"], table)
+    print_table(STATS_HEADERS, rows)
 
 
 @command("help", "/help", "this list; @NAME TEXT sends one message to another model")

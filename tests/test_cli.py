@@ -227,3 +227,64 @@ def test_no_key_but_a_running_local_server_is_used(tmp_path: Path, server: Loopb
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == "hi from local"
     assert server.requests[1].json["model"] == "smol-135m"
+
+
+def test_non_utf8_stdin_is_refused(env: dict) -> None:
+    result = CliRunner().invoke(app, ["ask", "summarise"], input="caf\xe9 latin-1".encode("latin-1"))
+    assert result.exit_code == 2
+    assert "stdin is not UTF-8 text" in result.stderr
+
+
+def test_ten_megabytes_of_stdin_is_warned_not_crashed(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.sse({"choices": [{"index": 0, "delta": {"content": "long"}, "finish_reason": "stop"}]}))
+    big = ("x" * 99 + "\n") * 100_000
+    result = CliRunner().invoke(app, ["ask", "count"], input=big)
+    assert result.exit_code == 0
+    assert "warning: stdin is 10.0 MB" in result.stderr
+    assert len(server.requests[0].raw) > 10_000_000
+
+
+def test_tls_error_is_one_line(tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tls.toml"
+    cfg.write_text(f'[providers.t]\nbase_url = "https://127.0.0.1:{server.port}/v1"\nretries = 0\n'
+                   '[providers.t.models.m]\nid = "m"\n')
+    result = invoke(["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: t/m: ")
+    assert "TLS" in lines[0] or "SSL" in lines[0] or "connection dropped" in lines[0]
+
+
+def test_corrupt_session_database_does_not_stop_answers(env: dict, server: LoopbackServer, tmp_path: Path) -> None:
+    db = tmp_path / "data" / "modelswitch" / "modelswitch.db"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"this is not a database" * 100)
+    server.add(Reply.sse({"choices": [{"index": 0, "delta": {"content": "still here"}, "finish_reason": "stop"}]}))
+    result = invoke(["ask", "hi"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "still here"
+    assert "will not be saved" in result.stderr
+    assert db.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+def test_ctrl_c_mid_answer_exits_130_keeping_the_partial_text(env: dict, server: LoopbackServer) -> None:
+    import signal
+    import time
+
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
+    server.add(Reply.sse(*words, delay=0.02))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen([exe, "ask", "--session", "s", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ.copy())
+    assert proc.stdout is not None
+    first = proc.stdout.read(6)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert (first + out).startswith(b"w0 w1 ")
+    assert b"Traceback" not in err
+    shown = invoke(["sessions", "show", "s"])
+    assert "interrupted" in shown.stdout and "w0 w1" in shown.stdout

@@ -134,6 +134,36 @@ def measure(cmd: list[str], env: dict[str, str], stamps: str, *, tty: bool) -> R
     return Run(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, after)
 
 
+def repl_gap(env: dict[str, str], rounds: int = 5) -> list[float]:
+    """Seconds from an answer's footer reaching the terminal to the next prompt being drawn."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([EXE, "chat"], env={**env, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40",
+                                               "PROMPT_TOOLKIT_NO_CPR": "1"},
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    gaps: list[float] = []
+    buf = b""
+
+    def wait_for(token: bytes, start: int) -> tuple[float, int]:
+        nonlocal buf
+        while True:
+            at = buf.find(token, start)
+            if at >= 0:
+                return time.monotonic(), at + len(token)
+            buf += os.read(master, 65536)
+
+    _, pos = wait_for("m \u203a".encode(), 0)
+    for _ in range(rounds):
+        os.write(master, b"go\r")
+        t_footer, pos = wait_for(b"tokens", pos)
+        t_prompt, pos = wait_for("m \u203a".encode(), pos)
+        gaps.append(t_prompt - t_footer)
+    os.write(master, b"/exit\r")
+    proc.wait(timeout=30)
+    os.close(master)
+    return gaps
+
+
 def fmt(runs: list[Run]) -> tuple[float, float, float, float | None]:
     cpu = statistics.median(r.cpu for r in runs)
     wall = statistics.median(r.wall for r in runs)
@@ -190,6 +220,7 @@ def main() -> None:
         for name, rs in runs.items():
             results[(name, n)] = fmt(rs)
 
+    gaps = [] if args.no_pty else repl_gap(env)
     starts = {}
     for flag in ("--version", "--help"):
         rs = [measure([EXE, flag], env, stamps, tty=False) for _ in range(max(3, args.repeat))]
@@ -206,6 +237,9 @@ def main() -> None:
         print(f"{name:<28} {n:>7} {cpu:>8.3f} {wall:>8.3f} {rss:>6.0f} MiB {fbs:>10} {ratio:>10}")
     for flag, (cpu, wall, rss, _) in starts.items():
         print(f"{'modelswitch ' + flag:<28} {'':>7} {cpu:>8.3f} {wall:>8.3f} {rss:>6.0f} MiB")
+    if gaps:
+        print(f"REPL: next prompt drawn {statistics.median(gaps) * 1000:.0f} ms (median; max "
+              f"{max(gaps) * 1000:.0f} ms) after an answer's footer ({sizes[-1]}-chunk answers)")
     if len(sizes) >= 2:
         a, b = sizes[0], sizes[-1]
         print()

@@ -31,7 +31,7 @@ app = typer.Typer(
 def _stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(err: LocalError) -> typer.Exit:

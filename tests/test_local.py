@@ -165,6 +165,8 @@ def test_start_failure_names_the_log(paths: LocalPaths) -> None:
         local.start(paths)
     assert "model is broken" in str(info.value)
     assert info.value.log == paths.server_log
+    assert f"log: {paths.server_log}" in info.value.message  # what cli.py's error guard prints
+    assert info.value.exit_code == 1
     assert not paths.state.exists()
 
 
@@ -203,7 +205,7 @@ def test_preset_table_shape_when_stopped(paths: LocalPaths) -> None:
     _fake_install(paths)
     table = local.preset_table(paths)
     assert table is not None
-    assert table["type"] == "openai" and table["local"] is True
+    assert table["type"] == "openai" and table["local"] is True and table["managed"] is True
     assert table["base_url"] == local.STOPPED_BASE_URL
     models = table["models"]
     assert isinstance(models, dict) and set(models) == {"smol", "smol-think"}

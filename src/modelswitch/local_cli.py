@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -35,11 +36,8 @@ def _stderr() -> Console:
 
 
 def _fail(err: LocalError) -> typer.Exit:
-    console = _stderr()
-    console.print(f"modelswitch local: {err}", markup=False)
-    if err.log is not None:
-        console.print(f"  log: {err.log}", markup=False)
-    return typer.Exit(1)
+    _stderr().print(f"modelswitch local: {err}", markup=False)
+    return typer.Exit(err.exit_code)
 
 
 @dataclass
@@ -84,6 +82,22 @@ class _StepView:
             self.progress.stop()
 
 
+def setup_with_progress(console: Console | None = None) -> Path:
+    """Run setup drawing its steps (for `local setup` and a first run with nothing configured)."""
+    from . import local
+
+    console = console or _stderr()
+    view = _StepView(console)
+    try:
+        result = local.setup(local.LocalPaths.default(), view)
+    finally:
+        view.close()
+    if result.changed:
+        elapsed = time.monotonic() - view.started
+        console.print(f"Local model ready in {elapsed:.0f}s: {result.model}", markup=False)
+    return result.model
+
+
 @app.command()
 def setup() -> None:
     """Install llama.cpp (its own venv; a ~16 min build the first time per machine) and SmolLM2."""
@@ -94,19 +108,13 @@ def setup() -> None:
     if local.is_set_up(paths):
         console.print(f"Already set up in {paths.root}", markup=False)
         return
-    view = _StepView(console)
     try:
-        result = local.setup(paths, view)
+        setup_with_progress(console)
     except local.LocalError as err:
-        view.close()
         raise _fail(err) from None
     except KeyboardInterrupt:
-        view.close()
         console.print("setup interrupted; run `modelswitch local setup` again to resume", markup=False)
         raise typer.Exit(130) from None
-    view.close()
-    elapsed = time.monotonic() - view.started
-    console.print(f"Local model ready in {elapsed:.0f}s: {result.model}", markup=False)
     console.print("Try: modelswitch chat -m smol   (or smol-think to watch it 'think')", markup=False)
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from . import errors, secrets
@@ -43,6 +43,12 @@ def model_ref(config: Config, spec: ModelSpec) -> ModelRef:
 def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings()) -> Target:
     """Resolve the key and merge settings: everything a protocol needs for one request."""
     provider = config.provider(spec.provider)
+    if provider.managed:
+        from . import local
+        from .startup import warn
+
+        # The config was read before the server (re)started: the live port is in local's state.
+        provider = replace(provider, base_url=local.ensure_running(announce=warn).base_url)
     key = secrets.resolve_key(provider)
     pick = lambda mine, model: model if mine is None else mine  # noqa: E731
     return Target(

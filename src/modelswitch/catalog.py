@@ -11,6 +11,8 @@ from .startup import load_config
 
 
 def key_status(p: ProviderSpec) -> str:
+    if p.managed:
+        return "managed (starts on use)"
     if not p.needs_key:
         return "local" if p.local else "no key needed"
     if key_available(p):

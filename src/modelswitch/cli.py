@@ -10,6 +10,7 @@ import typer
 
 from . import __version__
 from .errors import ModelSwitchError
+from .local_cli import app as local_app
 from .sessions_cli import app as sessions_app
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Write, locate, show and check the config file.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(local_app, name="local")
 
 
 class Globals:

@@ -24,7 +24,7 @@ DEFAULT_RETRIES = 2
 _TOP_KEYS = {"default", "providers"}
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
-    "connect_timeout", "retries", "models", "local",
+    "connect_timeout", "retries", "models", "local", "managed",
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
@@ -80,6 +80,7 @@ class ProviderSpec:
     retries: int = DEFAULT_RETRIES
     models: tuple[ModelSpec, ...] = ()
     local: bool = False
+    managed: bool = False  # modelswitch runs this server itself: local.ensure_running() has its URL
     from_preset: bool = False
 
     @property
@@ -165,12 +166,22 @@ def load(path: Path) -> Config:
         except tomllib.TOMLDecodeError as exc:
             # tomllib puts "(at line N, column M)" in its message: that is the pointer users need.
             raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
-    config = build(user, path, exists=exists, presets=load_presets())
+    config = build(user, path, exists=exists, presets=_with_managed_local(load_presets()))
     if exists and _has_inline_key(user) and path.stat().st_mode & 0o044:
         warning = (f"{path} holds an inline api_key and other users can read it: "
                    f"chmod 600 {path} (or use api_key_env / api_key_cmd)")
         config = replace(config, warnings=config.warnings + (warning,))
     return config
+
+
+def _with_managed_local(presets: dict[str, Any]) -> dict[str, Any]:
+    """The managed llama.cpp provider (local/smol, local/smol-think), first, once it is set up."""
+    from . import local
+
+    table = local.preset_table()
+    if table is None:
+        return presets
+    return {**presets, "providers": {"local": table, **presets.get("providers", {})}}
 
 
 def _has_inline_key(user: dict[str, Any]) -> bool:
@@ -339,6 +350,7 @@ class _Validator:
             retries=DEFAULT_RETRIES if retries is None else retries,
             models=models,
             local=bool(self.opt(t, "local", bool, f"{key}.local")),
+            managed=bool(self.opt(t, "managed", bool, f"{key}.managed")),
             from_preset=from_preset,
         )
 

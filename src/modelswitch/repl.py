@@ -13,7 +13,7 @@ from . import errors
 from .config import ModelSpec
 from .events import Notice, ReasoningDelta, TextDelta
 from .session import ChatSession
-from .startup import choose_model, load_config
+from .startup import choose_model, first_run_local, load_config
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ChatOptions:
 def run_chat(opts: ChatOptions) -> int:
     from .chatlog import ChatLog
 
-    config = load_config(opts.config_path)
+    config = first_run_local(load_config(opts.config_path), opts.model)
     log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
     # A resumed session continues on the model it last used, unless -m says otherwise.
     wanted = opts.model or (log.model if log and log.session_id is not None else None)

@@ -35,8 +35,30 @@ def choose_model(config: Config, name: str | None) -> ModelSpec:
     return spec
 
 
+def first_run_local(config: Config, wanted: str | None) -> Config:
+    """No key, no model, no local server, a person at a terminal: set up the bundled local model."""
+    from . import local
+    from .catalog import first_local_model
+
+    if wanted or local.is_set_up() or config.default_model() is not None or first_local_model(config):
+        return config
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return config  # a pipe or a script never starts a 16-minute build by surprise
+    from .local_cli import setup_with_progress
+
+    warn("No API key is set and no model is configured: setting up the bundled local model "
+         "(llama.cpp + SmolLM2-135M, works offline). Ctrl-C stops; `modelswitch local setup` resumes.")
+    setup_with_progress()
+    return load_config(str(config.path))  # now with the `local` provider, first among local ones
+
+
 def ensure_usable(config: Config, spec: ModelSpec) -> None:
     provider = config.provider(spec.provider)
+    if provider.managed:
+        from . import local
+
+        local.ensure_running(announce=warn)  # selecting local/smol starts its server, announced
+        return
     if not key_available(provider):
         raise errors.ConfigError(
             f"{spec.name} needs an API key: set {provider.api_key_env}"

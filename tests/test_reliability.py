@@ -175,3 +175,13 @@ def test_connection_refused(server: LoopbackServer) -> None:
     answer, _, _ = run(make_config(f"http://127.0.0.1:{port}", retries=0), fallback=False)
     assert isinstance(answer.error, errors.ConnectError)
     assert "connection refused at" in answer.error.message
+
+
+def test_loopback_servers_bypass_environment_proxies(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelswitch import transport
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.2:9")  # nothing listens there
+    monkeypatch.setattr(transport, "_clients", {})
+    server.add(ok_reply("direct", path="/busy/"))
+    answer, _, _ = run(make_config(server.url, retries=0), fallback=False)
+    assert answer.error is None and answer.message.text == "direct"

@@ -28,8 +28,6 @@ import signal
 import socket
 import time
 import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -340,16 +338,18 @@ def _spawn(argv: list[str], log: Path) -> int:
 
 
 def _wait_ready(state: ServerState, timeout: float = READY_TIMEOUT_S) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    from .errors import ConnectError
+    from .providers.base import HttpRequest
+    from .transport import fetch
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _is_our_server(state.pid, state.binary):
             return False
         try:
-            with opener.open(f"{state.base_url}/models", timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
+            fetch(HttpRequest("GET", f"{state.base_url}/models"), timeout=2)
+            return True
+        except ConnectError:
             pass  # not listening yet, or 503 while the model loads
         time.sleep(0.1)
     return False

@@ -37,8 +37,12 @@ def client(url: str = "https:") -> httpx.Client:
     if tls not in _clients:
         import httpx
 
+        # Proxies from the environment are honoured, except for this machine: a corporate
+        # HTTP_PROXY must not swallow requests to a local Ollama or llama.cpp server.
+        loopback = {f"all://{host}": None for host in ("127.0.0.1", "localhost", "[::1]")}
         _clients[tls] = httpx.Client(
-            follow_redirects=False, headers={"User-Agent": "modelswitch"}, verify=True if tls else False
+            follow_redirects=False, headers={"User-Agent": "modelswitch"}, verify=True if tls else False,
+            mounts=loopback,
         )
     return _clients[tls]
 

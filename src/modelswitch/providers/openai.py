@@ -226,13 +226,25 @@ def _sse_batches(head: bytes, chunks: Iterator[bytes]) -> Iterator[list[SSEEvent
     yield decoder.close()
 
 
+# A delta with only these keys carries nothing but answer text (the bulk of every stream).
+_PLAIN_DELTA_KEYS = frozenset(("content", "role"))
+
+
 def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
     """Events from one chat.completion.chunk (or a completion's message)."""
+    choices = obj.get("choices")
+    if type(choices) is list and choices and obj.get("usage") is None and "error" not in obj:
+        # Fast path for a plain content delta: same result as below, a fraction of the checks.
+        choice = choices[0]
+        if type(choice) is dict and choice.get("finish_reason") is None and "usage" not in choice:
+            delta = choice.get("delta")
+            if type(delta) is dict and delta.keys() <= _PLAIN_DELTA_KEYS and "x_groq" not in obj:
+                content = delta.get("content")
+                return st.think.feed(content) if type(content) is str and content else []
     error = obj.get("error")
     if error:
         raise _error_from(error, st)
     usage = obj.get("usage") or _dict(obj.get("x_groq")).get("usage")  # Groq's own place
-    choices = obj.get("choices")
     if not choices or not isinstance(choices, list):
         if isinstance(usage, dict):
             st.usage = _usage(usage)

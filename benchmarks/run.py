@@ -98,8 +98,20 @@ def last_stamp(stamps: str) -> float | None:
     return float(lines[-1]) if lines else None
 
 
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def measure(cmd: list[str], env: dict[str, str], stamps: str, *, tty: bool) -> Run:
+    """Run one client; CPU from wait4, peak RSS from GNU time when present.
+
+    wait4's ru_maxrss is useless here: Linux carries the spawning process's high-water mark across
+    exec, so every child would report at least this script's own size. GNU time forks a fresh
+    process for the command and reports that one's peak.
+    """
     Path(stamps).write_text("")
+    rss_file = stamps + ".rss"
+    if GNU_TIME:
+        cmd = [GNU_TIME, "-f", "%M", "-o", rss_file, *cmd]
     start = time.monotonic()
     first: float | None = None
     if tty:
@@ -131,7 +143,8 @@ def measure(cmd: list[str], env: dict[str, str], stamps: str, *, tty: bool) -> R
         raise SystemExit(f"{cmd[0]} failed (exit {os.waitstatus_to_exitcode(status)})")
     served = last_stamp(stamps)
     after = (first - served) if (first is not None and served is not None) else None
-    return Run(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, after)
+    rss_kib = int(Path(rss_file).read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return Run(usage.ru_utime + usage.ru_stime, wall, rss_kib / 1024, after)
 
 
 def repl_gap(env: dict[str, str], rounds: int = 5) -> list[float]:

@@ -21,7 +21,7 @@ from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProviderError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
 from ..sse import iter_sse, loads_event
-from .base import HttpRequest, Target
+from .base import HttpRequest, Target, error_text
 
 NAME = "anthropic"
 API_VERSION = "2023-06-01"
@@ -139,7 +139,7 @@ class AnthropicProtocol:
 
     def error_message(self, status: int, body: bytes) -> str:
         """`error.message` from `{"type": "error", "error": {"type", "message"}}`, else ""."""
-        return _error_text(body)
+        return error_text(body)
 
 
 PROTOCOL = AnthropicProtocol()
@@ -280,18 +280,3 @@ def _stream_error(data: dict) -> ProviderError:
     if kind == "overloaded_error":
         return OverloadedError(f"overloaded: {message}")
     return StreamError(f"error in stream ({kind}): {message}")
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        text = body.decode("utf-8", "replace").strip()
-        return text if text and len(text) <= 300 and "<" not in text else ""
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        if isinstance(error, str):
-            return error
-    return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol as _TypingProtocol
@@ -64,3 +65,21 @@ class Protocol(_TypingProtocol):
     def error_message(self, status: int, body: bytes) -> str:
         """The human part of an error body ("Insufficient Balance"), or "" if there is none."""
         ...
+
+
+def error_text(body: bytes) -> str:
+    """The message in an error body shaped `{"error": {"message": ...}}` or `{"error": "..."}`
+    (also wrapped in a JSON array, as Gemini's array framing does), or a short plain-text body;
+    "" for anything else, HTML included. Never raises: an error body must not cause a second error.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        text = body.decode("utf-8", "replace").strip()
+        return text if text and len(text) <= 300 and "<" not in text else ""
+    if isinstance(data, list) and data:
+        data = data[0]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return error if isinstance(error, str) else ""

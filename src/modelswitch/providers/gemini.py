@@ -23,7 +23,7 @@ from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProtocolError, ProviderError, RateLimitError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
 from ..sse import iter_sse, loads_event
-from .base import HttpRequest, Target
+from .base import HttpRequest, Target, error_text
 
 NAME = "gemini"
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
@@ -133,17 +133,7 @@ class GeminiProtocol:
 
     def error_message(self, status: int, body: bytes) -> str:
         """`error.message` from `{"error": {"code", "message", "status"}}`, else ""."""
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            text = body.decode("utf-8", "replace").strip()
-            return text if text and len(text) <= 300 and "<" not in text else ""
-        if isinstance(data, list) and data:  # the JSON-array framing wraps errors too
-            data = data[0]
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-        return ""
+        return error_text(body)
 
 
 PROTOCOL = GeminiProtocol()

@@ -18,7 +18,7 @@ from ..conversation import Conversation
 from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
 from ..sse import iter_ndjson
-from .base import HttpRequest, Target
+from .base import HttpRequest, Target, error_text
 
 NAME = "ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"
@@ -133,18 +133,7 @@ class OllamaProtocol:
 
     def error_message(self, status: int, body: bytes) -> str:
         """The `error` string of `{"error": "..."}`, else ""."""
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            text = body.decode("utf-8", "replace").strip()
-            return text if text and len(text) <= 300 and "<" not in text else ""
-        if isinstance(data, dict):
-            error = data.get("error")
-            if isinstance(error, str):
-                return error
-            if isinstance(error, dict) and isinstance(error.get("message"), str):
-                return error["message"]
-        return ""
+        return error_text(body)
 
 
 PROTOCOL = OllamaProtocol()

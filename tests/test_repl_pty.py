@@ -182,3 +182,29 @@ def test_piped_chat_reads_one_message_per_line(chat_env: dict[str, str], server:
     assert "first" in proc.stdout and "second" in proc.stdout
     assert "hmm" not in proc.stdout
     assert "\x1b[" not in proc.stdout
+
+
+def test_multiline_input_paste_and_edit(chat_env: dict[str, str], server: LoopbackServer, tmp_path: Path) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "written in the editor\\nsecond line\\n" > "$1"\n')
+    editor.chmod(0o755)
+    chat_env["EDITOR"] = str(editor)
+    for text in ("one", "two", "three"):
+        server.add(Reply.sse(oa_chunk(content=f"ok {text}"), oa_finish(), path="/deep/"))
+    child = spawn(chat_env)
+    child.send("first line")
+    child.send("\x1b\r")  # Alt+Enter: a new line, not a send
+    child.send("second line\r")
+    child.expect("ok one")
+    child.expect("r1 ›")
+    child.send("\x1b[200~pasted one\npasted two\x1b[201~")  # bracketed paste with a newline inside
+    child.send("\r")
+    child.expect("ok two")
+    child.expect("r1 ›")
+    child.send("/edit\r")
+    child.expect("ok three")
+    child.expect("r1 ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    sent = [r.json["messages"][-1]["content"] for r in server.requests]
+    assert sent == ["first line\nsecond line", "pasted one\npasted two", "written in the editor\nsecond line"]

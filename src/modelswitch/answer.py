@@ -150,7 +150,9 @@ class Answer:
                 last_error = exc  # e.g. the fallback's key is not set: try the next one
             except errors.ProviderError as exc:
                 last_error = exc
-                if self._started:
+                # A rejected request (400) is about what was sent, not about the model being
+                # down: another model would hide the real cause, so it is reported as it is.
+                if self._started or isinstance(exc, errors.BadRequestError):
                     break
         self._status = "interrupted" if self._started else "error"
         self._t_end = time.monotonic()

@@ -20,7 +20,7 @@ from .answer import Answer, Settings
 from .config import Config, ModelSpec
 from .conversation import Conversation, Message
 from .events import Event, Notice, ReasoningDelta, TextDelta
-from .pricing import Cost, cost_of
+from .pricing import Cost, message_cost
 
 if TYPE_CHECKING:
     from .render_compare import CompareView
@@ -84,7 +84,7 @@ def run_models(
                 continue
             if item is _FINISHED:
                 running -= 1
-                view.finish(i, answers[i].message, _cost(config, answers[i]), failures.get(i))
+                view.finish(i, answers[i].message, message_cost(config, answers[i].message), failures.get(i))
             elif isinstance(item, errors.ModelSwitchError):
                 failures[i] = item.message
             else:
@@ -98,7 +98,7 @@ def run_models(
     finally:
         view.close()
     return [
-        Outcome(s, a, a.message, _cost(config, a), failures.get(i))
+        Outcome(s, a, a.message, message_cost(config, a.message), failures.get(i))
         for i, (s, a) in enumerate(zip(specs, answers))
     ]
 
@@ -111,14 +111,6 @@ def _show(view: CompareView, i: int, event: Event) -> None:
         view.reasoning(i, event.text)
     elif kind is Notice:
         view.notice(i, event.text)
-
-
-def _cost(config: Config, answer: Answer) -> Cost | None:
-    ref = answer.model
-    try:
-        return cost_of(answer.message.usage, config.resolve(ref.alias or ref.full_id).price)
-    except errors.UsageError:
-        return None
 
 
 def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:

@@ -12,7 +12,7 @@ from .answer import Answer, insecure_key_warning
 from .config import Config
 from .conversation import Conversation, Message
 from .events import Notice, ReasoningDelta, TextDelta
-from .pricing import cost_of
+from .pricing import message_cost
 from .startup import choose_model, load_config, warn
 
 STDIN_WARN_BYTES = 1_000_000
@@ -94,16 +94,7 @@ def run_ask(opts: AskOptions) -> int:
     finally:
         # Also on Ctrl-C: the partial answer is kept, marked interrupted.
         if log:
-            log.record(user, answer.message, cost_of(answer.message.usage, _price(config, answer)))
-
-
-def _price(config: Config, answer: Answer):  # noqa: ANN202 - Price | None
-    ref = answer.model
-    try:
-        spec = config.resolve(ref.alias or ref.full_id)
-    except errors.UsageError:
-        return None
-    return spec.price
+            log.record(user, answer.message, message_cost(config, answer.message))
 
 
 def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
@@ -133,14 +124,14 @@ def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
         print_error(exc.message)
         return exc.exit_code
     message = answer.message
-    renderer.end(message, cost_of(message.usage, _price(config, answer)))
+    renderer.end(message, message_cost(config, message))
     return 0
 
 
 def result_object(config: Config, answer: Answer) -> dict:
     """The `--json` object of DESIGN.md for a finished (or failed) answer."""
     m = answer.message
-    cost = cost_of(m.usage, _price(config, answer))
+    cost = message_cost(config, m)
     usage = m.usage
     return {
         "model": m.model.full_id if m.model else None,

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from .config import Price
 from .events import Usage
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .conversation import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +37,16 @@ def cost_of(usage: Usage | None, price: Price | None) -> Cost | None:
         + usage.output_tokens * price.output
     ) / 1_000_000
     return Cost(round(amount, 8), price.currency)
+
+
+def message_cost(config: Config, message: Message) -> Cost | None:
+    """What an answer cost at the price of the model that really wrote it (fallbacks included)."""
+    if message.model is None:
+        return None
+    from .errors import UsageError
+
+    try:
+        spec = config.resolve(message.model.alias or message.model.full_id)
+    except UsageError:
+        return None  # a model no longer in the config: its price is unknown, not guessed
+    return cost_of(message.usage, spec.price)

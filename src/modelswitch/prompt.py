@@ -9,7 +9,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
-from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from . import commands, paths
 
@@ -65,7 +65,7 @@ def _bindings() -> KeyBindings:
     kb = KeyBindings()
 
     @kb.add("enter")
-    def _send(event) -> None:  # noqa: ANN001
+    def _send(event: KeyPressEvent) -> None:
         buf = event.current_buffer
         if buf.complete_state and buf.complete_state.current_completion:
             buf.apply_completion(buf.complete_state.current_completion)
@@ -73,7 +73,7 @@ def _bindings() -> KeyBindings:
         buf.validate_and_handle()
 
     @kb.add("escape", "enter")
-    def _newline(event) -> None:  # noqa: ANN001
+    def _newline(event: KeyPressEvent) -> None:
         event.current_buffer.insert_text("\n")
 
     return kb

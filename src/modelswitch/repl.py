@@ -7,10 +7,12 @@ so scripts can drive a conversation (`printf 'hi\\n/model r1\\nand you?\\n' | mo
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import errors
 from .config import ModelSpec
+from .conversation import Message
 from .events import Notice, ReasoningDelta, TextDelta
 from .session import ChatSession
 from .startup import choose_model, first_run_local, load_config
@@ -89,13 +91,13 @@ class Repl:
         resumed = f", resumed with {n} turns" if n else ""
         self.say(f"modelswitch · {s.model.name} ({s.model.full_id}){resumed} · /help for commands, Ctrl-D to quit", "dim")
 
-    def _line_reader(self):  # noqa: ANN202 - Iterator[str]
+    def _line_reader(self) -> Iterator[str]:
         for line in sys.stdin:
             line = line.rstrip("\n")
             if line.strip():
                 yield line
 
-    def _prompt_reader(self):  # noqa: ANN202 - Iterator[str]
+    def _prompt_reader(self) -> Iterator[str]:
         from .prompt import make_prompt
 
         prompt = make_prompt(self)
@@ -136,7 +138,7 @@ class Repl:
         user = self.session.user_message(text)
         self.stream(user, model)
 
-    def stream(self, user, model: ModelSpec | None = None, *, fallback: bool = True) -> None:  # noqa: ANN001
+    def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> None:
         """Stream one answer to the screen and put it into history, whatever happens."""
         from .render import make_renderer
 

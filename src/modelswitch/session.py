@@ -14,7 +14,7 @@ from .answer import Answer, Settings
 from .config import Config, ModelSpec
 from .conversation import Conversation, Message
 from .events import Usage
-from .pricing import Cost, cost_of
+from .pricing import Cost, message_cost
 from .startup import ensure_usable
 
 MAX_ATTACHMENT_BYTES = 2_000_000
@@ -159,13 +159,7 @@ class ChatSession:
         return chosen
 
     def cost_for(self, message: Message) -> Cost | None:
-        if message.model is None:
-            return None
-        try:
-            spec = self.config.resolve(message.model.alias or message.model.full_id)
-        except errors.UsageError:
-            return None
-        return cost_of(message.usage, spec.price)
+        return message_cost(self.config, message)
 
     def last_exchange(self) -> tuple[Message, Message] | None:
         msgs = self.conversation.messages

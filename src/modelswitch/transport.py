@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -95,7 +96,9 @@ def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
         raise errors.ConnectError(redact(f"{request.url}: {_describe(exc)}")) from None
 
 
-def _open(request: HttpRequest, connect_timeout: float, read_timeout: float):  # noqa: ANN202
+def _open(
+    request: HttpRequest, connect_timeout: float, read_timeout: float
+) -> AbstractContextManager[httpx.Response]:
     import httpx
 
     body = None

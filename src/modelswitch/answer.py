@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -112,10 +112,10 @@ class Answer:
         self._t0 = time.monotonic()
         self._t_first: float | None = None
         self._t_end: float | None = None
-        self._iter: Iterator[Event] | None = None
+        self._iter: Generator[Event, None, None] | None = None
 
     # -- iteration -------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Generator[Event, None, None]:
         self._iter = self._run()
         return self._iter
 
@@ -126,7 +126,7 @@ class Answer:
         if self._t_end is None:
             self._t_end = time.monotonic()
 
-    def _run(self) -> Iterator[Event]:
+    def _run(self) -> Generator[Event, None, None]:
         chain = [self.spec]
         if self.use_fallback:
             for name in self.spec.fallback:

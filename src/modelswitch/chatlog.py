@@ -112,13 +112,15 @@ class ChatLog:
 
     def set_model(self, name: str) -> None:
         self._model = name
-        if self.session_id is not None:
-            self._safely("the model", lambda: self.store.set_model(self.session_id, name))
+        sid = self.session_id
+        if sid is not None:
+            self._safely("the model", lambda: self.store.set_model(sid, name))
 
     def set_system(self, text: str | None) -> None:
         self._system = text
-        if self.session_id is not None:
-            self._safely("the system prompt", lambda: self.store.set_system(self.session_id, text))
+        sid = self.session_id
+        if sid is not None:
+            self._safely("the system prompt", lambda: self.store.set_system(sid, text))
 
     def save_as(self, name: str) -> None:
         """Name this chat (`/save NAME`); an unsaved chat gets its row now."""

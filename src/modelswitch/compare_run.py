@@ -104,12 +104,11 @@ def run_models(
 
 
 def _show(view: CompareView, i: int, event: Event) -> None:
-    kind = type(event)
-    if kind is TextDelta:
+    if isinstance(event, TextDelta):
         view.text(i, event.text)
-    elif kind is ReasoningDelta:
+    elif isinstance(event, ReasoningDelta):
         view.reasoning(i, event.text)
-    elif kind is Notice:
+    elif isinstance(event, Notice):
         view.notice(i, event.text)
 
 

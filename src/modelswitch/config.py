@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -140,7 +141,7 @@ class Config:
         return None
 
 
-def _suggest(name: str, candidates: object) -> str:
+def _suggest(name: str, candidates: Iterable[object]) -> str:
     close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.5)
     return f" — did you mean '{close[0]}'?" if close else ""
 

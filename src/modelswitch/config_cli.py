@@ -52,7 +52,7 @@ def show(explicit: str | None) -> int:
     print(f"# {config.path}" + ("" if config.exists else " (not found: built-in presets only)"))
     if config.exists:
         data = tomllib.loads(config.path.read_text("utf-8"))
-        sys.stdout.write(tomli_w.dumps(_redacted(data)))
+        sys.stdout.write(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()}))
     default = config.default_model()
     print(f"# default model: {default.name + ' (' + default.full_id + ')' if default else 'none available'}")
     return 0

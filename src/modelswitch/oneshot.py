@@ -106,11 +106,11 @@ def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
     renderer.begin(answer.model.name)
     try:
         for event in answer:
-            if type(event) is TextDelta:
+            if isinstance(event, TextDelta):
                 renderer.text(event.text)
-            elif type(event) is ReasoningDelta:
+            elif isinstance(event, ReasoningDelta):
                 renderer.reasoning(event.text)
-            elif type(event) is Notice:
+            elif isinstance(event, Notice):
                 renderer.notice(event.text)
     except KeyboardInterrupt:
         answer.close()
@@ -165,7 +165,7 @@ def _as_json(config: Config, answer: Answer) -> int:
     code = 0
     try:
         for event in answer:
-            if type(event) is Notice:
+            if isinstance(event, Notice):
                 warn(event.text)
     except KeyboardInterrupt:
         answer.close()
@@ -182,11 +182,11 @@ def _as_jsonl(config: Config, answer: Answer) -> int:
     emit = lambda obj: (out.write(json.dumps(obj, ensure_ascii=False) + "\n"), out.flush())  # noqa: E731
     try:
         for event in answer:
-            if type(event) is TextDelta:
+            if isinstance(event, TextDelta):
                 emit({"type": "text", "text": event.text})
-            elif type(event) is ReasoningDelta:
+            elif isinstance(event, ReasoningDelta):
                 emit({"type": "reasoning", "text": event.text})
-            elif type(event) is Notice:
+            elif isinstance(event, Notice):
                 emit({"type": "notice", "text": event.text})
     except KeyboardInterrupt:
         answer.close()

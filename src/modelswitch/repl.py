@@ -152,12 +152,11 @@ class Repl:
         failure: errors.ModelSwitchError | None = None
         try:
             for event in answer:
-                kind = type(event)
-                if kind is TextDelta:
+                if isinstance(event, TextDelta):
                     renderer.text(event.text)
-                elif kind is ReasoningDelta:
+                elif isinstance(event, ReasoningDelta):
                     renderer.reasoning(event.text)
-                elif kind is Notice:
+                elif isinstance(event, Notice):
                     renderer.notice(event.text)
         except KeyboardInterrupt:
             answer.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import errors
 from .answer import Answer, Settings
@@ -16,6 +17,9 @@ from .conversation import Conversation, Message
 from .events import Usage
 from .pricing import Cost, message_cost
 from .startup import ensure_usable
+
+if TYPE_CHECKING:
+    from .chatlog import ChatLog
 
 MAX_ATTACHMENT_BYTES = 2_000_000
 
@@ -47,7 +51,7 @@ class ChatSession:
         model: ModelSpec,
         *,
         conversation: Conversation | None = None,
-        log: object | None = None,
+        log: ChatLog | None = None,
     ) -> None:
         self.config = config
         self.model = model

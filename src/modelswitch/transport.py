@@ -178,32 +178,35 @@ def _status_error(protocol: Protocol, target: Target, response: httpx.Response) 
     if detail and detail.lower() != words:
         head += f": {_one_line(detail)}"
 
-    kwargs = {"provider": target.provider, "model": target.model_id, "status": status}
+    cls, tail = _status_class(protocol, target, status, response.headers.get("location", "?"))
+    retry_after = parse_retry_after(response.headers.get("retry-after")) if cls.retryable else None
+    return cls(
+        redact(head + tail), provider=target.provider, model=target.model_id, status=status,
+        retry_after=retry_after,
+    )
+
+
+def _status_class(
+    protocol: Protocol, target: Target, status: int, location: str
+) -> tuple[type[errors.ProviderError], str]:
+    """The error class for an HTTP status, and what to tell the user to do about it."""
     if 300 <= status < 400:
-        where = response.headers.get("location", "?")
-        return errors.BadRequestError(
-            redact(f"{head} to {where} — check base_url for provider '{target.provider}'"), **kwargs
-        )
+        return errors.BadRequestError, f" to {location} — check base_url for provider '{target.provider}'"
     if status in (401, 403):
         fix = f"check {target.key_hint}" if target.key_hint else "check the provider's API key"
-        return errors.AuthError(redact(f"{head} — {fix}"), **kwargs)
+        return errors.AuthError, f" — {fix}"
     if status == 402:
-        return errors.QuotaError(redact(f"{head} — top up the account at {target.provider}"), **kwargs)
+        return errors.QuotaError, f" — top up the account at {target.provider}"
     if status == 404:
         hint = getattr(protocol, "not_found_hint", "see `modelswitch models`")
-        hint = hint.format(model=target.model_id) if "{model}" in hint else hint
-        return errors.ModelNotFoundError(redact(f"{head} — {hint}"), **kwargs)
+        return errors.ModelNotFoundError, " — " + hint.replace("{model}", target.model_id)
     if status == 408:
-        return errors.ProviderTimeoutError(redact(head), **kwargs)
+        return errors.ProviderTimeoutError, ""
     if status == 429:
-        return errors.RateLimitError(
-            redact(head), retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
-        )
+        return errors.RateLimitError, ""
     if status == 409 or status >= 500:
-        return errors.OverloadedError(
-            redact(head), retry_after=parse_retry_after(response.headers.get("retry-after")), **kwargs
-        )
-    return errors.BadRequestError(redact(head), **kwargs)
+        return errors.OverloadedError, ""
+    return errors.BadRequestError, ""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -247,35 +250,44 @@ def _describe(exc: BaseException) -> str:
 def _map_httpx(
     exc: Exception, target: Target, started: bool, unreachable_hint: str
 ) -> errors.ProviderError | None:
+    mapped = _classify_httpx(exc, target, started, unreachable_hint)
+    if mapped is None:
+        return None
+    cls, what = mapped
+    return cls(redact(f"{target.provider}/{target.model_id}: {what}"), provider=target.provider,
+               model=target.model_id)
+
+
+def _classify_httpx(
+    exc: Exception, target: Target, started: bool, unreachable_hint: str
+) -> tuple[type[errors.ProviderError], str] | None:
     import httpx
 
-    label = f"{target.provider}/{target.model_id}"
-    kw = {"provider": target.provider, "model": target.model_id}
     text = _describe(exc)
     if isinstance(exc, httpx.ConnectTimeout):
-        return errors.ProviderTimeoutError(redact(f"{label}: connection timed out ({target.base_url})"), **kw)
+        return errors.ProviderTimeoutError, f"connection timed out ({target.base_url})"
     if isinstance(exc, httpx.ReadTimeout):
-        when = "mid-answer" if started else "waiting for the first token"
-        cls = errors.StreamError if started else errors.ProviderTimeoutError
-        return cls(redact(f"{label}: read timed out {when}"), **kw)
+        if started:
+            return errors.StreamError, "read timed out mid-answer"
+        return errors.ProviderTimeoutError, "read timed out waiting for the first token"
     if isinstance(exc, httpx.ConnectError):
         lowered = text.lower()
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
-            return errors.ConnectError(redact(f"{label}: TLS error talking to {target.base_url}: {text}"), **kw)
-        if "name or service not known" in lowered or "nodename" in lowered or "getaddrinfo" in lowered or "name resolution" in lowered:
-            return errors.ConnectError(redact(f"{label}: cannot resolve the host in {target.base_url} (offline?)"), **kw)
+            return errors.ConnectError, f"TLS error talking to {target.base_url}: {text}"
+        if any(s in lowered for s in ("name or service not known", "nodename", "getaddrinfo", "name resolution")):
+            return errors.ConnectError, f"cannot resolve the host in {target.base_url} (offline?)"
         if "refused" in lowered:
-            hint = f" — {unreachable_hint}" if unreachable_hint else " — is the server running?"
-            return errors.ConnectError(redact(f"{label}: connection refused at {target.base_url}{hint}"), **kw)
-        return errors.ConnectError(redact(f"{label}: cannot connect to {target.base_url}: {text}"), **kw)
+            hint = unreachable_hint or "is the server running?"
+            return errors.ConnectError, f"connection refused at {target.base_url} — {hint}"
+        return errors.ConnectError, f"cannot connect to {target.base_url}: {text}"
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         if started:
-            return errors.StreamError(redact(f"{label}: connection dropped mid-answer"), **kw)
-        return errors.ConnectError(redact(f"{label}: connection dropped before the answer began"), **kw)
+            return errors.StreamError, "connection dropped mid-answer"
+        return errors.ConnectError, "connection dropped before the answer began"
     if isinstance(exc, httpx.TimeoutException):
-        return errors.ProviderTimeoutError(redact(f"{label}: timed out"), **kw)
+        return errors.ProviderTimeoutError, "timed out"
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return errors.ConnectError(redact(f"{label}: bad base_url {target.base_url}: {text}"), **kw)
+        return errors.ConnectError, f"bad base_url {target.base_url}: {text}"
     if isinstance(exc, httpx.HTTPError):
-        return errors.ConnectError(redact(f"{label}: {text}"), **kw)
+        return errors.ConnectError, text
     return None

@@ -274,7 +274,7 @@ def _stop_notice(stop_reason: str | None, target: Target) -> str:
 
 
 def _stream_error(data: dict) -> ProviderError:
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error = _obj(data.get("error"))
     kind = str(error.get("type") or "error")
     message = str(error.get("message") or kind)
     if kind == "overloaded_error":

@@ -37,6 +37,8 @@ class ThinkSplitter:
     def feed(self, text: str) -> list[Event]:
         if self._state == _ANSWER:
             return self._answer(text)
+        if self._state == _UNTAGGED and not self._buf and "<" not in text:
+            return [TextDelta(text)]  # no tag can start here: the common case, kept cheap
         self._buf += text
         if self._state == _START:
             return self._start()

@@ -85,9 +85,14 @@ def test_ask_session_holds_a_conversation_for_scripts(env: dict[str, str], serve
     assert second.returncode == 0 and second.stdout.strip() == "42"
     msgs = server.requests[1].json["messages"]
     assert [m["content"] for m in msgs] == ["remember 42", "noted", "what did I ask you to remember?"]
+    server.add(say("still 42"))
+    third = run(env, "ask", "-c", "sure?")  # -c continues the latest session on its last model
+    assert third.returncode == 0 and third.stdout.strip() == "still 42"
+    assert server.requests[2].json["model"] == "model-b"
+    assert len(server.requests[2].json["messages"]) == 5
     listed = json.loads(run(env, "sessions", "list", "--json").stdout)
     calc = next(s for s in listed if s["name"] == "calc")
-    assert calc["turns"] == 4
+    assert calc["turns"] == 6
 
 
 def test_kill_9_mid_answer_keeps_every_earlier_turn(env: dict[str, str], server: LoopbackServer) -> None:

@@ -70,6 +70,11 @@ class ChatLog:
         """The model the session last used (so `chat -c` resumes on it)."""
         return self._model
 
+    @property
+    def resumed_model(self) -> str | None:
+        """The model an earlier run of this session used; None for a new chat."""
+        return self._model if self.session_id is not None else None
+
     def _ensure(self) -> int:
         if self.session_id is None:
             info = self.store.create_session(name=self.name, model=self._model, system=self._system)

@@ -13,7 +13,7 @@ from .config import Config
 from .conversation import Conversation, Message
 from .events import Notice, ReasoningDelta, TextDelta
 from .pricing import message_cost
-from .startup import choose_model, load_config, warn
+from .startup import choose_for_session, load_config, warn
 
 STDIN_WARN_BYTES = 1_000_000
 REASONING_MODES = ("show", "hide", "stderr")
@@ -67,14 +67,16 @@ def run_ask(opts: AskOptions) -> int:
     if opts.reasoning is not None and opts.reasoning not in REASONING_MODES:
         raise errors.UsageError(f"--reasoning must be one of {', '.join(REASONING_MODES)}, not '{opts.reasoning}'")
     config = load_config(opts.config_path)
-    spec = choose_model(config, opts.model)
     text = join_prompt(read_stdin(), opts.prompt.strip())
     if not text.strip():
         raise errors.UsageError('nothing to ask: give a prompt (modelswitch ask "…") or pipe text in')
 
     from .chatlog import ChatLog
 
-    log = ChatLog.open_for(opts.session, opts.cont, model=spec.name, system=opts.system)
+    log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
+    spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
+    if log:
+        log.set_model(spec.name)
     conversation = log.conversation if log else Conversation(opts.system)
     if opts.system and log:
         conversation = conversation.with_system(opts.system)

@@ -15,7 +15,7 @@ from .config import ModelSpec
 from .conversation import Message
 from .events import Notice, ReasoningDelta, TextDelta
 from .session import ChatSession
-from .startup import choose_model, first_run_local, load_config
+from .startup import choose_for_session, first_run_local, load_config
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,7 @@ def run_chat(opts: ChatOptions) -> int:
 
     config = first_run_local(load_config(opts.config_path), opts.model)
     log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
-    # A resumed session continues on the model it last used, unless -m says otherwise.
-    wanted = opts.model or (log.model if log and log.session_id is not None else None)
-    try:
-        spec = choose_model(config, wanted)
-    except errors.ModelSwitchError:
-        if opts.model or wanted is None:
-            raise
-        spec = choose_model(config, None)  # the session's old model is gone or has no key
+    spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
     conversation = log.conversation if log else None
     session = ChatSession(config, spec, conversation=conversation, log=log)
     if opts.system:

@@ -35,6 +35,17 @@ def choose_model(config: Config, name: str | None) -> ModelSpec:
     return spec
 
 
+def choose_for_session(config: Config, wanted: str | None, previous: str | None) -> ModelSpec:
+    """-m wins; a resumed session goes on with the model it last used (if still usable); else the
+    default."""
+    if wanted or previous is None:
+        return choose_model(config, wanted)
+    try:
+        return choose_model(config, previous)
+    except errors.ModelSwitchError:
+        return choose_model(config, None)  # the session's old model is gone or has no key
+
+
 def first_run_local(config: Config, wanted: str | None) -> Config:
     """No key, no model, no local server, a person at a terminal: set up the bundled local model."""
     from . import local

@@ -288,3 +288,23 @@ def test_ctrl_c_mid_answer_exits_130_keeping_the_partial_text(env: dict, server:
     assert b"Traceback" not in err
     shown = invoke(["sessions", "show", "s"])
     assert "interrupted" in shown.stdout and "w0 w1" in shown.stdout
+
+
+def test_stream_that_breaks_keeps_what_was_printed_and_exits_1(env: dict, server: LoopbackServer) -> None:
+    parts = [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in ("partial ", "answer")]
+    server.add(Reply.sse(*parts, drop_after=2))
+    result = invoke(["ask", "hi"])
+    assert result.exit_code == 1
+    assert result.stdout == "partial answer\n"
+    assert result.stderr.strip().splitlines() == ["error: loop/deepseek-reasoner: connection dropped mid-answer"]
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_models_lists_what_a_running_ollama_has_pulled(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = tmp_path / "ollama.toml"
+    cfg.write_text(f'[providers.ollama]\nbase_url = "{server.url}"\n')
+    server.add(Reply.json(200, {"models": [{"name": "qwen3:8b", "model": "qwen3:8b"},
+                                           {"name": "llama3.2:latest", "model": "llama3.2:latest"}]}, path="/api/tags"))
+    data = json.loads(invoke(["--config", str(cfg), "models", "--json"]).stdout)["models"]
+    ids = [m["model"] for m in data if m["provider"] == "ollama"]
+    assert ids == ["ollama/qwen3:8b", "ollama/llama3.2:latest"]

@@ -256,4 +256,15 @@ def short_reason(exc: errors.ModelSwitchError) -> str:
     if isinstance(exc, errors.ConfigError):
         return exc.message.split(": ", 1)[-1]
     text = exc.message.split(": ", 1)[-1]
-    return text if len(text) < 60 else type(exc).__name__
+    if len(text) < 60:
+        return text
+    return _SHORT.get(type(exc), "failed")
+
+
+_SHORT: dict[type, str] = {
+    errors.ConnectError: "unreachable",
+    errors.ProviderTimeoutError: "timed out",
+    errors.StreamError: "stream broke",
+    errors.OverloadedError: "overloaded",
+    errors.RateLimitError: "rate limited",
+}

@@ -142,7 +142,9 @@ class Config:
 
 
 def _suggest(name: str, candidates: Iterable[object]) -> str:
-    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.5)
+    # Short names ("r2" for "r1") are a letter apart; longer ones need more in common.
+    cutoff = 0.5 if len(name) <= 3 else 0.65
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=cutoff)
     return f" — did you mean '{close[0]}'?" if close else ""
 
 

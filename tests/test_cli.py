@@ -308,3 +308,25 @@ def test_models_lists_what_a_running_ollama_has_pulled(tmp_path: Path, server: L
     data = json.loads(invoke(["--config", str(cfg), "models", "--json"]).stdout)["models"]
     ids = [m["model"] for m in data if m["provider"] == "ollama"]
     assert ids == ["ollama/qwen3:8b", "ollama/llama3.2:latest"]
+
+
+def test_config_path_prints_where_it_reads(tmp_path: Path) -> None:
+    result = invoke(["config", "path"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == str(tmp_path / "config" / "modelswitch" / "config.toml")
+    assert "config init" in result.stderr
+
+
+def test_a_bug_of_ours_is_one_line_not_a_traceback(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import modelswitch.catalog as catalog
+
+    def boom(*args: object, **kw: object) -> int:
+        raise RuntimeError("unexpected state")
+
+    monkeypatch.setattr(catalog, "show_models", boom)
+    result = invoke(["models"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: internal error: RuntimeError: unexpected state (run with --debug for details)"
+    assert "Traceback" not in result.stderr
+    debug = invoke(["--debug", "models"])
+    assert "Traceback" in debug.stderr

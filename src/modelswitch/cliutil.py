@@ -36,4 +36,16 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         except (OSError, ValueError):
             pass
         code = 0
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
+        from .render import print_error
+        from .secrets import redact
+
+        print_error(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        code = 1
     raise typer.Exit(code)

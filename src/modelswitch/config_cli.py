@@ -7,6 +7,7 @@ import sys
 from importlib import resources
 
 from . import errors, paths
+from .render import print_info
 from .secrets import mask
 from .startup import load_config
 
@@ -21,15 +22,16 @@ def init(explicit: str | None, *, force: bool) -> int:
     tmp.write_text(text, "utf-8")
     os.chmod(tmp, 0o600)
     os.replace(tmp, target)  # never a half-written config, even if interrupted
-    print(f"wrote {target}")
+    print_info(f"wrote {target}")
     return 0
 
 
 def path(explicit: str | None) -> int:
     target = paths.config_path(explicit)
-    print(target)
+    print_info(str(target))
     if not target.exists():
-        sys.stderr.write("(no file there yet: built-in presets are used; `modelswitch config init` writes one)\n")
+        print_info("(no file there yet: built-in presets are used; `modelswitch config init` writes one)",
+                   out=sys.stderr)
     return 0
 
 
@@ -49,21 +51,21 @@ def show(explicit: str | None) -> int:
     import tomli_w
 
     config = load_config(explicit)
-    print(f"# {config.path}" + ("" if config.exists else " (not found: built-in presets only)"))
+    print_info(f"# {config.path}" + ("" if config.exists else " (not found: built-in presets only)"))
     if config.exists:
         data = tomllib.loads(config.path.read_text("utf-8"))
         sys.stdout.write(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()}))
     default = config.default_model()
-    print(f"# default model: {default.name + ' (' + default.full_id + ')' if default else 'none available'}")
+    print_info(f"# default model: {default.name + ' (' + default.full_id + ')' if default else 'none available'}")
     return 0
 
 
 def validate(explicit: str | None) -> int:
     config = load_config(explicit)
     if not config.exists:
-        print(f"no config file at {config.path}; built-in presets are valid")
+        print_info(f"no config file at {config.path}; built-in presets are valid")
         return 0
     user_models = sum(len(p.models) for p in config.providers.values() if not p.from_preset)
-    print(f"ok: {config.path} ({user_models} models configured"
+    print_info(f"ok: {config.path} ({user_models} models configured"
           + (f", default {config.default})" if config.default else ")"))
     return 0

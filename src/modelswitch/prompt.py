@@ -12,6 +12,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from . import commands, paths
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .repl import Repl
@@ -42,7 +43,7 @@ class ReplCompleter(Completer):
         word, _, rest = text.partition(" ")
         try:
             cmd = commands.lookup(word)
-        except Exception:  # an unknown command offers nothing; the error comes on Enter
+        except UsageError:  # an unknown command offers nothing; the error comes on Enter
             return
         current = rest.split(" ")[-1]
         if cmd.args == "model":

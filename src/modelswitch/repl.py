@@ -119,6 +119,8 @@ class Repl:
                 self.send(line)
         except errors.ModelSwitchError as exc:
             self.fail(exc.message)
+        except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on
+            self.fail(f"internal error: {type(exc).__name__}: {exc}")
 
     # -- answering -------------------------------------------------------------------------
     def send(self, text: str, model: ModelSpec | None = None) -> None:

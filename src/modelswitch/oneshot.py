@@ -100,29 +100,20 @@ def run_ask(opts: AskOptions) -> int:
 
 
 def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
-    from .render import make_renderer, print_error
+    from .render import draw, make_renderer, print_error
 
     terminal = sys.stdout.isatty()
     mode = opts.reasoning or ("collapse" if terminal else "hide")
     renderer = make_renderer(terminal=terminal, reasoning=mode, color=opts.color)
     renderer.begin(answer.model.name)
     try:
-        for event in answer:
-            if isinstance(event, TextDelta):
-                renderer.text(event.text)
-            elif isinstance(event, ReasoningDelta):
-                renderer.reasoning(event.text)
-            elif isinstance(event, Notice):
-                renderer.notice(event.text)
+        draw(renderer, answer)
     except KeyboardInterrupt:
         answer.close()
         renderer.abort()
         raise
     except errors.ProviderError as exc:
-        renderer.abort()
-        if answer.message.text:
-            sys.stdout.write("\n")  # the partial answer stays; the error goes on its own line
-            sys.stdout.flush()
+        renderer.abort()  # the partial answer stays on screen; the error goes below it
         print_error(exc.message)
         return exc.exit_code
     message = answer.message

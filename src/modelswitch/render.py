@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from .events import Event, Notice, ReasoningDelta, TextDelta
 from .mdstream import MarkdownStream
 
 if TYPE_CHECKING:
@@ -95,21 +97,34 @@ class PlainRenderer(Renderer):
         self._err.flush()
 
     def end(self, message: Message, cost: Cost | None) -> None:
+        self._finish_line()
+
+    def abort(self) -> None:
+        self._finish_line()  # a partial answer ends its line too: an error goes below it
+
+    def _finish_line(self) -> None:
         self._close_reasoning()
         if self._last and not self._last.endswith("\n"):
             self._out.write("\n")  # a shell prompt must not land on the answer's last line
         self._out.flush()
         self._last = ""
 
-    def abort(self) -> None:
-        self._close_reasoning()
-        self._out.flush()
-
     def _close_reasoning(self) -> None:
         if self._reasoning_open:
             self._err.write("\n")
             self._err.flush()
             self._reasoning_open = False
+
+
+def draw(renderer: Renderer, events: Iterable[Event]) -> None:
+    """Hand a stream's events to a renderer: content and notices (the rest is bookkeeping)."""
+    for event in events:
+        if isinstance(event, TextDelta):
+            renderer.text(event.text)
+        elif isinstance(event, ReasoningDelta):
+            renderer.reasoning(event.text)
+        elif isinstance(event, Notice):
+            renderer.notice(event.text)
 
 
 def footer_text(message: Message, cost: Cost | None) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from . import errors
 from .config import ModelSpec
 from .conversation import Message
-from .events import Notice, ReasoningDelta, TextDelta
 from .session import ChatSession
 from .startup import choose_for_session, first_run_local, load_config
 
@@ -135,7 +134,7 @@ class Repl:
 
     def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> None:
         """Stream one answer to the screen and put it into history, whatever happens."""
-        from .render import make_renderer
+        from .render import draw, make_renderer
 
         session = self.session
         answer = session.ask(user, model, fallback=fallback)
@@ -146,13 +145,7 @@ class Repl:
         renderer.begin(answer.model.name)
         failure: errors.ModelSwitchError | None = None
         try:
-            for event in answer:
-                if isinstance(event, TextDelta):
-                    renderer.text(event.text)
-                elif isinstance(event, ReasoningDelta):
-                    renderer.reasoning(event.text)
-                elif isinstance(event, Notice):
-                    renderer.notice(event.text)
+            draw(renderer, answer)
         except KeyboardInterrupt:
             answer.close()
             renderer.abort()
@@ -165,8 +158,6 @@ class Repl:
             failure = exc
         message = session.finish(user, answer)
         if failure is not None:
-            if message.text and not sys.stdout.isatty():
-                sys.stdout.write("\n")
             self.fail(failure.message)
             if message.text:
                 self.say("the partial answer is kept; /retry asks again", "dim")

@@ -265,5 +265,5 @@ def test_models_listing_shows_what_ollama_has_pulled(server: LoopbackServer) -> 
 
     server.default = FakeOllama()
     cfg = config.build({"providers": {"ollama": {"base_url": server.url}}}, Path("config.toml"), presets=config.load_presets())
-    ids = [m.id for m in catalog.local_models(cfg, cfg.providers["ollama"])]
+    ids = [m.id for m in catalog.local_models(cfg.providers["ollama"])]
     assert ids == ["qwen3:8b", "llama3.2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 from .config import Config, ModelSpec, ProviderSpec
 from .secrets import key_available, key_source
@@ -30,13 +31,13 @@ def first_local_model(config: Config) -> ModelSpec | None:
     """The first model a running local server offers (a user with no key may still have one)."""
     for p in config.providers.values():
         if p.local:
-            found = list(p.models) or local_models(config, p, timeout=0.3)
+            found = list(p.models) or local_models(p, timeout=0.3)
             if found:
                 return found[0]
     return None
 
 
-def local_models(config: Config, p: ProviderSpec, timeout: float = 0.5) -> list[ModelSpec]:
+def local_models(p: ProviderSpec, timeout: float = 0.5) -> list[ModelSpec]:
     """Models a reachable local server reports; nothing (quietly) when it is not running."""
     from . import errors, transport
     from .providers import get_protocol
@@ -54,50 +55,62 @@ def local_models(config: Config, p: ProviderSpec, timeout: float = 0.5) -> list[
     return [ModelSpec(provider=p.name, id=mid) for mid in parse(body) if mid not in known]
 
 
-def rows(config: Config, probe_local: bool = True) -> list[dict]:
+def all_models(config: Config) -> list[tuple[ProviderSpec, ModelSpec]]:
+    """Every configured model, and what running local servers offer besides."""
     out = []
     for p in config.providers.values():
-        models = list(p.models)
-        if p.local and probe_local:
-            models += local_models(config, p)
-        for m in models:
-            out.append({
-                "alias": m.alias,
-                "model": m.full_id,
-                "provider": p.name,
-                "type": p.type,
-                "reasoning": m.reasoning not in (None, False),
-                "key": key_status(p),
-                "key_present": key_available(p),
-                "price": None if not m.price else {
-                    "input": m.price.input, "output": m.price.output,
-                    "cached_input": m.price.cached_input, "currency": m.price.currency,
-                    "date": m.price.date,
-                },
-                "default": config.default is not None and config.default in (m.alias, m.full_id),
-            })
+        models = list(p.models) + (local_models(p) if p.local else [])
+        out += [(p, m) for m in models]
     return out
+
+
+def is_default(config: Config, m: ModelSpec) -> bool:
+    return config.default is not None and config.default in (m.alias, m.full_id)
+
+
+def as_json(config: Config, models: list[tuple[ProviderSpec, ModelSpec]]) -> list[dict]:
+    """`models --json`: one object per model."""
+    return [
+        {
+            "alias": m.alias,
+            "model": m.full_id,
+            "provider": p.name,
+            "type": p.type,
+            "reasoning": m.reasoning not in (None, False),
+            "key": key_status(p),
+            "key_present": key_available(p),
+            "price": None if not m.price else {
+                "input": m.price.input, "output": m.price.output,
+                "cached_input": m.price.cached_input, "currency": m.price.currency,
+                "date": m.price.date,
+            },
+            "default": is_default(config, m),
+        }
+        for p, m in models
+    ]
+
+
+TABLE_HEADERS = ["alias", "provider/model", "reasoning", "key", "price in/out per 1M"]
+
+
+def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[ModelSpec], bool]) -> list[list[str]]:
+    """The models table (`models`, `/models`); `marked` models get a `*` (default, or current)."""
+    return [
+        [(m.alias or "") + (" *" if marked(m) else ""), m.full_id,
+         "yes" if m.reasoning not in (None, False) else "", key_status(p), price_text(m)]
+        for p, m in models
+    ]
 
 
 def show_models(config_path: str | None, *, json_out: bool) -> int:
     config = load_config(config_path)
-    data = rows(config)
+    models = all_models(config)
     if json_out:
-        sys.stdout.write(json.dumps({"models": data}, ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.write(json.dumps({"models": as_json(config, models)}, ensure_ascii=False, indent=1) + "\n")
         return 0
     from .render import print_info, print_table
 
-    table = []
-    for r in data:
-        spec = config.resolve(r["alias"]) if r["alias"] else None
-        table.append([
-            (r["alias"] or "") + (" *" if r["default"] else ""),
-            r["model"],
-            "yes" if r["reasoning"] else "",
-            r["key"],
-            price_text(spec) if spec else "—",
-        ])
-    print_table(["alias", "provider/model", "reasoning", "key", "price in/out per 1M"], table)
+    print_table(TABLE_HEADERS, table_rows(models, lambda m: is_default(config, m)))
     local = [p for p in config.providers.values() if p.local]
     if local:
         print_info(

@@ -27,17 +27,11 @@ def _model(repl: Repl, arg: str) -> None:
 
 @command("models", "/models", "list every model and whether its key is set")
 def _models(repl: Repl, arg: str) -> None:
-    from .catalog import price_text, rows
+    from .catalog import TABLE_HEADERS, all_models, table_rows
     from .render import print_table
 
-    config = repl.session.config
-    table = []
-    for r in rows(config, probe_local=True):
-        spec = config.resolve(r["alias"]) if r["alias"] else None
-        mark = " *" if spec == repl.session.model else ""
-        table.append([(r["alias"] or "") + mark, r["model"], "yes" if r["reasoning"] else "", r["key"],
-                      price_text(spec) if spec else "—"])
-    print_table(["alias", "provider/model", "reasoning", "key", "price in/out per 1M"], table)
+    current = repl.session.model
+    print_table(TABLE_HEADERS, table_rows(all_models(repl.session.config), lambda m: m == current))
 
 
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",

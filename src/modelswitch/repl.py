@@ -118,6 +118,8 @@ class Repl:
                 self.send(line)
         except errors.ModelSwitchError as exc:
             self.fail(exc.message)
+        except BrokenPipeError:
+            raise  # the reader of a piped chat left: end quietly (cliutil)
         except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on
             self.fail(f"internal error: {type(exc).__name__}: {exc}")
 

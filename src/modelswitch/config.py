@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .providers import PROTOCOL_NAMES as PROTOCOLS
 
-PROTOCOLS = ("openai", "anthropic", "gemini", "ollama")
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2

@@ -80,10 +80,6 @@ class Conversation:
             msgs.pop()
         return replace(self, messages=tuple(msgs))
 
-    @property
-    def turn_count(self) -> int:
-        return len(self.messages)
-
     def for_request(self) -> tuple[Message, ...]:
         """Messages worth sending: an assistant turn with no answer text is history, not context.
 

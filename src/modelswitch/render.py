@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .events import Event, Notice, ReasoningDelta, TextDelta
 from .mdstream import MarkdownStream
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .conversation import Message
     from .pricing import Cost
 
-ReasoningMode = Literal["show", "collapse", "hide", "stderr"]
 _MODES = ("show", "collapse", "hide", "stderr")
 
 

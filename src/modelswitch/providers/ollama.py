@@ -21,7 +21,6 @@ from ..sse import iter_ndjson
 from .base import HttpRequest, Target, error_text
 
 NAME = "ollama"
-DEFAULT_BASE_URL = "http://localhost:11434"
 _FINISH = {"stop": "stop", "length": "length"}
 
 

@@ -170,13 +170,14 @@ class Repl:
 
     # -- the toolbar -----------------------------------------------------------------------
     def toolbar(self) -> str:
-        s = self.session
-        used = s.totals.usage
-        parts = [f" {s.model.name} ({s.model.full_id})", f"{used.input_tokens + used.output_tokens:,} tokens"]
-        if s.totals.costs:
-            from .pricing import Cost
+        from .sessions_format import model_stats
 
-            parts.append(" + ".join(str(Cost(a, c)) for c, a in s.totals.costs))
+        s = self.session
+        _, total = model_stats(s.stats())
+        used = total.usage
+        parts = [f" {s.model.name} ({s.model.full_id})", f"{used.input_tokens + used.output_tokens:,} tokens"]
+        if total.costs:
+            parts.append(" + ".join(str(c) for c in total.costs))
         if s.attachments:
             parts.append(f"{len(s.attachments)} file(s) attached")
         return " · ".join(parts)

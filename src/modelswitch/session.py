@@ -14,12 +14,12 @@ from . import errors
 from .answer import Answer, Settings
 from .config import Config, ModelSpec
 from .conversation import Conversation, Message
-from .events import Usage
 from .pricing import Cost, message_cost
 from .startup import ensure_usable
 
 if TYPE_CHECKING:
     from .chatlog import ChatLog
+    from .store_records import Turn
 
 MAX_ATTACHMENT_BYTES = 2_000_000
 
@@ -28,20 +28,6 @@ MAX_ATTACHMENT_BYTES = 2_000_000
 class Attachment:
     path: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """Running totals for the toolbar: tokens, and cost per currency."""
-
-    usage: Usage = Usage()
-    costs: tuple[tuple[str, float], ...] = ()
-
-    def add(self, usage: Usage | None, cost: Cost | None) -> Totals:
-        costs = dict(self.costs)
-        if cost:
-            costs[cost.currency] = costs.get(cost.currency, 0.0) + cost.amount
-        return Totals(self.usage + usage if usage else self.usage, tuple(costs.items()))
 
 
 class ChatSession:
@@ -60,12 +46,10 @@ class ChatSession:
         self.think = "collapse"
         self.attachments: list[Attachment] = []
         self.log = log  # a chatlog.ChatLog, or None when sessions cannot be saved
-        self.totals = Totals()
-        # Every answer this chat paid for, kept or not (compare alternates, retried answers): /cost.
-        self.answered: list[Message] = []
+        # Every answer this chat paid for, kept or not (compare alternates, retried answers):
+        # what /cost and the toolbar total.
+        self.answered: list[Message] = [m for m in self.conversation.messages if m.role == "assistant"]
         self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
-        for m in self.conversation.messages:
-            self._count(m)
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -117,23 +101,20 @@ class ChatSession:
         message = answer.message
         self.held = None
         self.conversation = self.conversation.add(user).add(message)
-        cost = self._count(message)
+        self.answered.append(message)
         if self.log is not None:
-            self.log.record(user, message, cost)
+            self.log.record(user, message, self.cost_for(message))
         return message
 
-    def _count(self, message: Message) -> Cost | None:
-        if message.role != "assistant":
-            return None
-        cost = self.cost_for(message)
-        self.totals = self.totals.add(message.usage, cost)
-        self.answered.append(message)
-        return cost
+    def stats(self) -> list[Turn]:
+        """Every paid-for answer with its cost, for the per-model tables (sessions_format)."""
+        from .store_records import Turn
+
+        return [Turn(m, self.cost_for(m)) for m in self.answered]
 
     def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
         """Compared answers wait outside the history (and are saved as alternates) until /keep."""
-        for message, _ in answers:
-            self._count(message)
+        self.answered.extend(m for m, _ in answers)
         self.held = (user, tuple(m for m, _ in answers))
         if self.log is not None:
             self.log.record_compare(user, answers)
@@ -190,9 +171,16 @@ class ChatSession:
         """A new conversation (and a new saved session); the model and settings stay."""
         system = self.conversation.system
         self.conversation = Conversation(system)
-        self.totals = Totals()
+        self.answered = []
         if self.log is not None:
             self.log = self.log.fresh(model=self.model.name, system=system)
+
+    def resume(self, log: ChatLog) -> None:
+        """Continue a saved conversation (`/load`) in this chat."""
+        self.log = log
+        self.conversation = log.conversation
+        self.answered = [m for m in log.conversation.messages if m.role == "assistant"]
+        self.held = None
 
     def set(self, key: str, value: str) -> str:
         key = key.strip().lower()

@@ -148,8 +148,7 @@ def _load(repl: Repl, arg: str) -> None:
     if not arg:
         raise UsageError("usage: /load NAME")
     log = s.log.load(arg)
-    s.log = log
-    s.conversation = log.conversation
+    s.resume(log)
     note = ""
     if log.model:
         try:
@@ -203,10 +202,8 @@ def _keep(repl: Repl, arg: str) -> None:
 def _cost(repl: Repl, arg: str) -> None:
     from .render import print_table
     from .sessions_format import STATS_HEADERS, stats_rows
-    from .store_records import Turn
 
-    s = repl.session
-    rows = stats_rows([Turn(m, s.cost_for(m)) for m in s.answered])
+    rows = stats_rows(repl.session.stats())
     if not rows:
         repl.say("no answers yet")
         return

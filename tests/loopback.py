@@ -9,6 +9,7 @@ Every request is recorded (method, path, headers, parsed JSON body) for assertio
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -57,6 +58,16 @@ class Reply:
         return cls(chunks=chunks, **kw)  # type: ignore[arg-type]
 
     @classmethod
+    def say(cls, text: str, *, usage: tuple[int, int] = (10, 4), **kw: object) -> Reply:
+        """An OpenAI-style stream answering `text` in one chunk, then stop with (prompt, completion) usage."""
+        return cls.sse(
+            {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}},
+            **kw,
+        )
+
+    @classmethod
     def json(cls, status: int, body: object, **kw: object) -> Reply:
         raw = body if isinstance(body, (bytes, str)) else json.dumps(body)
         raw = raw.encode() if isinstance(raw, str) else raw
@@ -73,6 +84,18 @@ class Received:
     @property
     def json(self) -> dict:
         return json.loads(self.raw)
+
+
+def command_env(config: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for running the installed command on `config`, as in a colour terminal:
+    no real keys, private XDG folders, and no terminal queries pexpect cannot answer."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "NO_COLOR"}
+    env.update({
+        "MODELSWITCH_CONFIG": str(config), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1",
+        **extra,
+    })
+    return env
 
 
 class LoopbackServer:

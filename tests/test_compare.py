@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,9 @@ from modelswitch.events import Usage
 from modelswitch.pricing import Cost, cost_of
 from modelswitch.providers import get_protocol
 from modelswitch.providers.base import Target
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, command_env
+
+say = Reply.say
 
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
 
@@ -92,12 +93,6 @@ def test_unknown_price_is_unknown_cost() -> None:
 
 # --- /compare in a pseudo-terminal -----------------------------------------------------------
 
-def say(text: str, **kw: object) -> Reply:
-    return Reply.sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
-                     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                      "usage": {"prompt_tokens": 10, "completion_tokens": 4}}, **kw)
-
-
 @pytest.fixture
 def env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
     cfg = tmp_path / "config.toml"
@@ -117,11 +112,7 @@ retries = 0
 [providers.s.models.slow]
 id = "slow-model"
 """)
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update({"MODELSWITCH_CONFIG": str(cfg), "K": "sk-k-0123456789", "XDG_DATA_HOME": str(tmp_path / "d"),
-                "XDG_CONFIG_HOME": str(tmp_path / "c"), "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"})
-    env.pop("NO_COLOR", None)
-    return env
+    return command_env(cfg, tmp_path, K="sk-k-0123456789")
 
 
 @pytest.mark.pty

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, command_env
 
 pexpect = pytest.importorskip("pexpect")
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
@@ -69,14 +68,8 @@ retries = 0
 id = "claude-haiku-4-5"
 max_tokens = 1000
 """)
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update({
-        "MODELSWITCH_CONFIG": str(cfg), "DEEP_KEY": "sk-deep-0123456789", "CLAUDE_KEY": "sk-ant-0123456789",
-        "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-        "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40", "PROMPT_TOOLKIT_NO_CPR": "1",
-    })
-    env.pop("NO_COLOR", None)
-    return env
+    return command_env(cfg, tmp_path, DEEP_KEY="sk-deep-0123456789", CLAUDE_KEY="sk-ant-0123456789",
+                       COLUMNS="100", LINES="40")
 
 
 def spawn(env: dict[str, str], *args: str):  # noqa: ANN201

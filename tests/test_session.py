@@ -13,10 +13,7 @@ from modelswitch.conversation import Message
 from modelswitch.session import ChatSession
 from tests.loopback import LoopbackServer, Reply
 
-
-def say(text: str, **kw: object) -> Reply:
-    return Reply.sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
-                     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, **kw)
+say = Reply.say
 
 
 @pytest.fixture

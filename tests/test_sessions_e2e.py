@@ -14,17 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback import LoopbackServer, Reply
+from tests.loopback import LoopbackServer, Reply, command_env
+
+say = Reply.say
 
 pexpect = pytest.importorskip("pexpect")
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
 pytestmark = pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
-
-
-def say(text: str, **kw: object) -> Reply:
-    return Reply.sse({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
-                     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                      "usage": {"prompt_tokens": 3, "completion_tokens": 2}}, **kw)
 
 
 @pytest.fixture
@@ -41,12 +37,7 @@ id = "model-a"
 [providers.one.models.b]
 id = "model-b"
 """)
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update({"MODELSWITCH_CONFIG": str(cfg), "ONE_KEY": "sk-one-0123456789",
-                "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-                "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"})
-    env.pop("NO_COLOR", None)
-    return env
+    return command_env(cfg, tmp_path, ONE_KEY="sk-one-0123456789")
 
 
 def run(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess:  # noqa: A002

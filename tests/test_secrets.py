@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelswitch import config as config_mod
-from modelswitch.answer import insecure_key_warning
+from modelswitch.startup import insecure_key_warning
 from modelswitch.cli import app
 from modelswitch.secrets import mask, redact
 from tests.loopback import LoopbackServer, Reply
@@ -64,3 +64,16 @@ def test_plain_http_to_a_remote_host_with_a_key_is_warned(tmp_path: Path) -> Non
     assert "plain http://" in (insecure_key_warning(c.providers["far"]) or "")
     assert insecure_key_warning(c.providers["near"]) is None
     assert insecure_key_warning(c.providers["tls"]) is None
+
+
+def test_every_way_of_choosing_a_model_warns_about_plain_http(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelswitch.startup import ensure_usable
+
+    monkeypatch.setenv("K", "sk-k-0123456789")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[providers.far]\nbase_url = "http://api.example.com/v1"\napi_key_env = "K"\n'
+                   '[providers.far.models.m]\nid = "m"\n')
+    c = config_mod.load(cfg)
+    ensure_usable(c, c.resolve("m"))  # ask, chat, /model, @model and compare all come through here
+    assert "sends its API key over plain http:// to api.example.com" in capsys.readouterr().err

@@ -7,15 +7,13 @@ to keep, with its partial text and an honest status.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 from . import errors, secrets
-from .config import Config, ModelSpec, ProviderSpec
+from .config import Config, ModelSpec
 from .conversation import Conversation, Message, ModelRef, Status, Timing
 from .events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
 from .providers import get_protocol
@@ -62,22 +60,6 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings())
         reasoning=pick(settings.reasoning, spec.reasoning),
         key_hint=secrets.key_source(provider) if provider.needs_key else "",
     )
-
-
-def insecure_key_warning(provider: ProviderSpec) -> str | None:
-    """A warning when a key would travel in clear text to a host that is not this machine."""
-    if not provider.needs_key:
-        return None
-    parts = urlsplit(provider.base_url)
-    if parts.scheme != "http":
-        return None
-    host = parts.hostname or ""
-    try:
-        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
-    return f"warning: provider '{provider.name}' sends its API key over plain http:// to {host}"
 
 
 class Answer:

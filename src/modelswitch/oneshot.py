@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from . import errors
-from .answer import Answer, insecure_key_warning
+from .answer import Answer
 from .config import Config
 from .conversation import Conversation, Message
 from .events import Notice, ReasoningDelta, TextDelta
@@ -80,12 +80,10 @@ def run_ask(opts: AskOptions) -> int:
     conversation = log.conversation if log else Conversation(opts.system)
     if opts.system and log:
         conversation = conversation.with_system(opts.system)
+        log.set_system(opts.system)
     user = Message(role="user", text=text)
     conversation = conversation.add(user)
 
-    warning = insecure_key_warning(config.provider(spec.provider))
-    if warning:
-        warn(warning)
     answer = Answer(config, conversation, spec, fallback=opts.fallback)
     try:
         if opts.json:

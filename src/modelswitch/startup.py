@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
+from urllib.parse import urlsplit
 
 from . import errors, paths
-from .config import Config, ModelSpec, load
+from .config import Config, ModelSpec, ProviderSpec, load
 from .secrets import key_available
 
 
@@ -75,6 +77,25 @@ def ensure_usable(config: Config, spec: ModelSpec) -> None:
             f"{spec.name} needs an API key: set {provider.api_key_env}"
             f" (or api_key_cmd in [providers.{provider.name}] of {config.path})"
         )
+    warning = insecure_key_warning(provider)
+    if warning:
+        warn(warning)
+
+
+def insecure_key_warning(provider: ProviderSpec) -> str | None:
+    """A warning when a key would travel in clear text to a host that is not this machine."""
+    if not provider.needs_key:
+        return None
+    parts = urlsplit(provider.base_url)
+    if parts.scheme != "http":
+        return None
+    host = parts.hostname or ""
+    try:
+        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"warning: provider '{provider.name}' sends its API key over plain http:// to {host}"
 
 
 def no_model_help(config: Config) -> str:

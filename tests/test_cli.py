@@ -330,3 +330,23 @@ def test_a_bug_of_ours_is_one_line_not_a_traceback(env: dict, monkeypatch: pytes
     assert "Traceback" not in result.stderr
     debug = invoke(["--debug", "models"])
     assert "Traceback" in debug.stderr
+
+
+def test_damage_past_the_database_header_still_lets_ask_answer(env: dict, server: LoopbackServer,
+                                                               tmp_path: Path) -> None:
+    server.add(Reply.say("first"))
+    assert invoke(["ask", "--session", "s", "hi"]).exit_code == 0
+    db = tmp_path / "data" / "modelswitch" / "modelswitch.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = bytearray(db.read_bytes())
+    raw[4096:] = b"\xde\xad\xbe\xef" * ((len(raw) - 4096) // 4)  # every page after the header page
+    db.write_bytes(bytes(raw))
+    server.add(Reply.say("still answering"))
+    result = invoke(["ask", "-c", "hi again"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "still answering"
+    assert "will not be saved" in result.stderr
+    assert db.read_bytes() == bytes(raw)

@@ -38,13 +38,20 @@ class ChatLog:
         """The log for `--session NAME` (created if new), `-c` (most recent), or a new chat."""
         from .store import Store
 
-        try:
-            store = Store.open()
-        except errors.StoreError as exc:
-            warn(f"warning: {exc.message} — this chat will not be saved")
-            return None
         if cont and session:
             raise errors.UsageError("choose one of -c/--continue and --session")
+        try:
+            store = Store.open()
+            return cls._open(store, session, cont, model=model, system=system)
+        except errors.StoreError as exc:
+            # open() reads only the header: damage further in shows at the first query, here too.
+            warn(f"warning: {exc.message} — this chat will not be saved")
+            return None
+
+    @classmethod
+    def _open(
+        cls, store: Store, session: str | None, cont: bool, *, model: str | None, system: str | None
+    ) -> ChatLog:
         if cont:
             info = store.latest()
             if info is None:

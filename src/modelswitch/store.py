@@ -298,13 +298,14 @@ class Store:
                 )
             ]
             ids = tuple(s.id for s in sessions)
-            # One row per (session, model, currency); folded into per-session totals below.
+            # One row per (session, model chosen, currency); folded into per-session totals below.
+            # The alias is part of the choice: `sonnet` and `sonnet-think` share one model id.
             rows = conn.execute(
                 "SELECT session, provider, model_id, protocol, model_alias, cost_currency,"
                 " min(idx) AS first, sum(NOT alternate), total(input_tokens), total(output_tokens),"
                 " total(reasoning_tokens), total(cached_tokens), total(cost_amount) FROM turns"
                 f" WHERE session IN ({', '.join('?' * len(ids))})"
-                " GROUP BY session, provider, model_id, cost_currency ORDER BY session, first",
+                " GROUP BY session, provider, model_id, model_alias, cost_currency ORDER BY session, first",
                 ids,
             ).fetchall()
         totals: dict[int, tuple[int, Usage, dict[ModelRef, None], dict[str, float]]] = {

@@ -53,6 +53,7 @@ def _turn_json(t: Turn) -> dict[str, Any]:
         "usage": None if u is None else {
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "reasoning_tokens": u.reasoning_tokens, "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
         },
         "cost": None if t.cost is None else {"amount": t.cost.amount, "currency": t.cost.currency},
         "timing": None if tm is None else {
@@ -147,7 +148,10 @@ def _turn_from(t: _Doc) -> Turn:
                          protocol=m.get("protocol").text(), alias=m.get("alias").text(optional=True))
     if (u := t.opt("usage")) is not None:
         usage = Usage(*(u.get(k).number(int) for k in
-                        ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")))
+                        ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")),
+                      # Absent from exports written before cache writes were priced.
+                      *(u.get(k).number(int, optional=True) or 0 for k in
+                        ("cache_write_tokens", "cache_write_1h_tokens")))
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
     if (c := t.opt("cost")) is not None:

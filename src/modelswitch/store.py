@@ -32,7 +32,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -66,6 +66,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             created TEXT NOT NULL,
             PRIMARY KEY (session, idx)
         )""",
+    ),
+    # Cache writes (Anthropic), priced above input: the usage a stored cost was derived from.
+    2: (
+        "ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER",
+        "ALTER TABLE turns ADD COLUMN cache_write_1h_tokens INTEGER",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION

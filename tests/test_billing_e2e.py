@@ -50,6 +50,21 @@ def run(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
+def claude(tmp_path: Path, server: LoopbackServer, default: str, models: str) -> tuple[FakeAnthropic, dict[str, str]]:
+    """A validating Anthropic API on the loopback server, and a config naming `models` on it."""
+    api = FakeAnthropic(key="sk-ant-0123456789")
+    server.default = api
+    env = write_config(tmp_path, f"""
+default = "{default}"
+[providers.claude]
+type = "anthropic"
+base_url = "{server.url}"
+api_key_env = "CLAUDE_KEY"
+retries = 0
+""" + models, CLAUDE_KEY="sk-ant-0123456789")
+    return api, env
+
+
 def stats_table(text: str) -> dict[str, list[str]]:
     """`model -> [answers, input, output, reasoning, cost]` from a stats table, drawn or plain."""
     rows = {}
@@ -65,20 +80,12 @@ def stats_table(text: str) -> dict[str, list[str]]:
 
 @pytest.mark.pty
 def test_set_max_tokens_is_honoured_on_a_thinking_claude(tmp_path: Path, server: LoopbackServer) -> None:
-    api = FakeAnthropic(key="sk-ant-0123456789")
-    server.default = api
-    env = write_config(tmp_path, f"""
-default = "think"
-[providers.claude]
-type = "anthropic"
-base_url = "{server.url}"
-api_key_env = "CLAUDE_KEY"
-retries = 0
+    api, env = claude(tmp_path, server, "think", """
 [providers.claude.models.think]
 id = "claude-sonnet-4-5"
 max_tokens = 16000
 reasoning = 4096
-""", CLAUDE_KEY="sk-ant-0123456789")
+""")
     child = spawn(env, "think")
     child.send("/set max_tokens 1000\r")
     child.expect("max_tokens = 1000")
@@ -256,25 +263,17 @@ price = {{ input = 0.1, output = 0.4, currency = "USD" }}
 
 @pytest.mark.pty
 def test_aliases_sharing_a_model_id_are_counted_apart(tmp_path: Path, server: LoopbackServer) -> None:
-    api = FakeAnthropic(key="sk-ant-0123456789")
-    server.default = api
-    env = write_config(tmp_path, f"""
-default = "son"
-[providers.claude]
-type = "anthropic"
-base_url = "{server.url}"
-api_key_env = "CLAUDE_KEY"
-retries = 0
+    api, env = claude(tmp_path, server, "son", """
 [providers.claude.models.son]
 id = "claude-sonnet-4-5"
 max_tokens = 8192
-price = {{ input = 3.0, output = 15.0, currency = "USD" }}
+price = { input = 3.0, output = 15.0, currency = "USD" }
 [providers.claude.models.son-think]
 id = "claude-sonnet-4-5"
 max_tokens = 16000
 reasoning = 4096
-price = {{ input = 3.0, output = 15.0, currency = "USD" }}
-""", CLAUDE_KEY="sk-ant-0123456789")
+price = { input = 3.0, output = 15.0, currency = "USD" }
+""")
     child = spawn(env, "son")
     child.send("plain\r")
     child.expect("claude-sonnet-4-5 answer 1")

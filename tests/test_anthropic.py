@@ -7,10 +7,12 @@ import json
 import pytest
 
 from modelswitch import errors
+from modelswitch.config import Price
 from modelswitch.conversation import Conversation, Message, ModelRef
 from modelswitch.events import Done, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from modelswitch.pricing import Cost, cost_of
 from modelswitch.providers import get_protocol
-from modelswitch.providers.anthropic import PROTOCOL, max_tokens_for, thinking_budget
+from modelswitch.providers.anthropic import PROTOCOL, max_tokens_for, thinking_plan
 from modelswitch.providers.base import Target
 from tests.loopback import FIXTURES, LoopbackServer, Reply
 from tests.validators import FakeAnthropic, drive, splits
@@ -151,7 +153,34 @@ def test_cache_reads_count_as_cached_input() -> None:
     body = sse(start, ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}}),
                ("message_stop", {"type": "message_stop"}))
     usage = [e for e in PROTOCOL.parse_stream([body], TARGET) if isinstance(e, Usage)]
-    assert usage == [Usage(input_tokens=115, output_tokens=7, reasoning_tokens=0, cached_tokens=100)]
+    assert usage == [Usage(input_tokens=115, output_tokens=7, reasoning_tokens=0, cached_tokens=100,
+                           cache_write_tokens=10)]  # no lifetime split: the default five minutes
+
+
+def test_cache_writes_are_priced_by_their_lifetime() -> None:
+    # The usage shape of the recorded message_start (cache_creation split by lifetime).
+    start = ("message_start", {"type": "message_start", "message": {"usage": {
+        "input_tokens": 100, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 5000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 2000, "ephemeral_1h_input_tokens": 1000},
+        "output_tokens": 1, "service_tier": "standard"}}})
+    body = sse(start, TEXT0, delta("x"), ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                  "usage": {"input_tokens": 100, "cache_creation_input_tokens": 3000,
+                                            "cache_read_input_tokens": 5000, "output_tokens": 400}}),
+               ("message_stop", {"type": "message_stop"}))
+    [usage] = [e for e in PROTOCOL.parse_stream([body], TARGET) if isinstance(e, Usage)]
+    assert usage == Usage(8100, 400, 0, 5000, cache_write_tokens=2000, cache_write_1h_tokens=1000)
+    # 100 x 3 + 5000 x 0.3 + 2000 x 3.75 + 1000 x 6 + 400 x 15 = 21300 per million
+    assert cost_of(usage, Price(3.0, 15.0, "USD", cached_input=0.3)) == Cost(0.0213, "USD")
+
+
+def test_a_stream_without_counts_has_unknown_usage_and_cost() -> None:
+    start = ("message_start", {"type": "message_start", "message": {"id": "m", "type": "message", "content": []}})
+    body = sse(start, TEXT0, delta("hi"), ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+               ("message_stop", {"type": "message_stop"}))
+    events = list(PROTOCOL.parse_stream([body], TARGET))
+    assert not [e for e in events if isinstance(e, Usage)] and events[-1] == Done("stop")
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -188,7 +217,10 @@ def test_claude_3_gets_a_max_tokens_it_can_honour() -> None:
         ("low", None, 2048, 8192),
         ("high", None, 16384, 24576),
         (500, None, 1024, 8192),  # below the API's minimum: raised to it
-        (20000, 8192, 20000, 28192),  # above max_tokens: max_tokens raised past it
+        (20000, 8192, 4096, 8192),  # above the user's max_tokens: the budget shrinks, the cap stands
+        (20000, None, 20000, 28192),  # no max_tokens set: it grows to hold the budget
+        (4096, 1000, None, 1000),  # no room for the minimum budget: thinking off, the cap stands
+        (4096, 1025, 1024, 1025),  # just room for the minimum budget
         (3000, 4000, 3000, 4000),  # already fits: the user's max_tokens stands
         (False, None, None, 8192),
         (None, None, None, 8192),
@@ -197,13 +229,26 @@ def test_claude_3_gets_a_max_tokens_it_can_honour() -> None:
 def test_reasoning_maps_to_a_valid_thinking_budget(reasoning: object, max_tokens: int | None, budget: int | None, sent_max: int) -> None:
     target = Target("a", "u", "claude-sonnet-4-5", max_tokens=max_tokens, reasoning=reasoning, temperature=0.3)  # type: ignore[arg-type]
     body = PROTOCOL.build_request(target, Conversation(None, (Message("user", "q"),))).body
-    assert thinking_budget(reasoning) == budget  # type: ignore[arg-type]
+    assert thinking_plan(target).budget == budget
     assert body["max_tokens"] == sent_max
     if budget is None:
         assert "thinking" not in body and body["temperature"] == 0.3
     else:
         assert body["thinking"] == {"type": "enabled", "budget_tokens": budget}
         assert "temperature" not in body  # only 1 is allowed with thinking
+
+
+def test_a_budget_cut_to_fit_the_users_max_tokens_is_said_before_the_answer() -> None:
+    cut = Target("a", "u", "claude-sonnet-4-5", max_tokens=3000, reasoning=4096)
+    events = list(PROTOCOL.parse_stream([(FIXTURES / "anthropic_stream_thinking_sonnet45.sse").read_bytes()], cut))
+    assert events[0] == Notice("thinking budget cut from 4096 to 1500 tokens to fit max_tokens 3000; "
+                               "raise max_tokens to think longer")
+    off = Target("a", "u", "claude-sonnet-4-5", max_tokens=1000, reasoning=4096)
+    events = list(PROTOCOL.parse_stream([(FIXTURES / "anthropic_stream_text_haiku45.sse").read_bytes()], off))
+    assert isinstance(events[0], Notice) and events[0].text.startswith("thinking off for this answer: max_tokens 1000")
+    fits = Target("a", "u", "claude-sonnet-4-5", max_tokens=16000, reasoning=4096)
+    events = list(PROTOCOL.parse_stream([(FIXTURES / "anthropic_stream_text_haiku45.sse").read_bytes()], fits))
+    assert not [e for e in events if isinstance(e, Notice)]
 
 
 def test_temperature_is_capped_at_claudes_maximum() -> None:

@@ -282,3 +282,13 @@ def test_any_response_shape_fails_only_as_our_error(objs: list[dict], as_array: 
             assert isinstance(event, (TextDelta, ReasoningDelta, Usage, ReplayState, Notice, Done))
     except errors.ModelSwitchError:
         pass
+
+
+def test_a_stream_without_usage_metadata_has_unknown_usage() -> None:
+    body = b"data: " + json.dumps({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "finishReason": "STOP"}],
+        "modelVersion": "gemini-2.0-flash",
+    }).encode() + b"\r\n\r\n"
+    events = list(PROTOCOL.parse_stream([body], TARGET))
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("Hi")]
+    assert not [e for e in events if isinstance(e, Usage)]  # unknown, not 0 tokens (and so not a cost of 0)

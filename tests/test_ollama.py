@@ -78,11 +78,46 @@ def test_speed_helpers() -> None:
     assert Done("stop").tokens_per_s is None
 
 
-def test_content_on_the_done_line_is_kept_and_missing_counters_are_zero() -> None:
+def test_content_on_the_done_line_is_kept_and_missing_counters_are_unknown_usage() -> None:
     body = ndjson(msg("Hello"), {"message": {"role": "assistant", "content": " world!"}, "done": True, "done_reason": "stop"})
     events = list(PROTOCOL.parse_stream([body], TARGET))
-    assert collect(events) == ("Hello world!", "", [Usage(0, 0, 0, 0)])
+    assert collect(events) == ("Hello world!", "", [])  # no Usage event: unknown, not 0 tokens
     assert events[-1].tokens_per_s is None
+
+
+# Older Ollama (before `think`) and templates without a thinking section stream a reasoning
+# model's output as it is: the tags are tokens of `content`, one or a few characters at a time.
+INLINE_THINK = ndjson(
+    msg("<th"), msg("ink>"), msg("\nThe user greets me."), msg(" Be brief.\n"), msg("</"), msg("think>"),
+    msg("\n\n"), msg("Hello"), msg("!"), FINAL,
+)
+
+
+def test_inline_think_tags_become_reasoning_in_any_chunking() -> None:
+    for chunks in splits(INLINE_THINK):
+        events = list(PROTOCOL.parse_stream(chunks, TARGET))
+        assert collect(events) == ("Hello!", "The user greets me. Be brief.", [Usage(10, 17)])
+        assert "<think>" not in "".join(e.text for e in events if isinstance(e, (TextDelta, ReasoningDelta)))
+
+
+def test_lone_closing_tag_with_thinking_declared_is_held_as_reasoning() -> None:
+    body = ndjson(msg("weighing it up"), msg("</think>"), msg("Answer."), FINAL)
+    events = list(PROTOCOL.parse_stream([body], Target("o", "u", "qwen3:8b", reasoning=True)))
+    assert collect(events)[:2] == ("Answer.", "weighing it up")
+
+
+def test_thinking_field_releases_untagged_content_at_once() -> None:
+    body = ndjson(msg("", "hmm"), msg("Plain answer"), FINAL)
+    events = list(PROTOCOL.parse_stream([body], Target("o", "u", "qwen3:8b", reasoning=True)))
+    assert collect(events)[:2] == ("Plain answer", "hmm")
+
+
+def test_text_held_back_is_kept_when_the_stream_breaks() -> None:
+    seen = []
+    with pytest.raises(errors.StreamError):
+        for event in PROTOCOL.parse_stream([ndjson(msg("<think>deep"), msg(" thought</thi")) + b'{"error":"boom"}\n'], TARGET):
+            seen.append(event)
+    assert "".join(e.text for e in seen if isinstance(e, ReasoningDelta)).startswith("deep thought")
 
 
 def test_length_stop_is_told_in_words() -> None:

@@ -482,3 +482,45 @@ def test_hide_last_exchange_mirrors_undo(st: Store) -> None:
     assert st.hide_last_exchange(sid) == (0, 1)
     assert st.hide_last_exchange(sid) == ()
     assert len(st.transcript(sid)[1]) == 5  # all still on record
+
+
+def test_a_schema_1_database_keeps_every_session_and_gains_cache_writes(db: Path) -> None:
+    # A file exactly as the first released schema wrote it, with one exchange in it.
+    db.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db)
+    for statement in store._MIGRATIONS[1]:
+        raw.execute(statement)
+    raw.execute("INSERT INTO sessions (name, created, updated, model) VALUES ('v1', '2026-01-01T00:00:00+00:00',"
+                " '2026-01-01T00:00:00+00:00', 'r1')")
+    raw.execute("INSERT INTO turns (session, idx, role, text, status, created) VALUES"
+                " (1, 0, 'user', 'old question', 'complete', '2026-01-01T00:00:00+00:00')")
+    raw.execute("INSERT INTO turns (session, idx, role, text, model_id, provider, protocol, model_alias, status,"
+                " input_tokens, output_tokens, reasoning_tokens, cached_tokens, cost_amount, cost_currency, created)"
+                " VALUES (1, 1, 'assistant', 'old answer', 'deepseek-reasoner', 'deepseek', 'openai', 'r1',"
+                " 'complete', 10, 20, 5, 2, 0.5, 'CNY', '2026-01-01T00:00:01+00:00')")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with Store.open(db) as s:
+        _, turns = s.transcript("v1")
+        assert [t.message.text for t in turns] == ["old question", "old answer"]
+        assert turns[1].message.usage == Usage(10, 20, 5, 2) and turns[1].cost == Cost(0.5, "CNY")
+        # New answers keep what their cost was derived from, cache writes included.
+        written = Message("assistant", "new", model=OPUS, usage=Usage(3100, 40, 0, 0, 2000, 1000))
+        s.append(1, Message("user", "again"), Turn(written, Cost(0.0141, "USD")))
+        assert s.transcript("v1")[1][-1].message.usage == Usage(3100, 40, 0, 0, 2000, 1000)
+
+
+def test_cache_writes_survive_export_and_import(st: Store) -> None:
+    from modelswitch.sessions_format import from_json, to_json
+
+    sid = st.create_session(name="cached").id
+    usage = Usage(3100, 40, 0, 100, cache_write_tokens=2000, cache_write_1h_tokens=1000)
+    st.append(sid, Message("user", "q"), Turn(Message("assistant", "a", model=OPUS, usage=usage), Cost(0.01, "USD")))
+    info, turns = from_json(to_json(*st.transcript("cached")))
+    assert turns[1].message.usage == usage
+    old = to_json(*st.transcript("cached"))
+    for t in old["turns"]:
+        if t["usage"]:
+            del t["usage"]["cache_write_tokens"], t["usage"]["cache_write_1h_tokens"]
+    assert from_json(old)[1][1].message.usage == Usage(3100, 40, 0, 100)  # an export from before

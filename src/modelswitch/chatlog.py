@@ -17,7 +17,7 @@ from .startup import warn
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .store import Store
+    from .store import Store, Turn
 
 
 class ChatLog:
@@ -30,6 +30,8 @@ class ChatLog:
         self._model = model
         self._system = system
         self._held: tuple[int, ...] = ()  # store indices of a compare awaiting /keep: user, answers
+        # Every stored answer, alternates included, with its recorded cost (a resumed chat's /cost).
+        self.answers: tuple[Turn, ...] = ()
 
     @classmethod
     def open_for(
@@ -70,7 +72,9 @@ class ChatLog:
     @classmethod
     def _resume(cls, store: Store, session_id: int) -> ChatLog:
         info, conversation = store.load(session_id)
-        return cls(store, info.id, conversation, name=info.name, model=info.model, system=info.system)
+        log = cls(store, info.id, conversation, name=info.name, model=info.model, system=info.system)
+        log.answers = tuple(t for t in store.transcript(info.id)[1] if t.message.role == "assistant")
+        return log
 
     @property
     def model(self) -> str | None:

@@ -25,15 +25,24 @@ class Cost:
         return f"{symbol}{self.amount:.{digits}f}" if symbol else f"{self.amount:.{digits}f} {self.currency}"
 
 
+# Anthropic's cache writes, as multiples of the input price: five-minute and one-hour entries.
+CACHE_WRITE_RATE = 1.25
+CACHE_WRITE_1H_RATE = 2.0
+
+
 def cost_of(usage: Usage | None, price: Price | None) -> Cost | None:
-    """Cached input tokens at the cached price (when known); reasoning is billed as output."""
+    """Cached input tokens at the cached price (when known), cache writes at their surcharge;
+    reasoning is billed as output. Unknown usage or price is an unknown cost, never 0."""
     if usage is None or price is None:
         return None
     cached = min(usage.cached_tokens, usage.input_tokens)
+    write_1h = min(usage.cache_write_1h_tokens, usage.input_tokens - cached)
+    write_5m = min(usage.cache_write_tokens, usage.input_tokens - cached - write_1h)
     cached_rate = price.cached_input if price.cached_input is not None else price.input
     amount = (
-        (usage.input_tokens - cached) * price.input
+        (usage.input_tokens - cached - write_5m - write_1h) * price.input
         + cached * cached_rate
+        + (write_5m * CACHE_WRITE_RATE + write_1h * CACHE_WRITE_1H_RATE) * price.input
         + usage.output_tokens * price.output
     ) / 1_000_000
     return Cost(round(amount, 8), price.currency)

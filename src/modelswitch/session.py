@@ -46,9 +46,10 @@ class ChatSession:
         self.think = "collapse"
         self.attachments: list[Attachment] = []
         self.log = log  # a chatlog.ChatLog, or None when sessions cannot be saved
-        # Every answer this chat paid for, kept or not (compare alternates, retried answers):
-        # what /cost and the toolbar total.
-        self.answered: list[Message] = [m for m in self.conversation.messages if m.role == "assistant"]
+        # Every answer this chat paid for, kept or not (compare alternates, retried and undone
+        # answers), each with the cost recorded for it: what /cost and the toolbar total, and
+        # for a resumed chat the same turns `sessions show --stats` counts.
+        self.answered: list[Turn] = self._paid_for(log)
         self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
 
     # -- models ----------------------------------------------------------------------------
@@ -98,23 +99,34 @@ class ChatSession:
 
     def finish(self, user: Message, answer: Answer) -> Message:
         """Put the exchange into history and the database, whatever its status."""
+        from .store_records import Turn
+
         message = answer.message
+        cost = self.cost_for(message)
         self.held = None
         self.conversation = self.conversation.add(user).add(message)
-        self.answered.append(message)
+        self.answered.append(Turn(message, cost))
         if self.log is not None:
-            self.log.record(user, message, self.cost_for(message))
+            self.log.record(user, message, cost)
         return message
 
     def stats(self) -> list[Turn]:
         """Every paid-for answer with its cost, for the per-model tables (sessions_format)."""
+        return list(self.answered)
+
+    def _paid_for(self, log: ChatLog | None) -> list[Turn]:
+        """A resumed chat's stored answers, alternates included, at their recorded cost."""
         from .store_records import Turn
 
-        return [Turn(m, self.cost_for(m)) for m in self.answered]
+        if log is not None:
+            return list(log.answers)
+        return [Turn(m, self.cost_for(m)) for m in self.conversation.messages if m.role == "assistant"]
 
     def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
         """Compared answers wait outside the history (and are saved as alternates) until /keep."""
-        self.answered.extend(m for m, _ in answers)
+        from .store_records import Turn
+
+        self.answered.extend(Turn(m, c) for m, c in answers)
         self.held = (user, tuple(m for m, _ in answers))
         if self.log is not None:
             self.log.record_compare(user, answers)
@@ -179,7 +191,7 @@ class ChatSession:
         """Continue a saved conversation (`/load`) in this chat."""
         self.log = log
         self.conversation = log.conversation
-        self.answered = [m for m in log.conversation.messages if m.role == "assistant"]
+        self.answered = self._paid_for(log)
         self.held = None
 
     def set(self, key: str, value: str) -> str:

@@ -53,6 +53,7 @@ def _turn_json(t: Turn) -> dict[str, Any]:
         "usage": None if u is None else {
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "reasoning_tokens": u.reasoning_tokens, "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
         },
         "cost": None if t.cost is None else {"amount": t.cost.amount, "currency": t.cost.currency},
         "timing": None if tm is None else {
@@ -147,7 +148,10 @@ def _turn_from(t: _Doc) -> Turn:
                          protocol=m.get("protocol").text(), alias=m.get("alias").text(optional=True))
     if (u := t.opt("usage")) is not None:
         usage = Usage(*(u.get(k).number(int) for k in
-                        ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")))
+                        ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")),
+                      # Absent from exports written before cache writes were priced.
+                      *(u.get(k).number(int, optional=True) or 0 for k in
+                        ("cache_write_tokens", "cache_write_1h_tokens")))
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
     if (c := t.opt("cost")) is not None:
@@ -192,7 +196,7 @@ def to_markdown(
     head = [f"# {info.name or f'Session #{info.id}'}", ""]
     meta = [f"{sum(not t.alternate for t in turns)} turns", f"started {local(info.created)}"]
     if models:
-        meta.append("models: " + ", ".join(f"{m.name} ({m.full_id})" if m.alias else m.full_id for m in models))
+        meta.append("models: " + ", ".join(_label(m) for m in models))
     head += ["*" + " · ".join(meta) + "*", ""]
     if info.system:
         head += ["**System prompt:**", "", _quote(info.system), ""]
@@ -245,10 +249,16 @@ def local(when: datetime) -> str:
 
 
 def _distinct(refs: Iterable[ModelRef]) -> list[ModelRef]:
-    seen: dict[tuple[str, str], ModelRef] = {}
+    """Each model choice once (aliases of one id are different choices), in order of first use."""
+    seen: dict[tuple[str | None, str, str], ModelRef] = {}
     for r in refs:
-        seen.setdefault((r.provider, r.id), r)
+        seen.setdefault(_choice(r), r)
     return list(seen.values())
+
+
+def _choice(ref: ModelRef) -> tuple[str | None, str, str]:
+    """What the user chose: the alias with what it names, or provider/id with no alias."""
+    return (ref.alias, ref.provider, ref.id)
 
 
 # -- stats ---------------------------------------------------------------------------------------
@@ -267,16 +277,25 @@ class ModelStats:
 
 
 def model_stats(turns: Sequence[Turn]) -> tuple[list[ModelStats], ModelStats]:
-    """Per model in order of first answer, and the total over all of them."""
-    groups: dict[tuple[str, str], list[Turn]] = {}
-    names: dict[tuple[str, str], str] = {}
+    """Per model the user chose (alias, else provider/id) in order of first answer, and the total.
+
+    Two aliases of one model id (`sonnet`, `sonnet-think`) are two choices with their own settings,
+    so two rows.
+    """
+    groups: dict[tuple[str | None, str, str], list[Turn]] = {}
+    labels: dict[tuple[str | None, str, str], str] = {}
     for t in turns:
         ref = t.message.model
         if t.message.role == "assistant" and ref is not None:
-            groups.setdefault((ref.provider, ref.id), []).append(t)
-            names.setdefault((ref.provider, ref.id), f"{ref.name} ({ref.full_id})" if ref.alias else ref.full_id)
+            key = _choice(ref)
+            groups.setdefault(key, []).append(t)
+            labels.setdefault(key, _label(ref))
     answers = [t for t in turns if t.message.role == "assistant"]
-    return [_stats(names[k], g) for k, g in groups.items()], _stats("total", answers)
+    return [_stats(labels[k], g) for k, g in groups.items()], _stats("total", answers)
+
+
+def _label(ref: ModelRef) -> str:
+    return f"{ref.name} ({ref.full_id})" if ref.alias else ref.full_id
 
 
 def _stats(name: str, turns: Sequence[Turn]) -> ModelStats:

@@ -32,7 +32,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -66,6 +66,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             created TEXT NOT NULL,
             PRIMARY KEY (session, idx)
         )""",
+    ),
+    # Cache writes (Anthropic), priced above input: the usage a stored cost was derived from.
+    2: (
+        "ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER",
+        "ALTER TABLE turns ADD COLUMN cache_write_1h_tokens INTEGER",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -298,13 +303,14 @@ class Store:
                 )
             ]
             ids = tuple(s.id for s in sessions)
-            # One row per (session, model, currency); folded into per-session totals below.
+            # One row per (session, model chosen, currency); folded into per-session totals below.
+            # The alias is part of the choice: `sonnet` and `sonnet-think` share one model id.
             rows = conn.execute(
                 "SELECT session, provider, model_id, protocol, model_alias, cost_currency,"
                 " min(idx) AS first, sum(NOT alternate), total(input_tokens), total(output_tokens),"
                 " total(reasoning_tokens), total(cached_tokens), total(cost_amount) FROM turns"
                 f" WHERE session IN ({', '.join('?' * len(ids))})"
-                " GROUP BY session, provider, model_id, cost_currency ORDER BY session, first",
+                " GROUP BY session, provider, model_id, model_alias, cost_currency ORDER BY session, first",
                 ids,
             ).fetchall()
         totals: dict[int, tuple[int, Usage, dict[ModelRef, None], dict[str, float]]] = {

@@ -90,6 +90,7 @@ TURN_COLUMNS = (
     "status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
     "cost_amount", "cost_currency", "ttft_s", "total_s", "tokens_per_s", "finish_reason",
     "fallback_from", "error", "replay", "alternate", "created",
+    "cache_write_tokens", "cache_write_1h_tokens",
 )
 
 
@@ -133,14 +134,17 @@ def turn_row(turn: Turn, created: str) -> tuple[object, ...]:
         t.ttft_s if t else None, t.total_s if t else None, t.tokens_per_s if t else None,
         redacted(m.finish_reason), redacted(m.fallback_from), redacted(m.error),
         _replay_json(m.replay), int(turn.alternate), created,
+        u.cache_write_tokens if u else None, u.cache_write_1h_tokens if u else None,
     )
 
 
 def row_turn(row: Sequence[Any]) -> Turn:
     (idx, role, text, reasoning, alias, model_id, provider, protocol, status, inp, out, rsn, cached,
-     amount, currency, ttft, total, tps, finish, fallback, error, replay, alternate, created) = row
+     amount, currency, ttft, total, tps, finish, fallback, error, replay, alternate, created,
+     written, written_1h) = row
     model = ModelRef(provider, model_id, protocol or "", alias) if model_id is not None else None
-    usage = Usage(inp or 0, out or 0, rsn or 0, cached or 0) if inp is not None or out is not None else None
+    usage = (Usage(inp or 0, out or 0, rsn or 0, cached or 0, written or 0, written_1h or 0)
+             if inp is not None or out is not None else None)
     timing = Timing(ttft, total, tps) if (ttft, total, tps) != (None, None, None) else None
     states = tuple(ReplayState(d["protocol"], d["model"], d["data"]) for d in json.loads(replay or "[]"))
     message = Message(

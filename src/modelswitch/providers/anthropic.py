@@ -2,7 +2,11 @@
 
 Request: `system` is top-level; turns alternate user/assistant (consecutive same-role turns are
 merged); `max_tokens` is always sent. Extended thinking is `thinking: {type: enabled,
-budget_tokens: N}` with 1024 <= N < max_tokens, and then `temperature` must be left out.
+budget_tokens: N}` with 1024 <= N < max_tokens, and then `temperature` must be left out. A
+max_tokens the user set (config or `/set`) is sent as it is: the budget shrinks to fit, or thinking
+is left off, and the user is told by a Notice that opens the answer's events. The Notice comes from
+parse_stream, which gets the same Target: build_request only builds, and every caller (chat,
+ask, compare) already shows a stream's Notices where it shows the answer.
 
 Response: SSE events message_start, content_block_start/delta/stop (text, thinking,
 redacted_thinking), ping anywhere, message_delta (stop_reason, cumulative usage), message_stop,
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProviderError, StreamError
@@ -59,14 +64,48 @@ def thinking_budget(reasoning: bool | str | int | None) -> int | None:
     return max(MIN_THINKING_BUDGET, reasoning)
 
 
+@dataclass(frozen=True, slots=True)
+class ThinkingPlan:
+    """What one request asks for: max_tokens, the thinking budget (None: no thinking), and why
+    the budget differs from the one configured, if it does."""
+
+    max_tokens: int
+    budget: int | None
+    note: str = ""
+
+
+def thinking_plan(target: Target) -> ThinkingPlan:
+    """max_tokens and budget_tokens that the API accepts (1024 <= budget < max_tokens).
+
+    A max_tokens the user set is a cap, honoured as it is: the budget shrinks to fit inside it
+    (half of it, leaving the answer the other half), or thinking is left off when even the
+    API's minimum budget cannot fit. Without one, max_tokens grows to hold the budget.
+    """
+    wanted = thinking_budget(target.reasoning)
+    cap = target.max_tokens
+    if cap is None:
+        base = default_max_tokens(target.model_id)
+        if wanted is not None and base <= wanted:
+            # The budget is carved out of max_tokens; leave the answer its usual room on top.
+            return ThinkingPlan(wanted + base, wanted)
+        return ThinkingPlan(base, wanted)
+    if wanted is None or wanted < cap:
+        return ThinkingPlan(cap, wanted)
+    if cap <= MIN_THINKING_BUDGET:
+        return ThinkingPlan(cap, None, (
+            f"thinking off for this answer: max_tokens {cap} leaves no room for Claude's smallest "
+            f"thinking budget ({MIN_THINKING_BUDGET}); raise max_tokens above {MIN_THINKING_BUDGET} to think"
+        ))
+    budget = max(MIN_THINKING_BUDGET, cap // 2)
+    return ThinkingPlan(cap, budget, (
+        f"thinking budget cut from {wanted} to {budget} tokens to fit max_tokens {cap}; "
+        "raise max_tokens to think longer"
+    ))
+
+
 def max_tokens_for(target: Target) -> int:
-    """max_tokens to send: the configured value, raised above the thinking budget if needed."""
-    base = target.max_tokens or default_max_tokens(target.model_id)
-    budget = thinking_budget(target.reasoning)
-    if budget is not None and base <= budget:
-        # The budget is carved out of max_tokens; leave the answer its usual room on top.
-        return budget + default_max_tokens(target.model_id)
-    return base
+    """max_tokens to send (see `thinking_plan`)."""
+    return thinking_plan(target).max_tokens
 
 
 class AnthropicProtocol:
@@ -76,17 +115,17 @@ class AnthropicProtocol:
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """The streaming request for this conversation, well-formed for this API."""
+        plan = thinking_plan(target)
         body: dict = {
             "model": target.model_id,
-            "max_tokens": max_tokens_for(target),
+            "max_tokens": plan.max_tokens,
             "messages": _messages(conversation, target.model_id),
             "stream": True,
         }
         if conversation.system and conversation.system.strip():
             body["system"] = conversation.system
-        budget = thinking_budget(target.reasoning)
-        if budget is not None:
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if plan.budget is not None:
+            body["thinking"] = {"type": "enabled", "budget_tokens": plan.budget}
         elif target.temperature is not None:
             # With thinking on, any temperature but 1 is rejected: leave it out then. Claude's
             # scale stops at 1 where others' go to 2, so a shared config value is capped.
@@ -104,6 +143,10 @@ class AnthropicProtocol:
         usage: dict[str, int] = {}
         stop_reason: str | None = None
         stopped = False
+        note = thinking_plan(target).note
+        if note:
+            # build_request cannot speak; the answer to that request is the first place to say it.
+            yield Notice(note)
         for sse in iter_sse(chunks):
             data = loads_event(sse.data)
             kind = data.get("type") or sse.event
@@ -128,7 +171,9 @@ class AnthropicProtocol:
             # "ping" and event types added later are ignored, as the API's versioning asks.
         if not stopped:
             raise StreamError("the stream ended before message_stop (answer incomplete)")
-        yield _usage(usage)
+        counted = _usage(usage)
+        if counted is not None:
+            yield counted
         for block in finished:
             if _replayable(block):
                 yield ReplayState(NAME, target.model_id, json.dumps(block, ensure_ascii=False))
@@ -245,21 +290,32 @@ def _take_usage(usage: dict[str, int], raw: object) -> None:
     for key in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
         if isinstance(raw.get(key), int):
             usage[key] = raw[key]
+    # The split of cache writes by lifetime, which prices them (message_start carries it).
+    creation = raw.get("cache_creation")
+    if isinstance(creation, dict) and isinstance(creation.get("ephemeral_1h_input_tokens"), int):
+        usage["ephemeral_1h_input_tokens"] = creation["ephemeral_1h_input_tokens"]
     details = raw.get("output_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
         usage["thinking_tokens"] = details["thinking_tokens"]
 
 
-def _usage(usage: dict[str, int]) -> Usage:
+def _usage(usage: dict[str, int]) -> Usage | None:
+    """None when the stream reported no counts at all: usage unknown, never 0."""
+    if "input_tokens" not in usage and "output_tokens" not in usage:
+        return None
     cached = usage.get("cache_read_input_tokens", 0)
+    written = usage.get("cache_creation_input_tokens", 0)
+    # Without the split, writes are five-minute ones: the default lifetime.
+    written_1h = min(usage.get("ephemeral_1h_input_tokens", 0), written)
     # Anthropic's input_tokens leaves cache reads and writes out; ours counts every prompt
     # token, with cached_tokens the part of it read from the cache.
-    prompt = usage.get("input_tokens", 0) + cached + usage.get("cache_creation_input_tokens", 0)
     return Usage(
-        input_tokens=prompt,
+        input_tokens=usage.get("input_tokens", 0) + cached + written,
         output_tokens=usage.get("output_tokens", 0),
         reasoning_tokens=usage.get("thinking_tokens", 0),
         cached_tokens=cached,
+        cache_write_tokens=written - written_1h,
+        cache_write_1h_tokens=written_1h,
     )
 
 

@@ -94,7 +94,7 @@ class GeminiProtocol:
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
         """Raw response bytes (any chunking, SSE or JSON array) to events, ending in Done."""
         answer_parts: list[dict] = []
-        usage: dict = {}
+        usage: dict = {}  # stays empty when no usageMetadata came: usage unknown, not 0
         finish: str | None = None
         blocked: str | None = None
         for obj in _objects(chunks):
@@ -118,7 +118,8 @@ class GeminiProtocol:
             finish = reason if isinstance(reason, str) and reason else finish
         if finish is None and blocked is None:
             raise StreamError("the stream ended before a finishReason (answer incomplete)")
-        yield _usage(usage)
+        if usage:
+            yield _usage(usage)
         if any("thoughtSignature" in p for p in answer_parts):
             data = json.dumps({"parts": answer_parts}, ensure_ascii=False)
             yield ReplayState(NAME, target.model_id, data)

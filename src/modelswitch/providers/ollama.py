@@ -2,6 +2,8 @@
 
 Each line is `{"message": {"role", "content", "thinking"?}, "done": false}`; the last has
 `"done": true` with `done_reason`, `prompt_eval_count`, `eval_count` and `eval_duration` (ns).
+Older Ollama versions and some chat templates leave reasoning inline in `content` as
+`<think>...</think>`; it is split out (thinktags.ThinkSplitter) as on the OpenAI-compatible path.
 `think` (true/false, or an effort word for models that take one) turns reasoning on or off and
 puts it in `message.thinking`. Errors are `{"error": "..."}`, as the body of a 4xx/5xx or as a
 line mid-stream. `GET /api/tags` lists the models pulled locally.
@@ -19,6 +21,7 @@ from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
 from ..sse import iter_ndjson
 from .base import HttpRequest, Target, error_text
+from .thinktags import ThinkSplitter
 
 NAME = "ollama"
 _FINISH = {"stop": "stop", "length": "length"}
@@ -103,21 +106,14 @@ class OllamaProtocol:
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
         """Raw NDJSON bytes (any chunking) to events, ending in a Done with the server-measured speed."""
-        for line in iter_ndjson(chunks):
-            if not isinstance(line, dict):
-                raise ProtocolError(f"unexpected JSON line in stream: {str(line)[:80]!r}")
-            if "error" in line:
-                raise _stream_error(line["error"])
-            message = line.get("message")
-            if isinstance(message, dict):
-                if isinstance(message.get("thinking"), str) and message["thinking"]:
-                    yield ReasoningDelta(message["thinking"])
-                if isinstance(message.get("content"), str) and message["content"]:
-                    yield TextDelta(message["content"])
-            if line.get("done") is True:
-                yield from _finish(line, target)
-                return
-        raise StreamError("the stream ended before its done line (answer incomplete)")
+        # Older Ollama and some templates leave the reasoning inline in content as <think>...</think>.
+        think = ThinkSplitter(think_value(target.reasoning) is True, target.model_id)
+        try:
+            yield from _lines(chunks, target, think)
+        except Exception:
+            # Whatever was held back (a partial tag, untagged text) is part of the partial answer.
+            yield from think.close()
+            raise
 
     def models_request(self, base_url: str) -> HttpRequest:
         """The catalog's name for `tags_request`: GET /api/tags."""
@@ -138,13 +134,40 @@ class OllamaProtocol:
 PROTOCOL = OllamaProtocol()
 
 
+def _lines(chunks: Iterable[bytes], target: Target, think: ThinkSplitter) -> Iterator[Event]:
+    reasoning_seen = False
+    for line in iter_ndjson(chunks):
+        if not isinstance(line, dict):
+            raise ProtocolError(f"unexpected JSON line in stream: {str(line)[:80]!r}")
+        if "error" in line:
+            raise _stream_error(line["error"])
+        message = line.get("message")
+        if isinstance(message, dict):
+            thinking = message.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                if not reasoning_seen:
+                    # Reasoning has its own field, so untagged content is the answer.
+                    reasoning_seen = True
+                    yield from think.release()
+                yield ReasoningDelta(thinking)
+            if isinstance(message.get("content"), str) and message["content"]:
+                yield from think.feed(message["content"])
+        if line.get("done") is True:
+            yield from think.close()
+            yield from _finish(line, target)
+            return
+    raise StreamError("the stream ended before its done line (answer incomplete)")
+
+
 def _finish(line: dict, target: Target) -> Iterator[Event]:
     def count(key: str) -> int:
         value = line.get(key)
         return value if isinstance(value, int) else 0
 
-    # Ollama counts thinking inside eval_count and does not report it apart.
-    yield Usage(input_tokens=count("prompt_eval_count"), output_tokens=count("eval_count"))
+    # Ollama counts thinking inside eval_count and does not report it apart. A done line with
+    # neither counter says nothing about usage: unknown, never a count of 0.
+    if any(isinstance(line.get(k), int) for k in ("prompt_eval_count", "eval_count")):
+        yield Usage(input_tokens=count("prompt_eval_count"), output_tokens=count("eval_count"))
     reason = line.get("done_reason") if isinstance(line.get("done_reason"), str) else None
     if reason == "length":
         limit = f" ({target.max_tokens})" if target.max_tokens else ""

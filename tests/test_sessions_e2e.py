@@ -107,3 +107,66 @@ def test_kill_9_mid_answer_keeps_every_earlier_turn(env: dict[str, str], server:
     exported = json.loads(run(env, "sessions", "export", "x", "--format", "json").stdout)
     kept = [t for t in exported["turns"] if not t.get("alternate")]
     assert [t["text"] for t in kept] == ["one", "first answer", "two", "second answer"]
+
+
+# -- crafted imports: exit 2 with the field named, never an internal error ----------------------
+
+_EXPORT = {
+    "format": "modelswitch-session", "version": 1,
+    "session": {"id": 1, "name": None, "created": "2025-01-01T00:00:00+00:00",
+                "updated": "2025-01-01T00:00:00+00:00", "model": None, "system": None},
+    "turns": [{"idx": 0, "role": "user", "model": None, "text": "hi", "reasoning": "", "status": "complete",
+               "alternate": False, "usage": None, "cost": None, "timing": None, "finish_reason": None,
+               "fallback_from": None, "error": None, "replay": [], "created": None}],
+}
+
+
+def _crafted(path: str, value: str) -> str:
+    """The export above as JSON text, with the JSON `value` (verbatim) at `path` (dots)."""
+    marker = "\"@@crafted@@\""
+    doc = json.loads(json.dumps(_EXPORT))
+    *parents, key = path.split(".")
+    node = doc
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[key] = "@@crafted@@"
+    return json.dumps(doc).replace(marker, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_crafted("turns.0.usage", '{"input_tokens": 1' + "0" * 30 + ', "output_tokens": 1,'
+                  ' "reasoning_tokens": 0, "cached_tokens": 0}'),
+         "turns[0].usage.input_tokens: expected an integer from 0 to 9223372036854775807"),
+        (_crafted("session.id", "9223372036854775808"), "session.id: expected an integer"),
+        (_crafted("turns.0.cost", '{"amount": 1' + "0" * 400 + ', "currency": "USD"}'),
+         "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.cost", '{"amount": Infinity, "currency": "USD"}'), "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.cost", '{"amount": 1e999, "currency": "USD"}'), "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.timing", '{"ttft_s": NaN, "total_s": null, "tokens_per_s": null}'),
+         "turns[0].timing.ttft_s: expected a finite number"),
+        (_crafted("version", "1" * 5000), "a number with too many digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (_crafted("session.created", '"0000-01-01T00:00:00"'), "session.created: expected an ISO 8601 time"),
+        (_crafted("session.created", '"99999-01-01T00:00:00"'), "session.created: expected an ISO 8601 time"),
+        (_crafted("session.created", '"9999-12-31T23:59:59-12:00"'), "session.created: expected a time between"),
+        (_crafted("session.updated", '"0001-01-01T00:00:00+12:00"'), "session.updated: expected a time between"),
+        (_crafted("session.created", '"0001-01-01T00:00:00"'), "session.created: expected a time between"),
+        (_crafted("turns.0.created", '"9999-12-31T23:59:59"'), "turns[0].created: expected a time between"),
+        (_crafted("turns.0.text", '"\\ud800"'), "turns[0].text: a string with an invalid character"),
+        (_crafted("session.system", '"a\\udfff"'), "session.system: a string with an invalid character"),
+    ],
+    ids=["huge-tokens", "huge-id", "huge-amount", "infinity", "1e999", "nan", "5000-digits", "deep-nesting",
+         "year-0", "year-99999", "utc-past-9999", "utc-before-1", "year-1", "turn-year-9999",
+         "lone-surrogate", "lone-surrogate-system"],
+)
+def test_crafted_import_is_refused_in_one_line(env: dict[str, str], tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "crafted.json"
+    path.write_text(text, "utf-8")
+    result = run(env, "sessions", "import", str(path))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], result.stderr
+    assert "internal error" not in result.stderr
+    assert json.loads(run(env, "sessions", "list", "--json").stdout) == []  # nothing half-imported

@@ -170,3 +170,25 @@ def test_crafted_import_is_refused_in_one_line(env: dict[str, str], tmp_path: Pa
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], result.stderr
     assert "internal error" not in result.stderr
     assert json.loads(run(env, "sessions", "list", "--json").stdout) == []  # nothing half-imported
+
+
+def test_ask_that_fails_before_answering_leaves_no_session(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(Reply.json(500, {"error": {"message": "server error"}}))
+    failed = run(env, "ask", "hello?")
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert json.loads(run(env, "sessions", "list", "--json").stdout) == []
+    server.add(say("fresh start"))
+    again = run(env, "ask", "-c", "second try")
+    assert again.returncode == 0 and again.stdout.strip() == "fresh start"
+    assert "no earlier session" in again.stderr
+    assert [m["content"] for m in server.requests[1].json["messages"]] == ["second try"]
+    listed = json.loads(run(env, "sessions", "list", "--json").stdout)
+    assert [s["turns"] for s in listed] == [2]
+
+
+def test_ask_whose_stream_broke_mid_answer_is_still_saved(env: dict[str, str], server: LoopbackServer) -> None:
+    parts = [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in ("half ", "way")]
+    server.add(Reply.sse(*parts, drop_after=2))
+    assert run(env, "ask", "tell me").returncode == 1
+    exported = json.loads(run(env, "sessions", "export", "#1", "--format", "json").stdout)
+    assert [(t["text"], t["status"]) for t in exported["turns"]] == [("tell me", "complete"), ("half way", "interrupted")]

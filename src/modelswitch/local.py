@@ -260,14 +260,21 @@ def read_state(paths: LocalPaths | None = None) -> tuple[ServerState | None, boo
     return None, True
 
 
+CMDLINE_WAIT_S = 1.0
+
+
 def _is_our_server(pid: int, binary: str) -> bool:
     if pid <= 1:
         return False
-    # A server this very process started and stopped stays a zombie until reaped.
-    with contextlib.suppress(ChildProcessError):
+    try:
         done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
+    except ChildProcessError:
+        pass  # started by another modelswitch process: only /proc can tell
+    else:
+        # Our own child: dead once reaped here (it stays a zombie until then), else certainly the
+        # server we spawned - an unreaped child's pid cannot be reused. /proc would not do: until
+        # the kernel has finished exec, /proc/PID/cmdline of a just-spawned child reads empty.
+        return done != pid
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -277,12 +284,20 @@ def _is_our_server(pid: int, binary: str) -> bool:
     proc = Path(f"/proc/{pid}")
     if not proc.is_dir():
         return True  # no procfs (macOS): the live pid is the best evidence there is
-    try:
-        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+    deadline = time.monotonic() + CMDLINE_WAIT_S
+    while True:
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+            raw = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
             return False
-        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-    except (OSError, IndexError):
-        return False
+        # Empty while another process's spawn is still inside exec (or for a kernel thread that
+        # took the number, which the deadline then settles).
+        if raw or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    argv = raw.decode(errors="replace").split("\0")
     # pids are reused: only the exact binary we launched counts as ours (an engine that is a
     # script shows up as interpreter + script path, hence the second slot).
     return binary in argv[:2]
@@ -316,10 +331,16 @@ def start(paths: LocalPaths | None = None, port: int | None = None) -> ServerSta
             pid = _spawn(server_argv(p, binary, chosen), p.server_log)
             state = ServerState(pid=pid, port=chosen, binary=str(binary), model=str(p.model),
                                 log=str(p.server_log), started_at=time.time())
-            if _wait_ready(state):
-                _write_state(p, state)
-                return state
-            _terminate(pid, binary=str(binary), timeout=2.0)
+            recorded = False
+            try:
+                if _wait_ready(state):
+                    _write_state(p, state)
+                    recorded = True
+                    return state
+            finally:
+                # Also on Ctrl-C or any error while waiting: a server nobody recorded is an orphan.
+                if not recorded:
+                    _terminate(pid, binary=str(binary), timeout=2.0)
             if port is not None or "bind" not in _tail(p.server_log):
                 break
         raise LocalError(f"llama-server did not start: {_tail(p.server_log) or 'no output'}", p.server_log)
@@ -337,12 +358,12 @@ def _spawn(argv: list[str], log: Path) -> int:
     return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
 
 
-def _wait_ready(state: ServerState, timeout: float = READY_TIMEOUT_S) -> bool:
+def _wait_ready(state: ServerState, timeout: float | None = None) -> bool:
     from .errors import ConnectError
     from .providers.base import HttpRequest
     from .transport import fetch
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (READY_TIMEOUT_S if timeout is None else timeout)
     while time.monotonic() < deadline:
         if not _is_our_server(state.pid, state.binary):
             return False

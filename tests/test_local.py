@@ -443,6 +443,16 @@ def test_a_server_started_elsewhere_is_recognised_once_its_cmdline_fills(
         os.kill(pid, 9)
 
 
+def test_our_own_child_running_another_program_is_not_the_server(paths: LocalPaths) -> None:
+    binary = _fake_install(paths)
+    other = subprocess.Popen(["sleep", "60"])  # a child of ours that holds a recorded pid's number
+    try:
+        assert not local._is_our_server(other.pid, str(binary))
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_builder_venv_without_pip_is_made_again(paths: LocalPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     # What `python -m venv` leaves when interrupted before ensurepip: a python, but no pip.
     venv = paths.builder_python.parent.parent

@@ -48,6 +48,7 @@ SERVER_FLAGS = ("-t", "1", "--no-repack", "-c", "4096", "--reasoning-format", "d
                 "--reasoning-budget", "16")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+CMDLINE_WAIT_S = 1.0  # how long another process's /proc cmdline may read empty (exec under way)
 
 
 class LocalError(ModelSwitchError):
@@ -260,21 +261,17 @@ def read_state(paths: LocalPaths | None = None) -> tuple[ServerState | None, boo
     return None, True
 
 
-CMDLINE_WAIT_S = 1.0
-
-
 def _is_our_server(pid: int, binary: str) -> bool:
     if pid <= 1:
         return False
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass  # started by another modelswitch process: only /proc can tell
+        child = False  # started by another modelswitch process: only /proc can tell
     else:
-        # Our own child: dead once reaped here (it stays a zombie until then), else certainly the
-        # server we spawned - an unreaped child's pid cannot be reused. /proc would not do: until
-        # the kernel has finished exec, /proc/PID/cmdline of a just-spawned child reads empty.
-        return done != pid
+        if done == pid:
+            return False  # a server this very process started stays a zombie until reaped
+        child = True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -292,10 +289,15 @@ def _is_our_server(pid: int, binary: str) -> bool:
             raw = (proc / "cmdline").read_bytes()
         except (OSError, IndexError):
             return False
-        # Empty while another process's spawn is still inside exec (or for a kernel thread that
-        # took the number, which the deadline then settles).
-        if raw or time.monotonic() > deadline:
+        if raw:
             break
+        # Empty until the kernel has finished exec'ing a just-spawned process. Our own unreaped
+        # child is the server we spawned (its pid cannot have been reused); another's gets a
+        # moment (a kernel thread that took the number stays empty: the deadline settles it).
+        if child:
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
     argv = raw.decode(errors="replace").split("\0")
     # pids are reused: only the exact binary we launched counts as ours (an engine that is a

@@ -192,3 +192,26 @@ def test_ask_whose_stream_broke_mid_answer_is_still_saved(env: dict[str, str], s
     assert run(env, "ask", "tell me").returncode == 1
     exported = json.loads(run(env, "sessions", "export", "#1", "--format", "json").stdout)
     assert [(t["text"], t["status"]) for t in exported["turns"]] == [("tell me", "complete"), ("half way", "interrupted")]
+
+
+def test_undo_in_one_terminal_leaves_the_other_terminals_exchange(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(say("A answers"), say("B answers"))
+    a = pexpect.spawn(EXE, ["chat", "--session", "shared"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    a.expect("a ›")
+    a.send("from A\r")
+    a.expect("A answers")
+    a.expect("a ›")
+    b = pexpect.spawn(EXE, ["chat", "--session", "shared"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    b.expect("resumed with 2 turns")
+    b.expect("a ›")
+    b.send("from B\r")
+    b.expect("B answers")
+    b.expect("a ›")
+    a.send("/undo\r")  # A's last exchange is "from A", even though B's is newer in the database
+    a.expect("undone: 'from A'")
+    a.expect("a ›")
+    for child in (a, b):
+        child.send("/exit\r")
+        child.expect(pexpect.EOF)
+    exported = json.loads(run(env, "sessions", "export", "shared", "--format", "json").stdout)
+    assert [t["text"] for t in exported["turns"] if not t["alternate"]] == ["from B", "B answers"]

@@ -17,6 +17,7 @@ from modelswitch.conversation import Message
 from modelswitch.session import ChatSession
 from modelswitch.store import Store
 from tests.loopback import LoopbackServer, Reply
+from tests.test_session import exchange
 
 say = Reply.say
 FAIL = {"error": {"message": "server error"}}
@@ -40,17 +41,6 @@ def terminal(config: config_mod.Config, *, cont: bool = False, session: str | No
     log = ChatLog.open_for(session, cont, model="x", system=None)
     assert log is not None
     return ChatSession(config, config.resolve("x"), conversation=log.conversation, log=log)
-
-
-def exchange(chat: ChatSession, text: str) -> Message:
-    user = chat.user_message(text)
-    answer = chat.ask(user)
-    try:
-        for _ in answer:
-            pass
-    except errors.ProviderError:
-        pass
-    return chat.finish(user, answer)
 
 
 def kept_texts() -> list[str]:

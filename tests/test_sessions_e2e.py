@@ -107,3 +107,111 @@ def test_kill_9_mid_answer_keeps_every_earlier_turn(env: dict[str, str], server:
     exported = json.loads(run(env, "sessions", "export", "x", "--format", "json").stdout)
     kept = [t for t in exported["turns"] if not t.get("alternate")]
     assert [t["text"] for t in kept] == ["one", "first answer", "two", "second answer"]
+
+
+# -- crafted imports: exit 2 with the field named, never an internal error ----------------------
+
+_EXPORT = {
+    "format": "modelswitch-session", "version": 1,
+    "session": {"id": 1, "name": None, "created": "2025-01-01T00:00:00+00:00",
+                "updated": "2025-01-01T00:00:00+00:00", "model": None, "system": None},
+    "turns": [{"idx": 0, "role": "user", "model": None, "text": "hi", "reasoning": "", "status": "complete",
+               "alternate": False, "usage": None, "cost": None, "timing": None, "finish_reason": None,
+               "fallback_from": None, "error": None, "replay": [], "created": None}],
+}
+
+
+def _crafted(path: str, value: str) -> str:
+    """The export above as JSON text, with the JSON `value` (verbatim) at `path` (dots)."""
+    marker = "\"@@crafted@@\""
+    doc = json.loads(json.dumps(_EXPORT))
+    *parents, key = path.split(".")
+    node = doc
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[key] = "@@crafted@@"
+    return json.dumps(doc).replace(marker, value)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_crafted("turns.0.usage", '{"input_tokens": 1' + "0" * 30 + ', "output_tokens": 1,'
+                  ' "reasoning_tokens": 0, "cached_tokens": 0}'),
+         "turns[0].usage.input_tokens: expected an integer from 0 to 9223372036854775807"),
+        (_crafted("session.id", "9223372036854775808"), "session.id: expected an integer"),
+        (_crafted("turns.0.cost", '{"amount": 1' + "0" * 400 + ', "currency": "USD"}'),
+         "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.cost", '{"amount": Infinity, "currency": "USD"}'), "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.cost", '{"amount": 1e999, "currency": "USD"}'), "turns[0].cost.amount: expected a finite number"),
+        (_crafted("turns.0.timing", '{"ttft_s": NaN, "total_s": null, "tokens_per_s": null}'),
+         "turns[0].timing.ttft_s: expected a finite number"),
+        (_crafted("version", "1" * 5000), "a number with too many digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (_crafted("session.created", '"0000-01-01T00:00:00"'), "session.created: expected an ISO 8601 time"),
+        (_crafted("session.created", '"99999-01-01T00:00:00"'), "session.created: expected an ISO 8601 time"),
+        (_crafted("session.created", '"9999-12-31T23:59:59-12:00"'), "session.created: expected a time between"),
+        (_crafted("session.updated", '"0001-01-01T00:00:00+12:00"'), "session.updated: expected a time between"),
+        (_crafted("session.created", '"0001-01-01T00:00:00"'), "session.created: expected a time between"),
+        (_crafted("turns.0.created", '"9999-12-31T23:59:59"'), "turns[0].created: expected a time between"),
+        (_crafted("turns.0.text", '"\\ud800"'), "turns[0].text: a string with an invalid character"),
+        (_crafted("session.system", '"a\\udfff"'), "session.system: a string with an invalid character"),
+    ],
+    ids=["huge-tokens", "huge-id", "huge-amount", "infinity", "1e999", "nan", "5000-digits", "deep-nesting",
+         "year-0", "year-99999", "utc-past-9999", "utc-before-1", "year-1", "turn-year-9999",
+         "lone-surrogate", "lone-surrogate-system"],
+)
+def test_crafted_import_is_refused_in_one_line(env: dict[str, str], tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "crafted.json"
+    path.write_text(text, "utf-8")
+    result = run(env, "sessions", "import", str(path))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], result.stderr
+    assert "internal error" not in result.stderr
+    assert json.loads(run(env, "sessions", "list", "--json").stdout) == []  # nothing half-imported
+
+
+def test_ask_that_fails_before_answering_leaves_no_session(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(Reply.json(500, {"error": {"message": "server error"}}))
+    failed = run(env, "ask", "hello?")
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert json.loads(run(env, "sessions", "list", "--json").stdout) == []
+    server.add(say("fresh start"))
+    again = run(env, "ask", "-c", "second try")
+    assert again.returncode == 0 and again.stdout.strip() == "fresh start"
+    assert "no earlier session" in again.stderr
+    assert [m["content"] for m in server.requests[1].json["messages"]] == ["second try"]
+    listed = json.loads(run(env, "sessions", "list", "--json").stdout)
+    assert [s["turns"] for s in listed] == [2]
+
+
+def test_ask_whose_stream_broke_mid_answer_is_still_saved(env: dict[str, str], server: LoopbackServer) -> None:
+    parts = [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in ("half ", "way")]
+    server.add(Reply.sse(*parts, drop_after=2))
+    assert run(env, "ask", "tell me").returncode == 1
+    exported = json.loads(run(env, "sessions", "export", "#1", "--format", "json").stdout)
+    assert [(t["text"], t["status"]) for t in exported["turns"]] == [("tell me", "complete"), ("half way", "interrupted")]
+
+
+def test_undo_in_one_terminal_leaves_the_other_terminals_exchange(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(say("A answers"), say("B answers"))
+    a = pexpect.spawn(EXE, ["chat", "--session", "shared"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    a.expect("a ›")
+    a.send("from A\r")
+    a.expect("A answers")
+    a.expect("a ›")
+    b = pexpect.spawn(EXE, ["chat", "--session", "shared"], env=env, encoding="utf-8", dimensions=(30, 100), timeout=20)
+    b.expect("resumed with 2 turns")
+    b.expect("a ›")
+    b.send("from B\r")
+    b.expect("B answers")
+    b.expect("a ›")
+    a.send("/undo\r")  # A's last exchange is "from A", even though B's is newer in the database
+    a.expect("undone: 'from A'")
+    a.expect("a ›")
+    for child in (a, b):
+        child.send("/exit\r")
+        child.expect(pexpect.EOF)
+    exported = json.loads(run(env, "sessions", "export", "shared", "--format", "json").stdout)
+    assert [t["text"] for t in exported["turns"] if not t["alternate"]] == ["from B", "B answers"]

@@ -471,17 +471,16 @@ def test_timestamps_are_utc(st: Store) -> None:
     assert before <= info.created <= datetime.now(UTC)
 
 
-def test_hide_last_exchange_mirrors_undo(st: Store) -> None:
+def test_hide_turns_hides_exactly_the_named_turns(st: Store) -> None:
     sid = st.create_session().id
     st.append(sid, Message("user", "q1"), Message("assistant", "a1", model=R1))
     st.append(sid, Message("user", "q2"), Message("assistant", "a2", model=R1))
-    assert st.hide_last_exchange(sid) == (2, 3)
-    assert [m.text for m in st.load(sid)[1].messages] == ["q1", "a1"]
-    st.append(sid, Message("user", "lonely"))
-    assert st.hide_last_exchange(sid) == (4,)
-    assert st.hide_last_exchange(sid) == (0, 1)
-    assert st.hide_last_exchange(sid) == ()
-    assert len(st.transcript(sid)[1]) == 5  # all still on record
+    assert st.hide_turns(sid, [0, 1]) == (0, 1)  # not the last two: the caller says which
+    assert [m.text for m in st.load(sid)[1].messages] == ["q2", "a2"]
+    assert [t.idx for t in st.kept(sid)[1]] == [2, 3]
+    assert st.hide_turns(sid, [1, 3]) == (3,)  # 1 was already hidden
+    assert st.hide_turns(sid, []) == ()
+    assert len(st.transcript(sid)[1]) == 4  # all still on record
 
 
 def test_a_schema_1_database_keeps_every_session_and_gains_cache_writes(db: Path) -> None:

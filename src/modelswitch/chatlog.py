@@ -1,8 +1,12 @@
 """The bridge from a live chat to the session database.
 
-A chat becomes a saved session at its first exchange. If the database cannot be used (corrupt,
-from a newer version, unwritable) the chat goes on unsaved and the user is told once, because
-losing the ability to talk is worse than losing the ability to save.
+A chat becomes a saved session at its first exchange that got an answer started: a request
+that failed outright leaves no empty session behind for `chat -c` to resume. If the database
+cannot be used (corrupt, from a newer version, unwritable) the chat goes on unsaved and the user
+is told once, because losing the ability to talk is worse than losing the ability to save.
+
+Two terminals may share one session. Each log remembers which stored turns make up its own
+conversation, so `/undo` and `/retry` hide this process's last exchange, never the other's.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import errors
-from .conversation import Conversation, Message
+from .conversation import Conversation, Message, Role
 from .pricing import Cost
 from .startup import warn
+from .store_records import check_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +37,9 @@ class ChatLog:
         self._held: tuple[int, ...] = ()  # store indices of a compare awaiting /keep: user, answers
         # Every stored answer, alternates included, with its recorded cost (a resumed chat's /cost).
         self.answers: tuple[Turn, ...] = ()
+        # The role and store index (None: not saved) of each turn of this process's conversation,
+        # in step with it: what /undo hides, whatever another terminal appended meanwhile.
+        self._mine: list[tuple[Role, int | None]] = []
 
     @classmethod
     def open_for(
@@ -64,16 +72,23 @@ class ChatLog:
             # "12" and "#12" name a session by id, as `sessions list` shows it.
             info = store.get(session) if session.lstrip("#").isdigit() else store.find(session)
             if info is None:
-                created = store.create_session(name=session, model=model, system=system)
-                return cls(store, created.id, Conversation(system), name=session, model=model, system=system)
+                # The row comes with the first answer (see record); the name is checked now.
+                return cls(store, None, Conversation(system), name=check_name(session), model=model,
+                           system=system)
             return cls._resume(store, info.id)
         return cls(store, None, Conversation(system), model=model, system=system)
 
     @classmethod
     def _resume(cls, store: Store, session_id: int) -> ChatLog:
-        info, conversation = store.load(session_id)
-        log = cls(store, info.id, conversation, name=info.name, model=info.model, system=info.system)
-        log.answers = tuple(t for t in store.transcript(info.id)[1] if t.message.role == "assistant")
+        from .store import conversation_of
+
+        # One read: the kept turns make the conversation; every answer (alternates too) the costs.
+        info, turns = store.transcript(session_id)
+        kept = [t for t in turns if not t.alternate]
+        log = cls(store, info.id, conversation_of(info, kept), name=info.name, model=info.model,
+                  system=info.system)
+        log.answers = tuple(t for t in turns if t.message.role == "assistant")
+        log._mine = [(t.message.role, t.idx) for t in kept]
         return log
 
     @property
@@ -95,13 +110,31 @@ class ChatLog:
     def _safely(self, what: str, fn: Callable[[], object]) -> None:
         try:
             fn()
-        except errors.StoreError as exc:
+        except (errors.StoreError, errors.UsageError) as exc:
+            # UsageError: the session was deleted, or its name taken, by another process.
             warn(f"warning: could not save {what}: {exc.message}")
+
+    def _save_exchange(self, what: str, write: Callable[[], tuple[int, ...]]) -> None:
+        """Write an exchange (user, answer) and remember its indices; None for each if unsaved."""
+        saved: tuple[int | None, ...] = (None, None)
+
+        def run() -> None:
+            nonlocal saved
+            saved = write()
+
+        self._safely(what, run)
+        self._mine += [("user", saved[0]), ("assistant", saved[1])]
 
     def record(self, user: Message, assistant: Message, cost: Cost | None) -> None:
         from .store import Turn
 
-        self._safely("this exchange", lambda: self.store.append(self._ensure(), Turn(user), Turn(assistant, cost)))
+        if self.session_id is None and not _started(assistant):
+            # A request that failed before any answer: no session is made for it.
+            self._mine += [("user", None), ("assistant", None)]
+            return
+        self._save_exchange(
+            "this exchange", lambda: self.store.append(self._ensure(), Turn(user), Turn(assistant, cost))
+        )
 
     def record_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
         """All compared answers are stored, as alternates, with the question; /keep picks one."""
@@ -116,15 +149,17 @@ class ChatLog:
 
     def keep(self, index: int) -> None:
         if not self._held or self.session_id is None:
+            self._mine += [("user", None), ("assistant", None)]
             return
         sid, user_idx, answer_idx = self.session_id, self._held[0], self._held[1 + index]
         self._held = ()
 
-        def write() -> None:
+        def write() -> tuple[int, ...]:
             self.store.set_alternate(sid, user_idx, False)
             self.store.set_alternate(sid, answer_idx, False)
+            return user_idx, answer_idx
 
-        self._safely("the kept answer", write)
+        self._save_exchange("the kept answer", write)
 
     def set_model(self, name: str) -> None:
         self._model = name
@@ -144,10 +179,18 @@ class ChatLog:
         self.name = name
 
     def drop_last_exchange(self) -> None:
-        """The last kept question and answer leave the context but stay on record (alternates)."""
-        if self.session_id is not None:
-            sid = self.session_id
-            self._safely("the undo", lambda: self.store.hide_last_exchange(sid))
+        """This chat's last question and answer leave the context but stay on record (alternates).
+
+        Mirrors Conversation.without_last_exchange on this process's own turns.
+        """
+        dropped: list[int | None] = []
+        for role in ("assistant", "user"):
+            if self._mine and self._mine[-1][0] == role:
+                dropped.append(self._mine.pop()[1])
+        indices = [i for i in dropped if i is not None]
+        sid = self.session_id
+        if sid is not None and indices:
+            self._safely("the undo", lambda: self.store.hide_turns(sid, indices))
 
     def fresh(self, *, model: str | None, system: str | None) -> ChatLog:
         return ChatLog(self.store, None, Conversation(system), model=model, system=system)
@@ -160,3 +203,8 @@ class ChatLog:
             return list(self.store.names())
         except errors.StoreError:
             return []
+
+
+def _started(answer: Message) -> bool:
+    """Did any of the answer arrive (or did it end cleanly, if empty)? Only then is it worth a session."""
+    return answer.status == "complete" or bool(answer.text or answer.reasoning)

@@ -48,6 +48,7 @@ SERVER_FLAGS = ("-t", "1", "--no-repack", "-c", "4096", "--reasoning-format", "d
                 "--reasoning-budget", "16")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+CMDLINE_WAIT_S = 1.0  # how long another process's /proc cmdline may read empty (exec under way)
 
 
 class LocalError(ModelSwitchError):
@@ -263,11 +264,14 @@ def read_state(paths: LocalPaths | None = None) -> tuple[ServerState | None, boo
 def _is_our_server(pid: int, binary: str) -> bool:
     if pid <= 1:
         return False
-    # A server this very process started and stopped stays a zombie until reaped.
-    with contextlib.suppress(ChildProcessError):
+    try:
         done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        child = False  # started by another modelswitch process: only /proc can tell
+    else:
         if done == pid:
-            return False
+            return False  # a server this very process started stays a zombie until reaped
+        child = True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -277,12 +281,25 @@ def _is_our_server(pid: int, binary: str) -> bool:
     proc = Path(f"/proc/{pid}")
     if not proc.is_dir():
         return True  # no procfs (macOS): the live pid is the best evidence there is
-    try:
-        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+    deadline = time.monotonic() + CMDLINE_WAIT_S
+    while True:
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+            raw = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
             return False
-        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-    except (OSError, IndexError):
-        return False
+        if raw:
+            break
+        # Empty until the kernel has finished exec'ing a just-spawned process. Our own unreaped
+        # child is the server we spawned (its pid cannot have been reused); another's gets a
+        # moment (a kernel thread that took the number stays empty: the deadline settles it).
+        if child:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    argv = raw.decode(errors="replace").split("\0")
     # pids are reused: only the exact binary we launched counts as ours (an engine that is a
     # script shows up as interpreter + script path, hence the second slot).
     return binary in argv[:2]
@@ -316,10 +333,16 @@ def start(paths: LocalPaths | None = None, port: int | None = None) -> ServerSta
             pid = _spawn(server_argv(p, binary, chosen), p.server_log)
             state = ServerState(pid=pid, port=chosen, binary=str(binary), model=str(p.model),
                                 log=str(p.server_log), started_at=time.time())
-            if _wait_ready(state):
-                _write_state(p, state)
-                return state
-            _terminate(pid, binary=str(binary), timeout=2.0)
+            recorded = False
+            try:
+                if _wait_ready(state):
+                    _write_state(p, state)
+                    recorded = True
+                    return state
+            finally:
+                # Also on Ctrl-C or any error while waiting: a server nobody recorded is an orphan.
+                if not recorded:
+                    _terminate(pid, binary=str(binary), timeout=2.0)
             if port is not None or "bind" not in _tail(p.server_log):
                 break
         raise LocalError(f"llama-server did not start: {_tail(p.server_log) or 'no output'}", p.server_log)
@@ -337,12 +360,12 @@ def _spawn(argv: list[str], log: Path) -> int:
     return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
 
 
-def _wait_ready(state: ServerState, timeout: float = READY_TIMEOUT_S) -> bool:
+def _wait_ready(state: ServerState, timeout: float | None = None) -> bool:
     from .errors import ConnectError
     from .providers.base import HttpRequest
     from .transport import fetch
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (READY_TIMEOUT_S if timeout is None else timeout)
     while time.monotonic() < deadline:
         if not _is_our_server(state.pid, state.binary):
             return False

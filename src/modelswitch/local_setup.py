@@ -111,10 +111,27 @@ def _cached_wheel(paths: LocalPaths) -> Path | None:
 
 def _ensure_builder(paths: LocalPaths, log: Path) -> None:
     """A private venv whose pip builds and downloads: the user's Python may have no pip at all."""
+    venv = paths.builder_python.parent.parent
     if paths.builder_python.exists():
-        return
+        if _has_pip(paths.builder_python):
+            return
+        # `venv` makes bin/python first and installs pip last: a setup interrupted in between
+        # left a venv that every later setup would trust, and fail in. Made again, whole.
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as lf:
+            lf.write(f"\n# {venv} has no working pip (an interrupted setup?): making it again\n")
+        shutil.rmtree(venv)
     paths.cache.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "venv", str(paths.builder_python.parent.parent)], log)
+    _run([sys.executable, "-m", "venv", str(venv)], log)
+
+
+def _has_pip(python: Path) -> bool:
+    try:
+        return subprocess.run([str(python), "-m", "pip", "--version"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                              timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _install_engine(paths: LocalPaths, wheel: Path, progress: Progress) -> Path:

@@ -6,6 +6,7 @@ Drawing is not done here: the REPL iterates an Answer and hands events to render
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,12 +72,7 @@ class ChatSession:
     # -- turns -----------------------------------------------------------------------------
     def attach(self, path: str) -> str:
         p = Path(path).expanduser()
-        try:
-            raw = p.read_bytes()
-        except OSError as exc:
-            raise errors.UsageError(f"cannot read {path}: {exc.strerror}") from None
-        if len(raw) > MAX_ATTACHMENT_BYTES:
-            raise errors.UsageError(f"{path} is {len(raw) / 1e6:.1f} MB; attach at most {MAX_ATTACHMENT_BYTES // 1_000_000} MB")
+        raw = _read_attachment(p, path)
         if b"\x00" in raw:
             raise errors.UsageError(f"{path} looks binary; only text files can be attached")
         try:
@@ -211,6 +207,44 @@ class ChatSession:
         else:
             raise errors.UsageError(f"unknown setting '{key}' (temperature, max_tokens, reasoning)")
         return f"{key} = {value}"
+
+
+def _read_attachment(p: Path, shown: str) -> bytes:
+    """At most MAX_ATTACHMENT_BYTES of a regular file, refused before reading if larger.
+
+    /dev/zero never ends, a FIFO blocks until a writer comes, a 1 GB file would be read whole
+    before its size was checked: the type and the size are known from stat without reading.
+    """
+    import stat
+
+    def refuse(mode: int, size: int) -> None:
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode)
+                    or stat.S_ISBLK(mode) else "not a regular file")
+            raise errors.UsageError(f"{shown} is {kind}; only regular text files can be attached")
+        if size > MAX_ATTACHMENT_BYTES:
+            raise errors.UsageError(
+                f"{shown} is {size / 1e6:.1f} MB; attach at most {MAX_ATTACHMENT_BYTES // 1_000_000} MB"
+            )
+
+    try:
+        st = os.stat(p)
+        refuse(st.st_mode, st.st_size)
+        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open must not hang.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise errors.UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            st = os.fstat(fd)
+            refuse(st.st_mode, st.st_size)
+            raw = f.read(MAX_ATTACHMENT_BYTES + 1)  # a file growing meanwhile is still bounded
+        except OSError as exc:
+            raise errors.UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_ATTACHMENT_BYTES:
+        refuse(stat.S_IFREG, len(raw))
+    return raw
 
 
 def _number(value: str, key: str) -> float:

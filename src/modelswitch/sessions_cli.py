@@ -194,6 +194,10 @@ def import_(
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{file}: not JSON (line {exc.lineno}, column {exc.colno})") from None
+        except RecursionError:
+            raise UsageError(f"{file}: nested too deeply to be a session export") from None
+        except ValueError:  # the only other one: an integer of more than 4300 digits
+            raise UsageError(f"{file}: not a modelswitch session export: a number with too many digits") from None
         info, turns = from_json(doc)
         with _open() as store:
             made = store.import_session(info, turns, name=name)

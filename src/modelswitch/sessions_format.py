@@ -5,9 +5,10 @@ Pure functions over store_records values; no database, no printing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .conversation import Message, ModelRef, Timing
@@ -18,6 +19,8 @@ from .store_records import SessionInfo, Turn
 
 FORMAT = "modelswitch-session"
 FORMAT_VERSION = 1
+MAX_INT = 2**63 - 1
+EARLIEST, LATEST = 1970, 9998
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -94,6 +97,11 @@ class _Doc:
             return None
         if not isinstance(self.value, str):
             raise self.fail("expected a string" + (" or null" if optional else ""))
+        try:
+            # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 file can hold.
+            self.value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.fail("a string with an invalid character (a lone surrogate)") from None
         return self.value
 
     def number(self, kind: type = float, optional: bool = False) -> Any:
@@ -102,7 +110,18 @@ class _Doc:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
             raise self.fail("expected " + ("an integer" if kind is int else "a number"))
-        return kind(v)
+        if kind is int:
+            # SQLite's INTEGER is 64-bit: a larger one would fail deep inside the insert.
+            if not 0 <= v <= MAX_INT:
+                raise self.fail(f"expected an integer from 0 to {MAX_INT}")
+            return v
+        try:
+            number = float(v)
+        except OverflowError:  # an integer literal with hundreds of digits
+            number = math.inf
+        if not math.isfinite(number):  # NaN, Infinity and 1e999 parse, but are no amount or time
+            raise self.fail("expected a finite number")
+        return number
 
     def items(self) -> list[_Doc]:
         if not isinstance(self.value, list):
@@ -114,9 +133,19 @@ class _Doc:
         if text is None:
             return None
         try:
-            return datetime.fromisoformat(text)
+            when = datetime.fromisoformat(text)
         except ValueError:
             raise self.fail("expected an ISO 8601 time") from None
+        out_of_range = self.fail(f"expected a time between the years {EARLIEST} and {LATEST}")
+        try:
+            # Stored as UTC and shown in local time: both conversions must stay inside datetime's
+            # years 1-9999, which a crafted offset or year 9999 would leave.
+            when = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise out_of_range from None
+        if not EARLIEST <= when.year <= LATEST:
+            raise out_of_range
+        return when
 
     def choice(self, *options: str) -> Any:
         if self.value not in options:

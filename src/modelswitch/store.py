@@ -86,6 +86,10 @@ def default_path() -> Path:
     return paths.data_dir() / DB_NAME
 
 
+def conversation_of(info: SessionInfo, kept: Sequence[Turn]) -> Conversation:
+    return Conversation(system=info.system, messages=tuple(t.message for t in kept))
+
+
 class Store:
     """A connection to the session database. Safe to share between threads of one process."""
 
@@ -240,25 +244,22 @@ class Store:
                 raise UsageError(f"session #{session_id} has no turn {idx}")
             self._update(conn, session_id, None)
 
-    def hide_last_exchange(self, session_id: int) -> tuple[int, ...]:
-        """`/undo`: the last kept answer and its question become alternates, in one transaction.
+    def hide_turns(self, session_id: int, indices: Sequence[int]) -> tuple[int, ...]:
+        """`/undo`, `/retry`: these turns become alternates, in one transaction; they stay on record.
 
-        Mirrors Conversation.without_last_exchange; the turns stay on record. Returns their indices.
+        The caller names the turns: with two terminals on one session, "the last exchange" in
+        the table may be the other terminal's. Returns the indices that were kept until now.
         """
         with self._write() as conn:
-            last = conn.execute(
-                "SELECT idx, role FROM turns WHERE session = ? AND NOT alternate ORDER BY idx DESC LIMIT 2",
-                (session_id,),
-            ).fetchall()
-            hidden = [idx for idx, role in last[:1] if role == "assistant"]
-            rest = last[len(hidden):]
-            hidden += [idx for idx, role in rest[:1] if role == "user"]
-            conn.executemany(
-                "UPDATE turns SET alternate = 1 WHERE session = ? AND idx = ?",
-                [(session_id, idx) for idx in hidden],
-            )
+            hidden = [
+                idx for idx in sorted(set(indices))
+                if conn.execute(
+                    "UPDATE turns SET alternate = 1 WHERE session = ? AND idx = ? AND NOT alternate",
+                    (session_id, idx),
+                ).rowcount
+            ]
             self._update(conn, session_id, None)
-        return tuple(sorted(hidden))
+        return tuple(hidden)
 
     def transcript(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
         """A session and every stored turn in order, alternates included."""
@@ -270,11 +271,15 @@ class Store:
             ).fetchall()
         return info, tuple(row_turn(row) for row in rows)
 
+    def kept(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
+        """A session and the turns that make its conversation (alternates left out), in order."""
+        info, turns = self.transcript(ref)
+        return info, tuple(t for t in turns if not t.alternate)
+
     def load(self, ref: str | int) -> tuple[SessionInfo, Conversation]:
         """A session as a Conversation to continue: the kept turns, with the session's system prompt."""
-        info, turns = self.transcript(ref)
-        messages = tuple(t.message for t in turns if not t.alternate)
-        return info, Conversation(system=info.system, messages=messages)
+        info, turns = self.kept(ref)
+        return info, conversation_of(info, turns)
 
     def import_session(
         self, info: SessionInfo, turns: Sequence[Turn], *, name: str | None = None

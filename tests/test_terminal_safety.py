@@ -240,3 +240,21 @@ def test_piped_chat_keeps_answers_as_data_and_its_messages_harmless(
     assert done.returncode == 0, done.stderr
     assert done.stdout == (evil("A-chat") + "\n").encode()
     assert_harmless(done.stderr, "E-chat", "A-chat")  # the error, then /history on stderr
+
+
+
+def test_a_bug_quoting_remote_text_is_harmless_even_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import modelswitch.catalog as catalog
+    from modelswitch.cli import app
+
+    def boom(*args: object, **kw: object) -> int:
+        raise ValueError(f"unexpected finish_reason {evil('K-bug')}")  # a bug of ours, quoting a provider
+
+    monkeypatch.setattr(catalog, "show_models", boom)
+    for args in (["models"], ["--debug", "models"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1
+        assert_harmless(result.stderr.encode(), "K-bug")
+    assert "Traceback" in result.stderr

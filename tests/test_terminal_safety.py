@@ -258,3 +258,17 @@ def test_a_bug_quoting_remote_text_is_harmless_even_with_its_traceback(monkeypat
         assert result.exit_code == 1
         assert_harmless(result.stderr.encode(), "K-bug")
     assert "Traceback" in result.stderr
+
+
+@needs_exe
+def test_debug_log_of_a_request_holding_an_earlier_answer_is_harmless(
+    env: dict[str, str], server: LoopbackServer
+) -> None:
+    server.add(answer_reply("first"), Reply.say("second", path="/deep/"))
+    first = subprocess.run([EXE, "ask", "--session", "s", "hi"], env=env, capture_output=True, timeout=30)
+    assert first.stdout == (evil("A-first") + "\n").encode()
+    done = subprocess.run([EXE, "--debug", "ask", "--session", "s", "more"], env=env, capture_output=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert b"debug: body" in done.stderr and b"A-first" in done.stderr  # the earlier answer, in the request
+    assert "\x9b".encode() not in done.stderr and b"\x1b" not in done.stderr

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback import LoopbackServer, Reply, command_env
+from tests.loopback import LoopbackServer, Reply
 from tests.test_repl_pty import oa_chunk, oa_finish
+from tests.test_terminal_safety import env  # noqa: F401 - the same loopback config (r1 on /deep/)
 
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
 pytestmark = [
@@ -28,21 +29,6 @@ pytestmark = [
 
 FULL = "error: cannot write to stdout: No space left on device\n"
 CLOSED = "error: cannot write to stdout: Bad file descriptor\n"
-
-
-@pytest.fixture
-def env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "r1"
-[providers.deep]
-base_url = "{server.url}/v1"
-api_key_env = "DEEP_KEY"
-retries = 0
-[providers.deep.models.r1]
-id = "deepseek-reasoner"
-""")
-    return command_env(cfg, tmp_path, DEEP_KEY="sk-deep-0123456789")
 
 
 def to_full(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -96,8 +82,7 @@ def test_piped_chat_to_a_full_or_closed_stdout_ends_at_once(env: dict[str, str],
 
 
 def test_a_closed_or_full_stderr_costs_only_the_diagnostics(env: dict[str, str], server: LoopbackServer) -> None:
-    thinking = Reply.sse(oa_chunk(reasoning="thinking it over\n"), oa_chunk(content="the answer"), oa_finish())
-    server.add(thinking)
+    server.add(Reply.sse(oa_chunk(reasoning="thinking it over\n"), oa_chunk(content="the answer"), oa_finish()))
     done = closed(env, "2>&-", "ask", "--reasoning", "stderr", "hi")
     assert (done.returncode, done.stdout) == (0, "the answer\n")
 

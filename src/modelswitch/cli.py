@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .cliutil import run_guarded
+from .cliutil import StdoutError, StdStreams, run_guarded
 from .local_cli import app as local_app
 from .sessions_cli import app as sessions_app
 
@@ -198,8 +198,15 @@ def config_validate(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    streams = StdStreams()
+    code: int | str | None = 0
     try:
-        app()
+        app()  # standalone: always ends in SystemExit
+    except SystemExit as exc:
+        code = exc.code
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
-        sys.exit(130)
+        code = 130
+    except StdoutError:
+        code = 1  # outside a command (--help): finish() says what was lost
+    sys.exit(streams.finish(code))

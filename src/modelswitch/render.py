@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from .events import Event, Notice, ReasoningDelta, TextDelta
 from .mdstream import MarkdownStream
+from .safetext import visible
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -67,18 +68,23 @@ class Renderer:
 
 
 class PlainRenderer(Renderer):
-    """For pipes: the answer's text exactly as it arrives, flushed per chunk; nothing else."""
+    """For pipes: the answer's text exactly as it arrives, flushed per chunk; nothing else.
+
+    The answer on a pipe is data and stays byte for byte; what goes to stderr (reasoning,
+    notices), or to stdout when it is a terminal after all, has its control characters shown.
+    """
 
     def __init__(self, out: TextIO, err: TextIO, reasoning_to_err: bool) -> None:
         self._out = out
         self._err = err
+        self._out_shown = _is_tty(out)
         self._reasoning_to_err = reasoning_to_err
         self._last = ""  # last chunk written to out: end() adds a final newline only if needed
         self._reasoning_open = False  # reasoning written to err without a closing newline yet
 
     def reasoning(self, text: str) -> None:
         if self._reasoning_to_err and text:
-            self._err.write(text)
+            self._err.write(visible(text))
             self._err.flush()
             self._reasoning_open = not text.endswith("\n")
 
@@ -86,13 +92,13 @@ class PlainRenderer(Renderer):
         if text:
             if self._reasoning_open:
                 self._close_reasoning()
-            self._out.write(text)
+            self._out.write(visible(text) if self._out_shown else text)
             self._out.flush()
             self._last = text
 
     def notice(self, text: str) -> None:
         self._close_reasoning()
-        self._err.write(text + "\n")
+        self._err.write(visible(text) + "\n")
         self._err.flush()
 
     def end(self, message: Message, cost: Cost | None) -> None:
@@ -168,6 +174,21 @@ def _color_ok(stream: TextIO) -> bool:
     return _is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
+def _is_stderr(stream: TextIO) -> bool:
+    if stream is sys.stderr or stream is sys.__stderr__:
+        return True
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _shown(stream: TextIO, text: str) -> str:
+    """Text as it may go to `stream`: control characters made visible on a terminal or stderr;
+    as is on a piped stdout, where it is data."""
+    return visible(text) if _is_tty(stream) or _is_stderr(stream) else text
+
+
 def _console(stream: TextIO) -> Console:
     from rich.console import Console
 
@@ -175,16 +196,18 @@ def _console(stream: TextIO) -> Console:
 
 
 def print_error(message: str, *, err: TextIO | None = None) -> None:
-    """"error: ..." on stderr, the prefix red in a colour terminal."""
+    """"error: ..." on stderr, the prefix red in a colour terminal; the message (which may quote
+    a provider) with its control characters made visible."""
     stream = err or sys.stderr
     prefix = "\x1b[1;31merror:\x1b[0m " if _color_ok(stream) else "error: "
-    stream.write(prefix + message + "\n")
+    stream.write(prefix + visible(message) + "\n")
     stream.flush()
 
 
 def print_info(message: str, *, style: str | None = None, out: TextIO | None = None) -> None:
     """One message on stdout, styled (rich style string) only in a terminal."""
     stream = out or sys.stdout
+    message = _shown(stream, message)
     if style and _is_tty(stream):
         from rich.text import Text
 
@@ -197,6 +220,8 @@ def print_info(message: str, *, style: str | None = None, out: TextIO | None = N
 def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None) -> None:
     """A table: rich in a terminal, plain columns separated by two spaces otherwise."""
     stream = out or sys.stdout
+    if _is_tty(stream) or _is_stderr(stream):  # model ids and session names may come from servers
+        rows = [[visible(cell) for cell in row] for row in rows]
     if _is_tty(stream):
         from rich import box
         from rich.table import Table

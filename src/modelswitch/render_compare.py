@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .render import footer_text, thought_text
+from .safetext import visible
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -117,13 +118,14 @@ class CompareView:
                 self._plain()
 
     def _plain(self) -> None:
+        # Sections for reading, not data (`--json` is that): remote text is shown safe here too.
         for lane in self.lanes:
-            self.out.write(f"== {lane.name} ==\n")
-            text = "".join(lane.text)
+            self.out.write(f"== {visible(lane.name)} ==\n")
+            text = visible("".join(lane.text))
             if text:
                 self.out.write(text.rstrip("\n") + "\n")
             if lane.error:
-                sys.stderr.write(f"error: {lane.error}\n")
+                sys.stderr.write(f"error: {visible(lane.error)}\n")
             self.out.write("\n")
         self.out.flush()
 
@@ -132,12 +134,13 @@ class CompareView:
         from rich.markdown import Markdown
         from rich.text import Text
 
-        parts: list[Any] = [Text(lane.name, style="bold")]
+        # Every piece of a lane may come from a server (answer, error body, notice, model id).
+        parts: list[Any] = [Text(visible(lane.name), style="bold")]
         if self.show_reasoning and lane.thought():
             parts.append(Text(lane.thought(), style="dim italic"))
         if lane.notice and not lane.done:
-            parts.append(Text(lane.notice, style="dim"))
-        text = "".join(lane.text)
+            parts.append(Text(visible(lane.notice), style="dim"))
+        text = visible("".join(lane.text))
         if live:
             # While streaming: the plain tail that fits (Markdown is drawn once, at the end).
             lines = text.splitlines() or [""]
@@ -147,9 +150,9 @@ class CompareView:
         elif text:
             parts.append(Markdown(text, code_theme="monokai"))
         if lane.error:
-            parts.append(Text(f"error: {lane.error}", style="red"))
+            parts.append(Text(f"error: {visible(lane.error)}", style="red"))
         if lane.footer:
-            parts.append(Text(lane.footer, style="dim"))
+            parts.append(Text(visible(lane.footer), style="dim"))
         return Group(*parts)
 
     def _layout(self, *, live: bool, height: int | None = None) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from .mdstream import Block, MarkdownStream
 from .render import Renderer, footer_text, thought_text
+from .safetext import visible
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -379,7 +380,8 @@ class TerminalRenderer(Renderer):
     def _dim(text: str, *, italic: bool = False) -> RenderableType:
         from rich.text import Text
 
-        return Text(text, style="dim italic" if italic else "dim")
+        # Reasoning, notices, the footer and model names all pass here: remote text, drawn safe.
+        return Text(visible(text), style="dim italic" if italic else "dim")
 
     @staticmethod
     def _blank() -> RenderableType:
@@ -397,7 +399,12 @@ def _warm_up() -> None:
 
 
 def markdown(source: str) -> RenderableType:
+    """An answer's Markdown as drawn: every block, the live tail and history views pass here.
+
+    rich passes escape sequences in the source through to the terminal: they are made visible
+    first (safetext), so an answer cannot set the title, write the clipboard or clear the screen.
+    """
     from rich.markdown import Markdown
 
     # Links as "text (url)": OSC 8 hyperlinks vanish when scrollback is copied or logged.
-    return _Lines(Markdown(source, code_theme=_CODE_THEME, hyperlinks=False), trim=True)
+    return _Lines(Markdown(visible(source), code_theme=_CODE_THEME, hyperlinks=False), trim=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import errors
+from .cliutil import StdoutError
 from .config import ModelSpec
 from .conversation import Message
 from .session import ChatSession
@@ -118,8 +119,8 @@ class Repl:
                 self.send(line)
         except errors.ModelSwitchError as exc:
             self.fail(exc.message)
-        except BrokenPipeError:
-            raise  # the reader of a piped chat left: end quietly (cliutil)
+        except (BrokenPipeError, StdoutError):
+            raise  # the reader of a piped chat left, or stdout is closed or full: end (cliutil)
         except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on
             self.fail(f"internal error: {type(exc).__name__}: {exc}")
 

@@ -152,7 +152,9 @@ def export(
             sys.stdout.flush()
             return
         _write_private(output, text)
-        sys.stderr.write(f"exported {info.label} ({len(turns)} turns) to {output}\n")
+        from .render import print_info
+
+        print_info(f"exported {info.label} ({len(turns)} turns) to {output}", out=sys.stderr)
 
     _run(run)
 

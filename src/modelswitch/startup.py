@@ -12,8 +12,11 @@ from .secrets import key_available
 
 
 def warn(text: str) -> None:
-    """A line for the user on stderr (never stdout: stdout may be a pipe into a file)."""
-    sys.stderr.write(text + "\n")
+    """A line for the user on stderr (never stdout: stdout may be a pipe into a file), its control
+    characters made visible: it may quote a provider."""
+    from .safetext import visible
+
+    sys.stderr.write(visible(text) + "\n")
     sys.stderr.flush()
 
 

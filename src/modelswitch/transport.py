@@ -115,6 +115,7 @@ def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None
     """`--debug`: what is sent, with every secret masked (header values of auth headers entirely)."""
     import sys
 
+    from .safetext import visible
     from .secrets import mask
 
     shown = {
@@ -122,8 +123,8 @@ def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None
         for k, v in headers.items()
     }
     sys.stderr.write(redact(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
-    if body is not None:
-        sys.stderr.write(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n"))
+    if body is not None:  # it holds earlier answers, and JSON leaves C1 controls and DEL as they are
+        sys.stderr.write(visible(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n")))
     sys.stderr.flush()
 
 

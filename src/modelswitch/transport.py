@@ -112,15 +112,12 @@ def _open(
 
 
 def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None) -> None:
-    """`--debug`: what is sent, with every secret masked (header values of auth headers entirely)."""
+    """`--debug`: what is sent, with every secret masked (credential headers' values entirely)."""
     import sys
 
-    from .secrets import mask
+    from .secrets import is_secret_header, mask
 
-    shown = {
-        k: (mask(v) if k.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key") else v)
-        for k, v in headers.items()
-    }
+    shown = {k: (mask(v) if is_secret_header(k) else v) for k, v in headers.items()}
     sys.stderr.write(redact(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
     if body is not None:
         sys.stderr.write(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n"))
@@ -243,8 +240,19 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    """An exception as one line, never quoting a header value (h11's "Illegal header value b'…'"
+    would print the API key)."""
+    import httpx
+
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, (httpx.LocalProtocolError, UnicodeEncodeError)):
+        return _BAD_HEADER
+    if "header" in text.lower():  # whatever else names a header may quote one too
+        return "an HTTP header was malformed"
     return _one_line(text, 200)
+
+
+_BAD_HEADER = "a request header could not be sent (check the API key and headers in the config)"
 
 
 def _map_httpx(

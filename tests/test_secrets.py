@@ -25,6 +25,8 @@ def test_mask_shape() -> None:
     assert redact(f"Bearer {KEY}") == "Bearer sk-…abcd"
     # Only keys that are configured or resolved are masked: a lookalike is the user's own text.
     assert redact("AIzaSyA1234567890abcdefghijklmno here") == "AIzaSyA1234567890abcdefghijklmno here"
+    remember("ollama")  # a local server's placeholder key is no secret: the word stays
+    assert redact("ask ollama") == "ask ollama"
 
 
 def test_debug_log_and_saved_session_never_hold_the_key(tmp_path: Path, server: LoopbackServer,
@@ -223,3 +225,30 @@ class _FakeRepl:
 
     def toolbar(self) -> str:
         return ""
+
+
+def test_an_imported_session_masks_configured_keys_and_keeps_lookalikes(
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    env_key = "env-configured-key-0123456789"
+    monkeypatch.setenv("X_KEY", env_key)
+    cfg = _key_config(tmp_path, server, 'api_key_env = "X_KEY"')
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    server.add(Reply.say("PLACEHOLDER"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["ask", "-m", "m", "hi"]).exit_code == 0
+    exported = runner.invoke(app, ["sessions", "export", "--format", "json", "#1"])
+    assert exported.exit_code == 0, exported.output
+    export = tmp_path / "export.json"
+    export.write_text(exported.stdout.replace("PLACEHOLDER", f"use .sk-folding-cube, not {env_key}"))
+
+    from modelswitch import secrets
+
+    monkeypatch.setattr(secrets, "_known", set())  # a fresh process: `sessions import` loads no model
+    imported = runner.invoke(app, ["sessions", "import", str(export), "--name", "back"])
+    assert imported.exit_code == 0, imported.output
+    shown = runner.invoke(app, ["sessions", "export", "--format", "json", "back"])
+    texts = [t["text"] for t in json.loads(shown.stdout)["turns"]]
+    assert f"use .sk-folding-cube, not {mask(env_key)}" in texts
+    assert env_key.encode() not in _saved_bytes(tmp_path)

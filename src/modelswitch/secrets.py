@@ -40,7 +40,9 @@ def redact(text: str) -> str:
 
 
 def remember(key: str) -> str:
-    if len(key) >= 6:
+    # A placeholder such as `ollama` for a local server is no secret, and masking it would rewrite
+    # every mention of the word in the user's chats.
+    if len(key) >= 8:
         _known.add(key)
     return key
 

@@ -195,6 +195,9 @@ def import_(
         except json.JSONDecodeError as exc:
             raise UsageError(f"{file}: not JSON (line {exc.lineno}, column {exc.colno})") from None
         info, turns = from_json(doc)
+        from .startup import remember_keys
+
+        remember_keys()
         with _open() as store:
             made = store.import_session(info, turns, name=name)
         print_info(f"imported {made.label} ({len(turns)} turns)")

@@ -21,6 +21,18 @@ def load_config(explicit: str | None) -> Config:
     return _loaded(load(paths.config_path(explicit), required=paths.config_named(explicit)))
 
 
+def remember_keys() -> None:
+    """Register the configured keys for masking, for commands that save text without choosing a model
+    (`sessions import`): a key in an imported file is masked like one typed into a chat."""
+    from .secrets import remember_configured
+
+    try:
+        config = load(paths.config_path(None), required=paths.config_named(None))
+    except errors.ModelSwitchError:
+        return  # a broken config is reported by the commands that use it, not by an import
+    remember_configured(config.providers.values())
+
+
 def _loaded(config: Config) -> Config:
     from .secrets import remember_configured
 

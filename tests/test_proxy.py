@@ -133,6 +133,16 @@ def test_requests_go_through_a_socks_proxy(tmp_path: Path, server: LoopbackServe
     assert server.requests[0].headers["host"] == f"provider.test:{server.port}"
 
 
+def test_socks_support_is_a_declared_dependency() -> None:
+    import importlib.metadata
+    import importlib.util
+
+    # Without socksio, httpx fails every request under ALL_PROXY=socks5://... (an ImportError).
+    requires = [r.replace(" ", "") for r in importlib.metadata.requires("modelswitch") or []]
+    assert any(r.startswith("httpx[socks]") for r in requires), requires
+    assert importlib.util.find_spec("socksio") is not None
+
+
 @pytest.mark.parametrize("var", ["HTTP_PROXY", "https_proxy", "ALL_PROXY"])
 def test_an_unusable_proxy_setting_is_exit_2_naming_the_variable(
         tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, var: str) -> None:

@@ -99,7 +99,7 @@ def command_env(config: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 class LoopbackServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:  # any of 127.0.0.0/8
         self.replies: list[Reply] = []
         self.requests: list[Received] = []
         self.default: Callable[[Received], Reply] | None = None
@@ -121,10 +121,10 @@ class LoopbackServer:
 
             do_GET = do_POST = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 

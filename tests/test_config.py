@@ -174,3 +174,68 @@ def test_non_utf8_config_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not UTF-8"):
         config.load(p)
     assert os.path.exists(p)
+
+
+# -- an explicitly named config must be there (issue "Trust at the edges" 15)
+
+
+def _named_config_cases(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "a-folder.toml"
+    folder.mkdir()
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(tmp_path / "loop2.toml")
+    (tmp_path / "loop2.toml").symlink_to(loop)
+    dangling = tmp_path / "dangling.toml"
+    dangling.symlink_to(tmp_path / "gone.toml")
+    return {"missing": tmp_path / "typo.toml", "a directory": folder, "a symlink loop": loop,
+            "a dangling symlink": dangling}
+
+
+@pytest.mark.parametrize("how", ["--config", "MODELSWITCH_CONFIG"])
+def test_a_named_config_that_is_not_a_file_is_exit_2_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    from typer.testing import CliRunner
+
+    from modelswitch.cli import app
+
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-ds-0123456789")  # presets alone would be usable
+    for case, path in _named_config_cases(tmp_path).items():
+        for command in (["models"], ["config", "validate"], ["config", "show"]):
+            if how == "--config":
+                result = CliRunner().invoke(app, ["--config", str(path), *command])
+            else:
+                monkeypatch.setenv("MODELSWITCH_CONFIG", str(path))
+                result = CliRunner().invoke(app, command)
+            assert result.exit_code == 2, (case, command, result.output)
+            assert str(path) in result.stderr, (case, result.stderr)
+            assert "Traceback" not in result.output
+
+
+def test_the_default_config_path_may_be_missing() -> None:
+    from typer.testing import CliRunner
+
+    from modelswitch.cli import app
+
+    result = CliRunner().invoke(app, ["config", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "built-in presets are valid" in result.stdout
+
+
+def test_validate_lists_every_error_not_only_the_first(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelswitch.cli import app
+
+    p = write(tmp_path, 'default = "nowhere"\n'
+                        '[providers.a]\nbase_url = "api.a.example"\ntype = "opneai"\n'
+                        '[providers.a.models.m]\nid = "m"\ntemperature = 7\nfallback = ["ghost"]\n'
+                        '[providers.b]\nretries = -1\n[providers.b.models.n]\nprice = { input = 1 }\n')
+    result = CliRunner().invoke(app, ["--config", str(p), "config", "validate"])
+    assert result.exit_code == 2, result.output
+    for key in ("default", "providers.a.base_url", "providers.a.type", "providers.a.models.m.temperature",
+                "providers.a.models.m.fallback[0]", "providers.b.base_url", "providers.b.retries",
+                "providers.b.models.n.id", "providers.b.models.n.price"):
+        assert f"{p}: {key}: " in result.stderr, key
+    assert result.stderr.count("error: ") == 9
+    with pytest.raises(ConfigError):  # a normal load still stops at the first
+        config.load(p)

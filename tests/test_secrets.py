@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from modelswitch import config as config_mod
 from modelswitch.startup import insecure_key_warning
 from modelswitch.cli import app
-from modelswitch.secrets import mask, redact
+from modelswitch.secrets import mask, redact, remember
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-live-TOPSECRET-1234567890abcd"
@@ -21,8 +21,12 @@ KEY = "sk-live-TOPSECRET-1234567890abcd"
 def test_mask_shape() -> None:
     assert mask(KEY) == "sk-…abcd"
     assert mask("short") == "…"
+    remember(KEY)
     assert redact(f"Bearer {KEY}") == "Bearer sk-…abcd"
-    assert redact("AIzaSyA1234567890abcdefghijklmno here") == "…lmno here"
+    # Only keys that are configured or resolved are masked: a lookalike is the user's own text.
+    assert redact("AIzaSyA1234567890abcdefghijklmno here") == "AIzaSyA1234567890abcdefghijklmno here"
+    remember("ollama")  # a local server's placeholder key is no secret: the word stays
+    assert redact("ask ollama") == "ask ollama"
 
 
 def test_debug_log_and_saved_session_never_hold_the_key(tmp_path: Path, server: LoopbackServer,
@@ -77,3 +81,174 @@ def test_every_way_of_choosing_a_model_warns_about_plain_http(tmp_path: Path, ca
     c = config_mod.load(cfg)
     ensure_usable(c, c.resolve("m"))  # ask, chat, /model, @model and compare all come through here
     assert "sends its API key over plain http:// to api.example.com" in capsys.readouterr().err
+
+
+# -- keys from api_key_cmd, env and config: what is sent, what is refused (issue "Trust at the edges" 1)
+
+PASS_KEY = "sk-pass-FIRSTLINE-0123456789"
+
+
+def _key_config(tmp_path: Path, server: LoopbackServer, key_line: str, extra: str = "") -> Path:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "{server.url}/v1"\n{key_line}\nretries = 0\n{extra}'
+                   '[providers.x.models.m]\nid = "m"\n')
+    os.chmod(cfg, 0o600)
+    return cfg
+
+
+def _saved_bytes(tmp_path: Path) -> bytes:
+    folder = tmp_path / "data" / "modelswitch"
+    return b"".join(f.read_bytes() for f in folder.iterdir()) if folder.exists() else b""
+
+
+def test_api_key_cmd_sends_the_first_line_as_pass_prints_it(tmp_path: Path, server: LoopbackServer) -> None:
+    # `pass show NAME` prints the key, then the entry's other lines.
+    cmd = f"printf '{PASS_KEY}\\nurl: https://platform.example.com\\nuser: me\\n'"
+    cfg = _key_config(tmp_path, server, f'api_key_cmd = "{cmd}"')
+    server.add(Reply.say("ok"))
+    result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert server.requests[0].headers["authorization"] == f"Bearer {PASS_KEY}"
+
+
+@pytest.mark.parametrize("printed", ["sk-pass-CTRL\\\\033[0m-0123456789", "sk-pass-ключ-0123456789"])
+def test_a_key_that_cannot_be_a_header_is_a_config_error_that_never_shows_it(
+        tmp_path: Path, server: LoopbackServer, printed: str) -> None:
+    cfg = _key_config(tmp_path, server, f'api_key_cmd = "printf \'{printed}\'"')
+    result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code == 2, result.output
+    assert "providers.x.api_key_cmd" in result.stderr and "control characters or non-ASCII" in result.stderr
+    assert "pass-" not in result.output and "0123456789" not in result.output
+    assert "Traceback" not in result.output and not server.requests
+    assert b"0123456789" not in _saved_bytes(tmp_path)
+
+
+def test_a_bad_key_in_the_environment_names_the_variable_not_the_value(
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X_KEY", "sk-env-0123456789\nurl: https://example.com")
+    cfg = _key_config(tmp_path, server, 'api_key_env = "X_KEY"')
+    result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code == 2, result.output
+    assert "X_KEY" in result.stderr and "provider 'x'" in result.stderr
+    assert "0123456789" not in result.output and "example.com" not in result.output
+    assert not server.requests
+
+
+def test_a_config_header_that_cannot_be_sent_is_named_not_quoted(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = _key_config(tmp_path, server, 'api_key = "sk-inline-0123456789"',
+                      'headers = { "X-Token" = "tok-0123456789\\nsecond line" }\n')
+    for args in (["ask", "-m", "m", "hi"], ["config", "validate"]):
+        result = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert result.exit_code == 2, result.output
+        assert "providers.x.headers.X-Token" in result.stderr
+        assert "0123456789" not in result.output and "second line" not in result.output
+    assert not server.requests
+
+
+def test_transport_errors_never_quote_a_header_value() -> None:
+    import httpx
+
+    from modelswitch.transport import _describe
+
+    # What h11 raises for a header value with a newline in it: the value, key included, is quoted.
+    exc = httpx.LocalProtocolError("Illegal header value b'Bearer sk-h11-0123456789\\nurl: x'")
+    assert "0123456789" not in _describe(exc)
+
+
+# -- what is masked, and what is not (issue items 2 and 4)
+
+
+def test_config_show_and_debug_mask_every_secret_looking_header(tmp_path: Path, server: LoopbackServer) -> None:
+    headers = ('headers = { Authorization = "Bearer hdr-auth-0123456789", "X-Auth-Token" = "hdr-tok-0123456789", '
+               '"X-Client-Secret" = "hdr-sec-0123456789", "Api-Key" = "hdr-key-0123456789", '
+               '"X-Trace" = "trace-visible" }\n')
+    cfg = _key_config(tmp_path, server, 'api_key_env = "UNSET_KEY_VAR"', headers)
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "trace-visible" in shown.stdout and "X-Auth-Token" in shown.stdout
+    assert "0123456789" not in shown.output
+
+    cfg = _key_config(tmp_path, server, 'api_key = "sk-inline-0123456789"', headers)
+    server.add(Reply.say("ok"))
+    result = CliRunner().invoke(app, ["--config", str(cfg), "--debug", "ask", "-m", "m", "hi"])
+    assert result.exit_code == 0, result.output
+    assert "debug: headers" in result.stderr and "trace-visible" in result.stderr
+    assert "0123456789" not in result.output
+    assert server.requests[0].headers["x-auth-token"] == "hdr-tok-0123456789"  # sent, only not shown
+
+
+def test_lookalikes_in_the_users_text_round_trip_while_configured_keys_are_masked(
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    other_key = "other-provider-key-0123456789"  # configured for a provider this chat never uses
+    monkeypatch.setenv("OTHER_KEY", other_key)
+    cfg = _key_config(tmp_path, server, f'api_key = "{KEY}"',
+                      '[providers.other]\nbase_url = "https://other.example/v1"\napi_key_env = "OTHER_KEY"\n')
+    text = f"rename .sk-folding-cube and sk-proj-lookalike-abcdefgh; my keys are {KEY} and {other_key}"
+    server.add(Reply.say("done"), Reply.say("again"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["--config", str(cfg), "ask", "-m", "m", text]).exit_code == 0
+    resumed = runner.invoke(app, ["--config", str(cfg), "ask", "-c", "-m", "m", "and now?"])
+    assert resumed.exit_code == 0, resumed.output
+
+    sent_again = server.requests[1].json["messages"][0]["content"]
+    assert ".sk-folding-cube and sk-proj-lookalike-abcdefgh;" in sent_again  # the user's words, unaltered
+    assert KEY not in sent_again and other_key not in sent_again
+    assert mask(KEY) in sent_again and mask(other_key) in sent_again
+    saved = _saved_bytes(tmp_path)
+    assert KEY.encode() not in saved and other_key.encode() not in saved
+
+
+# -- files that hold prompts are private (issue item 3)
+
+
+def test_prompt_history_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    from modelswitch.prompt import make_prompt
+
+    history = tmp_path / "data" / "modelswitch" / "history"
+    history.parent.mkdir(parents=True)  # the data folder is already there, as after any chat
+    old = os.umask(0o022)
+    try:
+        prompt = make_prompt(_FakeRepl())  # type: ignore[arg-type]
+    finally:
+        os.umask(old)
+    assert prompt.session.history is not None
+    assert history.stat().st_mode & 0o777 == 0o600
+
+    history.chmod(0o644)  # written by an older build
+    make_prompt(_FakeRepl())  # type: ignore[arg-type]
+    assert history.stat().st_mode & 0o777 == 0o600
+
+
+class _FakeRepl:
+    """Just what the prompt's constructor reads; its methods are only called while prompting."""
+
+    def toolbar(self) -> str:
+        return ""
+
+
+def test_an_imported_session_masks_configured_keys_and_keeps_lookalikes(
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    env_key = "env-configured-key-0123456789"
+    monkeypatch.setenv("X_KEY", env_key)
+    cfg = _key_config(tmp_path, server, 'api_key_env = "X_KEY"')
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    server.add(Reply.say("PLACEHOLDER"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["ask", "-m", "m", "hi"]).exit_code == 0
+    exported = runner.invoke(app, ["sessions", "export", "--format", "json", "#1"])
+    assert exported.exit_code == 0, exported.output
+    export = tmp_path / "export.json"
+    export.write_text(exported.stdout.replace("PLACEHOLDER", f"use .sk-folding-cube, not {env_key}"))
+
+    from modelswitch import secrets
+
+    monkeypatch.setattr(secrets, "_known", set())  # a fresh process: `sessions import` loads no model
+    imported = runner.invoke(app, ["sessions", "import", str(export), "--name", "back"])
+    assert imported.exit_code == 0, imported.output
+    shown = runner.invoke(app, ["sessions", "export", "--format", "json", "back"])
+    texts = [t["text"] for t in json.loads(shown.stdout)["turns"]]
+    assert f"use .sk-folding-cube, not {mask(env_key)}" in texts
+    assert env_key.encode() not in _saved_bytes(tmp_path)

@@ -32,6 +32,9 @@ _MODEL_KEYS = {
     "retries",
 }
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
+# Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
+UNSENDABLE = ("holds control characters or non-ASCII text, which cannot be sent in an HTTP header "
+              "(the value is not shown)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,28 +156,63 @@ def load_presets() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def load(path: Path) -> Config:
-    """Read the user's config (if any) over the presets and validate the result."""
-    user: dict[str, Any] = {}
-    exists = path.exists()
-    if exists:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
-        try:
-            user = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", path=str(path)) from None
-        except tomllib.TOMLDecodeError as exc:
-            # tomllib puts "(at line N, column M)" in its message: that is the pointer users need.
-            raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
+def load(path: Path, *, required: bool = False) -> Config:
+    """Read the user's config (if any) over the presets and validate the result.
+
+    `required`: the user named this file (--config, MODELSWITCH_CONFIG), so it must be there;
+    falling back to the presets would send their requests somewhere they did not choose.
+    """
+    exists = _present(path, required)
+    user = _read(path) if exists else {}
     config = build(user, path, exists=exists, presets=_with_managed_local(load_presets()))
     if exists and _has_inline_key(user) and path.stat().st_mode & 0o044:
         warning = (f"{path} holds an inline api_key and other users can read it: "
                    f"chmod 600 {path} (or use api_key_env / api_key_cmd)")
         config = replace(config, warnings=config.warnings + (warning,))
     return config
+
+
+def problems(path: Path, *, required: bool = False) -> list[ConfigError]:
+    """Every error in the file at once (for `config validate`), not only the first."""
+    found: list[ConfigError] = []
+    try:
+        exists = _present(path, required)
+        build(_read(path) if exists else {}, path, exists=exists,
+              presets=_with_managed_local(load_presets()), collect=found)
+    except ConfigError as exc:  # unreadable or not TOML: nothing further can be checked
+        found.append(exc)
+    return found
+
+
+def _present(path: Path, required: bool) -> bool:
+    """Whether there is a config file at `path`; an explicitly named one that is not a file is an error."""
+    if path.is_file():
+        return True
+    if not required and not path.exists() and not path.is_symlink():
+        return False
+    if path.is_dir():
+        why = "is a directory, not a config file"
+    elif path.is_symlink():
+        why = "is a symbolic link that leads nowhere (a loop, or its target is missing)"
+    elif path.exists():
+        why = "is not a regular file"
+    else:
+        why = "no such file (it was named by --config or MODELSWITCH_CONFIG; `modelswitch config init` writes one)"
+    raise ConfigError(why, path=str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib puts "(at line N, column M)" in its message: that is the pointer users need.
+        raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
 
 
 def _with_managed_local(presets: dict[str, Any]) -> dict[str, Any]:
@@ -195,10 +233,15 @@ def _has_inline_key(user: dict[str, Any]) -> bool:
 
 
 def build(
-    user: dict[str, Any], path: Path, *, exists: bool = True, presets: dict[str, Any] | None = None
+    user: dict[str, Any], path: Path, *, exists: bool = True, presets: dict[str, Any] | None = None,
+    collect: list[ConfigError] | None = None,
 ) -> Config:
-    """Validate `user` (a parsed TOML document) merged over `presets`."""
-    v = _Validator(str(path))
+    """Validate `user` (a parsed TOML document) merged over `presets`.
+
+    The first problem raises, unless `collect` is given: then every problem is appended to it and
+    the Config returned is only good for finding more.
+    """
+    v = _Validator(str(path), collect)
     v.check_keys(user, _TOP_KEYS, "")
     default = v.opt(user, "default", str, "default")
     user_providers = v.opt(user, "providers", dict, "providers") or {}
@@ -212,15 +255,13 @@ def build(
     for pname, ptable in user_providers.items():
         key = f"providers.{pname}"
         if not isinstance(ptable, dict):
-            raise ConfigError(f"must be a table, got {_tname(ptable)}", path=v.path, key=key)
+            v.fail(key, f"must be a table, got {_tname(ptable)}")
+            continue
         own_models = v.opt(ptable, "models", dict, f"{key}.models") or {}
         for alias in own_models:
             if alias in owner:
-                raise ConfigError(
-                    f"duplicate alias '{alias}' (also in providers.{owner[alias]})",
-                    path=v.path,
-                    key=f"{key}.models.{alias}",
-                )
+                v.fail(f"{key}.models.{alias}", f"duplicate alias '{alias}' (also in providers.{owner[alias]})")
+                continue
             owner[alias] = pname
         base = preset_providers.get(pname, {})
         merged = {**base, **ptable, "models": {**base.get("models", {}), **own_models}}
@@ -257,15 +298,13 @@ def _check_references(config: Config, v: _Validator) -> None:
         try:
             config.resolve(config.default)
         except UsageError as exc:
-            raise ConfigError(f"names nothing: {exc}", path=v.path, key="default") from None
+            v.fail("default", f"names nothing: {exc}")
     for m in config.models():
         for i, fb in enumerate(m.fallback):
             try:
                 config.resolve(fb)
             except UsageError as exc:
-                raise ConfigError(
-                    str(exc), path=v.path, key=f"providers.{m.provider}.models.{m.alias}.fallback[{i}]"
-                ) from None
+                v.fail(f"providers.{m.provider}.models.{m.alias}.fallback[{i}]", str(exc))
 
 
 def _tname(value: object) -> str:
@@ -275,13 +314,24 @@ def _tname(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def unsendable(value: str) -> bool:
+    """Whether a value cannot travel in an HTTP header: control characters or non-ASCII."""
+    return not value.isascii() or any(not c.isprintable() for c in value)
+
+
 class _Validator:
-    def __init__(self, path: str) -> None:
+    """Checks tables; each problem raises at once, or (with `collect`) is noted and checking goes on."""
+
+    def __init__(self, path: str, collect: list[ConfigError] | None = None) -> None:
         self.path = path
         self.warnings: list[str] = []
+        self.collect = collect
 
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(message, path=self.path, key=key)
+    def fail(self, key: str, message: str) -> None:
+        error = ConfigError(message, path=self.path, key=key)
+        if self.collect is None:
+            raise error
+        self.collect.append(error)
 
     def check_keys(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
         for k in table:
@@ -303,13 +353,15 @@ class _Validator:
             ok = isinstance(value, kinds)
         if not ok:
             want = " or ".join(_tname(k()) if k is not bool else "true/false" for k in kinds)
-            raise self.fail(key, f"must be {want}, got {_tname(value)} {value!r}")
+            self.fail(key, f"must be {want}, got {_tname(value)} {value!r}")
+            return None
         return float(value) if kinds == (float,) else value
 
     def positive(self, table: dict[str, Any], name: str, kind: type, key: str) -> Any:
         value = self.opt(table, name, kind, key)
         if value is not None and value <= 0:
-            raise self.fail(key, f"must be greater than 0, got {value!r}")
+            self.fail(key, f"must be greater than 0, got {value!r}")
+            return None
         return value
 
     def provider(
@@ -319,35 +371,40 @@ class _Validator:
         self.check_keys(user_keys if user_keys is not None else t, _PROVIDER_KEYS, key)
         ptype = self.opt(t, "type", str, f"{key}.type") or "openai"
         if ptype not in PROTOCOLS:
-            raise self.fail(
+            self.fail(
                 f"{key}.type", f"unknown type '{ptype}'{_suggest(ptype, PROTOCOLS)} (one of: {', '.join(PROTOCOLS)})"
             )
-        base_url = self.opt(t, "base_url", str, f"{key}.base_url")
+        base_url = self.opt(t, "base_url", str, f"{key}.base_url") or ""
         if not base_url:
-            raise self.fail(f"{key}.base_url", "missing: the provider's API address is required")
-        if not base_url.startswith(("http://", "https://")):
-            raise self.fail(
+            self.fail(f"{key}.base_url", "missing: the provider's API address is required")
+        elif not base_url.startswith(("http://", "https://")):
+            self.fail(
                 f"{key}.base_url", f"'{base_url}' has no scheme: write https://{base_url.lstrip('/')}"
             )
         headers = self.opt(t, "headers", dict, f"{key}.headers") or {}
         for hk, hv in headers.items():
             if not isinstance(hv, str):
-                raise self.fail(f"{key}.headers.{hk}", f"must be a string, got {_tname(hv)}")
+                self.fail(f"{key}.headers.{hk}", f"must be a string, got {_tname(hv)}")
+            elif unsendable(hv):
+                self.fail(f"{key}.headers.{hk}", UNSENDABLE)
+        api_key = self.opt(t, "api_key", str, f"{key}.api_key")
+        if api_key and unsendable(api_key.strip()):
+            self.fail(f"{key}.api_key", UNSENDABLE)
         timeout = self.positive(t, "timeout", float, f"{key}.timeout")
         connect = self.positive(t, "connect_timeout", float, f"{key}.connect_timeout")
         retries = self.opt(t, "retries", int, f"{key}.retries")
         if retries is not None and retries < 0:
-            raise self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
+            self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
         models_t = self.opt(t, "models", dict, f"{key}.models") or {}
-        models = tuple(self.model(name, alias, mt) for alias, mt in models_t.items())
+        models = tuple(m for alias, mt in models_t.items() if (m := self.model(name, alias, mt)))
         return ProviderSpec(
             name=name,
             type=ptype,
             base_url=base_url.rstrip("/"),
             api_key_env=self.opt(t, "api_key_env", str, f"{key}.api_key_env"),
             api_key_cmd=self.opt(t, "api_key_cmd", str, f"{key}.api_key_cmd"),
-            api_key=self.opt(t, "api_key", str, f"{key}.api_key"),
-            headers=tuple(headers.items()),
+            api_key=api_key,
+            headers=tuple((hk, hv) for hk, hv in headers.items() if isinstance(hv, str)),
             connect_timeout=connect or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=timeout or DEFAULT_READ_TIMEOUT,
             retries=DEFAULT_RETRIES if retries is None else retries,
@@ -357,29 +414,30 @@ class _Validator:
             from_preset=from_preset,
         )
 
-    def model(self, provider: str, alias: str, t: object) -> ModelSpec:
+    def model(self, provider: str, alias: str, t: object) -> ModelSpec | None:
         key = f"providers.{provider}.models.{alias}"
         if not isinstance(t, dict):
-            raise self.fail(key, f"must be a table, got {_tname(t)}")
+            self.fail(key, f"must be a table, got {_tname(t)}")
+            return None
         if "/" in alias or not alias.strip():
-            raise self.fail(key, "an alias may not be empty or contain '/'")
+            self.fail(key, "an alias may not be empty or contain '/'")
         self.check_keys(t, _MODEL_KEYS, key)
-        model_id = self.opt(t, "id", str, f"{key}.id")
+        model_id = self.opt(t, "id", str, f"{key}.id") or ""
         if not model_id:
-            raise self.fail(f"{key}.id", "missing: the provider's model id is required")
+            self.fail(f"{key}.id", "missing: the provider's model id is required")
         reasoning = self.opt(t, "reasoning", (bool, str, int), f"{key}.reasoning")
         if isinstance(reasoning, str) and reasoning not in ("low", "medium", "high"):
-            raise self.fail(f"{key}.reasoning", f"must be true, false, low, medium, high or a token budget, got {reasoning!r}")
+            self.fail(f"{key}.reasoning", f"must be true, false, low, medium, high or a token budget, got {reasoning!r}")
         fallback = self.opt(t, "fallback", list, f"{key}.fallback") or []
         for i, fb in enumerate(fallback):
             if not isinstance(fb, str):
-                raise self.fail(f"{key}.fallback[{i}]", f"must be a model name, got {_tname(fb)}")
+                self.fail(f"{key}.fallback[{i}]", f"must be a model name, got {_tname(fb)}")
         temperature = self.opt(t, "temperature", float, f"{key}.temperature")
         if temperature is not None and not 0 <= temperature <= 2:
-            raise self.fail(f"{key}.temperature", f"must be between 0 and 2, got {temperature}")
+            self.fail(f"{key}.temperature", f"must be between 0 and 2, got {temperature}")
         retries = self.opt(t, "retries", int, f"{key}.retries")
         if retries is not None and retries < 0:
-            raise self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
+            self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
         return ModelSpec(
             provider=provider,
             id=model_id,
@@ -388,7 +446,7 @@ class _Validator:
             max_tokens=self.positive(t, "max_tokens", int, f"{key}.max_tokens"),
             reasoning=reasoning,
             price=self.price(t, f"{key}.price"),
-            fallback=tuple(fallback),
+            fallback=tuple(fb for fb in fallback if isinstance(fb, str)),
             context_window=self.positive(t, "context_window", int, f"{key}.context_window"),
             retries=retries,
         )
@@ -402,13 +460,14 @@ class _Validator:
         for name in ("input", "output", "cached_input"):
             value = self.opt(p, name, float, f"{key}.{name}")
             if value is not None and value < 0:
-                raise self.fail(f"{key}.{name}", f"must be 0 or more, got {value}")
+                self.fail(f"{key}.{name}", f"must be 0 or more, got {value}")
             values[name] = value
         if values["input"] is None or values["output"] is None:
-            raise self.fail(key, "needs both input and output (price per million tokens)")
+            self.fail(key, "needs both input and output (price per million tokens)")
+            return None
         currency = self.opt(p, "currency", str, f"{key}.currency") or "USD"
         if len(currency) != 3 or not currency.isalpha():
-            raise self.fail(f"{key}.currency", f"must be an ISO currency code like USD or CNY, got {currency!r}")
+            self.fail(f"{key}.currency", f"must be an ISO currency code like USD or CNY, got {currency!r}")
         return Price(
             input=values["input"], output=values["output"], currency=currency.upper(),
             cached_input=values["cached_input"], date=self.opt(p, "date", str, f"{key}.date"),

@@ -7,8 +7,8 @@ import sys
 from importlib import resources
 
 from . import errors, paths
-from .render import print_info
-from .secrets import mask
+from .render import print_error, print_info
+from .secrets import is_secret_header, mask, redact
 from .startup import load_config
 
 
@@ -35,12 +35,13 @@ def path(explicit: str | None) -> int:
     return 0
 
 
-def _redacted(value: object, key: str = "") -> object:
+def _redacted(value: object, key: str = "", parent: str = "") -> object:
     if isinstance(value, dict):
-        return {k: _redacted(v, k) for k, v in value.items()}
+        return {k: _redacted(v, k, key) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    if key == "api_key" and isinstance(value, str):
+        return [_redacted(v, "", key) for v in value]
+    secret = key == "api_key" or (parent == "headers" and is_secret_header(key))
+    if secret and isinstance(value, str):
         return mask(value)
     return value
 
@@ -54,13 +55,20 @@ def show(explicit: str | None) -> int:
     print_info(f"# {config.path}" + ("" if config.exists else " (not found: built-in presets only)"))
     if config.exists:
         data = tomllib.loads(config.path.read_text("utf-8"))
-        sys.stdout.write(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()}))
+        sys.stdout.write(redact(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()})))
     default = config.default_model()
     print_info(f"# default model: {default.name + ' (' + default.full_id + ')' if default else 'none available'}")
     return 0
 
 
 def validate(explicit: str | None) -> int:
+    from .config import problems
+
+    found = problems(paths.config_path(explicit), required=paths.config_named(explicit))
+    for problem in found:
+        print_error(redact(problem.message))
+    if found:
+        return 2
     config = load_config(explicit)
     if not config.exists:
         print_info(f"no config file at {config.path}; built-in presets are valid")

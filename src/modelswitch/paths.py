@@ -24,3 +24,8 @@ def config_path(explicit: str | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return config_dir() / "config.toml"
+
+
+def config_named(explicit: str | None = None) -> bool:
+    """Whether the user named the config file (--config, MODELSWITCH_CONFIG): then it must exist."""
+    return bool(explicit or os.environ.get("MODELSWITCH_CONFIG"))

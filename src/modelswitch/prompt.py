@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -81,14 +82,24 @@ def _bindings() -> KeyBindings:
 
 
 def make_prompt(repl: Repl) -> "_Prompt":
-    history_dir = paths.data_dir()
-    history = None
+    return _Prompt(repl, private_history())
+
+
+def private_history() -> FileHistory | None:
+    """The prompt history, readable by its owner only: it holds every prompt, like the database.
+
+    prompt_toolkit would create the file with the umask's mode (0644 as a rule), so it is created
+    0600 here first, and an existing one from an older build is tightened.
+    """
+    path = paths.data_dir() / "history"
     try:
-        history_dir.mkdir(parents=True, exist_ok=True)
-        history = FileHistory(str(history_dir / "history"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
     except OSError:
-        pass  # a read-only home still gets a working prompt, just without saved history
-    return _Prompt(repl, history)
+        return None  # a read-only home still gets a working prompt, just without saved history
+    return FileHistory(str(path))
 
 
 class _Prompt:

@@ -1,24 +1,26 @@
 """API keys: where they come from, and how they are kept out of every output.
 
-Every key that is resolved is remembered so `redact` can scrub it from any text before that text
-reaches a screen, a log or the session database.
+Every key that is configured or resolved is remembered so `redact` can scrub it from any text
+before that text reaches a screen, a log or the session database. Only those values are scrubbed:
+masking anything key-shaped would also rewrite the user's own words (`.sk-folding-cube`), and a
+resumed chat would then resend altered text.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
+from collections.abc import Iterable
 
-from .config import ProviderSpec
+from .config import UNSENDABLE, ProviderSpec, unsendable
 from .errors import ConfigError
 
 API_KEY_CMD_TIMEOUT = 10.0
 
 _known: set[str] = set()
 _cmd_cache: dict[str, str] = {}
-# Shapes of well-known keys, scrubbed even if we never resolved them ourselves.
-_KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})")
+# Header names whose values are credentials: masked by `config show` and `--debug` alike.
+_SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "password", "cookie")
 
 
 def mask(key: str) -> str:
@@ -30,17 +32,44 @@ def mask(key: str) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with every known or key-shaped secret masked."""
-    for key in _known:
+    """`text` with every configured or resolved key masked (longest first, so no key is half-masked)."""
+    for key in sorted(_known, key=len, reverse=True):
         if key in text:
             text = text.replace(key, mask(key))
-    return _KEY_SHAPES.sub(lambda m: mask(m.group(0)), text)
+    return text
 
 
 def remember(key: str) -> str:
-    if len(key) >= 6:
+    # A placeholder such as `ollama` for a local server is no secret, and masking it would rewrite
+    # every mention of the word in the user's chats.
+    if len(key) >= 8:
         _known.add(key)
     return key
+
+
+def remember_configured(providers: Iterable[ProviderSpec]) -> None:
+    """Register every key the config names without running anything: inline keys and the values of
+    the api_key_env variables, so a key pasted into a prompt is masked even before it is used."""
+    for p in providers:
+        if p.api_key:
+            remember(p.api_key.strip())
+        if p.api_key_env:
+            value = os.environ.get(p.api_key_env, "").strip()
+            if value:
+                remember(value)
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential (Authorization, X-Api-Key, X-Auth-Token, ...)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_HEADER_WORDS)
+
+
+def check_header_value(value: str, *, where: str) -> None:
+    """A key travels in a header: one httpx cannot send becomes an error that names `where`, never
+    the value, before httpx can quote it in a message of its own."""
+    if unsendable(value):
+        raise ConfigError(UNSENDABLE, key=where)
 
 
 def key_available(p: ProviderSpec) -> bool:
@@ -64,11 +93,11 @@ def key_source(p: ProviderSpec) -> str:
 def resolve_key(p: ProviderSpec) -> str | None:
     """The provider's key: inline api_key, else api_key_cmd's output, else $api_key_env."""
     if p.api_key:
-        return remember(p.api_key)
+        return _usable(p.api_key.strip(), f"providers.{p.name}.api_key")
     if p.api_key_cmd:
         if p.api_key_cmd not in _cmd_cache:
             _cmd_cache[p.api_key_cmd] = _run_key_cmd(p)
-        return remember(_cmd_cache[p.api_key_cmd])
+        return _usable(_cmd_cache[p.api_key_cmd], f"providers.{p.name}.api_key_cmd")
     if p.api_key_env:
         value = os.environ.get(p.api_key_env, "").strip()
         if not value:
@@ -76,8 +105,14 @@ def resolve_key(p: ProviderSpec) -> str | None:
                 f"no API key for provider '{p.name}': set {p.api_key_env}"
                 f" (or api_key_cmd in [providers.{p.name}])"
             )
-        return remember(value)
+        return _usable(value, f"{p.api_key_env} (the key of provider '{p.name}')")
     return None
+
+
+def _usable(key: str, where: str) -> str:
+    remember(key)  # first, so that nothing downstream can print it even if it is rejected
+    check_header_value(key, where=where)
+    return key
 
 
 def _run_key_cmd(p: ProviderSpec) -> str:
@@ -95,7 +130,9 @@ def _run_key_cmd(p: ProviderSpec) -> str:
         err = done.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = f": {redact(err[-1])}" if err else ""
         raise ConfigError(f"failed (exit {done.returncode}){detail}", key=where)
-    key = done.stdout.decode("utf-8", "replace").strip()
+    # `pass show NAME` prints the key, then `url: ...`, `user: ...` lines: the key is the first line.
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    key = lines[0].strip() if lines else ""
     if not key:
         raise ConfigError("printed nothing", key=where)
     return key

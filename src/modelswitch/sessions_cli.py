@@ -201,6 +201,9 @@ def import_(
         except ValueError:  # the only other one: an integer of more than 4300 digits
             raise UsageError(f"{file}: not a modelswitch session export: a number with too many digits") from None
         info, turns = from_json(doc)
+        from .startup import remember_keys
+
+        remember_keys()
         with _open() as store:
             made = store.import_session(info, turns, name=name)
         print_info(f"imported {made.label} ({len(turns)} turns)")

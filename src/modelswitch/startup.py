@@ -21,7 +21,25 @@ def warn(text: str) -> None:
 
 
 def load_config(explicit: str | None) -> Config:
-    config = load(paths.config_path(explicit))
+    return _loaded(load(paths.config_path(explicit), required=paths.config_named(explicit)))
+
+
+def remember_keys() -> None:
+    """Register the configured keys for masking, for commands that save text without choosing a model
+    (`sessions import`): a key in an imported file is masked like one typed into a chat."""
+    from .secrets import remember_configured
+
+    try:
+        config = load(paths.config_path(None), required=paths.config_named(None))
+    except errors.ModelSwitchError:
+        return  # a broken config is reported by the commands that use it, not by an import
+    remember_configured(config.providers.values())
+
+
+def _loaded(config: Config) -> Config:
+    from .secrets import remember_configured
+
+    remember_configured(config.providers.values())  # masked wherever they turn up, even unused
     for w in config.warnings:
         warn(f"warning: {w}")
     return config
@@ -65,7 +83,8 @@ def first_run_local(config: Config, wanted: str | None) -> Config:
     warn("No API key is set and no model is configured: setting up the bundled local model "
          "(llama.cpp + SmolLM2-135M, works offline). Ctrl-C stops; `modelswitch local setup` resumes.")
     setup_with_progress()
-    return load_config(str(config.path))  # now with the `local` provider, first among local ones
+    # Now with the `local` provider, first among local ones.
+    return _loaded(load(config.path, required=config.exists))
 
 
 def ensure_usable(config: Config, spec: ModelSpec) -> None:

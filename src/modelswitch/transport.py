@@ -23,29 +23,34 @@ from .secrets import redact
 if TYPE_CHECKING:
     import httpx
 
+    from .proxy import ProxyEnv
+
 MAX_RETRY_AFTER = 60.0
 _ERROR_BODY_LIMIT = 64 * 1024
-_clients: dict[bool, httpx.Client] = {}
+_clients: dict[tuple[bool, ProxyEnv], httpx.Client] = {}
 
 
 def client(url: str = "https:") -> httpx.Client:
-    """One pooled client per process (per scheme), so consecutive turns reuse the connection.
+    """One pooled client per process (per scheme and proxy setting), so consecutive turns reuse the
+    connection. A proxy variable that cannot be used is a ConfigError naming it.
 
     Plain-http URLs (local servers) get a client that never loads the CA bundle: that is a third
     of a local one-shot's start-up cost and buys nothing without TLS.
     """
-    tls = not url.startswith("http:")
-    if tls not in _clients:
-        import httpx
+    import httpx
 
-        # Proxies from the environment are honoured, except for this machine: a corporate
-        # HTTP_PROXY must not swallow requests to a local Ollama or llama.cpp server.
-        loopback = {f"all://{host}": None for host in ("127.0.0.1", "localhost", "[::1]")}
-        _clients[tls] = httpx.Client(
-            follow_redirects=False, headers={"User-Agent": "modelswitch"}, verify=True if tls else False,
-            mounts=loopback,
+    from .proxy import Router, from_environment
+
+    tls = not url.startswith("http:")
+    # Proxies come from the environment, but are routed by us: this machine (all of 127/8, ::1)
+    # never goes through a corporate HTTP_PROXY, and a dead proxy is reported as the proxy's.
+    proxies = from_environment(os.environ)
+    if (tls, proxies) not in _clients:
+        _clients[(tls, proxies)] = httpx.Client(
+            follow_redirects=False, headers={"User-Agent": "modelswitch"}, verify=tls,
+            transport=Router(proxies, verify=tls),
         )
-    return _clients[tls]
+    return _clients[(tls, proxies)]
 
 
 def stream(
@@ -92,6 +97,8 @@ def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
                                                timeout=timeout)
         response.raise_for_status()
         return response.content
+    except errors.ModelSwitchError:
+        raise  # a bad proxy setting is the user's to fix (exit 2), not an unreachable server
     except Exception as exc:
         raise errors.ConnectError(redact(f"{request.url}: {_describe(exc)}")) from None
 
@@ -112,16 +119,13 @@ def _open(
 
 
 def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None) -> None:
-    """`--debug`: what is sent, with every secret masked (header values of auth headers entirely)."""
+    """`--debug`: what is sent, with every secret masked (credential headers' values entirely)."""
     import sys
 
     from .safetext import visible
-    from .secrets import mask
+    from .secrets import is_secret_header, mask
 
-    shown = {
-        k: (mask(v) if k.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key") else v)
-        for k, v in headers.items()
-    }
+    shown = {k: (mask(v) if is_secret_header(k) else v) for k, v in headers.items()}
     sys.stderr.write(redact(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
     if body is not None:  # it holds earlier answers, and JSON leaves C1 controls and DEL as they are
         sys.stderr.write(visible(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n")))
@@ -244,8 +248,19 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    """An exception as one line, never quoting a header value (h11's "Illegal header value b'…'"
+    would print the API key)."""
+    import httpx
+
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, (httpx.LocalProtocolError, UnicodeEncodeError)):
+        return _BAD_HEADER
+    if "header" in text.lower():  # whatever else names a header may quote one too
+        return "an HTTP header was malformed"
     return _one_line(text, 200)
+
+
+_BAD_HEADER = "a request header could not be sent (check the API key and headers in the config)"
 
 
 def _map_httpx(
@@ -264,7 +279,15 @@ def _classify_httpx(
 ) -> tuple[type[errors.ProviderError], str] | None:
     import httpx
 
+    from .proxy import ProxyFailed
+
     text = _describe(exc)
+    if isinstance(exc, (httpx.LocalProtocolError, UnicodeEncodeError)):
+        return errors.BadRequestError, _BAD_HEADER
+    if isinstance(exc, ProxyFailed):
+        return errors.ConnectError, text
+    if isinstance(exc, httpx.ProxyError):
+        return errors.ConnectError, f"the proxy failed: {text}"
     if isinstance(exc, httpx.ConnectTimeout):
         return errors.ProviderTimeoutError, f"connection timed out ({target.base_url})"
     if isinstance(exc, httpx.ReadTimeout):

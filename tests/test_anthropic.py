@@ -121,6 +121,16 @@ def test_overloaded_error_event_raises_after_what_arrived() -> None:
     assert seen == [TextDelta("Hel")]
 
 
+def test_refusal_notice_carries_the_stop_details_explanation() -> None:
+    stop = {"stop_reason": "refusal", "stop_sequence": None,
+            "stop_details": {"type": "refusal", "category": None, "explanation": "Not something\nI can help with."}}
+    body = sse(START, ("message_delta", {"type": "message_delta", "delta": stop, "usage": {"output_tokens": 3}}),
+               ("message_stop", {"type": "message_stop"}))
+    events = list(PROTOCOL.parse_stream([body], TARGET))
+    assert Notice("stopped: Claude declined to continue this answer (refusal): Not something I can help with.") in events
+    assert events[-1] == Done("content_filter")
+
+
 def test_other_error_event_is_a_stream_error() -> None:
     body = sse(START, ("error", {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}))
     with pytest.raises(errors.StreamError, match="api_error.*Internal server error"):
@@ -256,11 +266,17 @@ def test_temperature_is_capped_at_claudes_maximum() -> None:
     assert body["temperature"] == 1.0
 
 
-def test_consecutive_user_turns_are_merged_after_a_failed_answer() -> None:
-    failed = Message("assistant", "", model=CLAUDE, status="error")  # dropped by for_request
-    conv = Conversation(None, (Message("user", "one"), failed, Message("user", "two")))
+def test_consecutive_user_turns_are_merged() -> None:
+    conv = Conversation(None, (Message("user", "one"), Message("user", "two")))
     msgs = PROTOCOL.build_request(TARGET, conv).body["messages"]
     assert msgs == [{"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}]
+
+
+def test_a_failed_exchange_is_not_sent_again() -> None:
+    failed = Message("assistant", "", model=CLAUDE, status="error")  # no answer: its question goes too
+    conv = Conversation(None, (Message("user", "one"), failed, Message("user", "one")))
+    msgs = PROTOCOL.build_request(TARGET, conv).body["messages"]
+    assert msgs == [{"role": "user", "content": [{"type": "text", "text": "one"}]}]
 
 
 def test_own_thinking_replayed_first_only_to_the_same_model() -> None:

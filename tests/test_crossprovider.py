@@ -140,7 +140,7 @@ def test_round_trip_across_all_four_protocols(server: LoopbackServer) -> None:
 
 @pytest.mark.parametrize("which", ["r1", "claude", "gemini_t", "qwen"])
 def test_a_failed_answer_in_the_middle_still_gives_valid_requests(server: LoopbackServer, which: str) -> None:
-    """An errored turn has no text and is dropped, leaving two user turns that must be merged."""
+    """An errored turn is left out with its question: the retyped one goes alone, well-formed."""
     w = World(server)
     protocol = {"r1": "openai", "claude": "anthropic", "gemini_t": "gemini", "qwen": "ollama"}[which]
     failed = Message("assistant", "", reasoning="half a thought", model=ModelRef("x", "y", "gemini"), status="error")
@@ -148,7 +148,7 @@ def test_a_failed_answer_in_the_middle_still_gives_valid_requests(server: Loopba
     conv, _, body = w.turn(conv, "second try", getattr(w, which), protocol)
     assert_absent(body, "half a thought")
     raw = json.dumps(body)
-    assert "first try" in raw and "second try" in raw
+    assert "first try" not in raw and "second try" in raw
 
 
 # -- the validators reject what the real APIs reject -----------------------------------------

@@ -187,7 +187,7 @@ def test_reasoning_to_thinking_config(model: str, reasoning: object, config: dic
 
 
 def test_consecutive_turns_merge_and_blank_ones_vanish() -> None:
-    conv = Conversation(None, (Message("user", "a"), Message("assistant", "", model=PRO), Message("user", "b"), Message("user", "  ")))
+    conv = Conversation(None, (Message("user", "a"), Message("user", "b"), Message("user", "  ")))
     assert PROTOCOL.build_request(TARGET, conv).body["contents"] == [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}]
 
 

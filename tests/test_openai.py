@@ -611,7 +611,6 @@ def test_assistant_turns_carry_only_their_answer() -> None:
 def test_consecutive_same_role_messages_are_merged_with_a_blank_line() -> None:
     c = conv(
         Message("user", "first"),
-        Message("assistant", "", reasoning="thought only, interrupted", model=R1, status="interrupted"),
         Message("user", "second"),
         Message("assistant", "a1", model=R1),
         Message("assistant", "a2", model=HY),

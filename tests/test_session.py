@@ -126,3 +126,45 @@ def test_attachments_go_with_the_next_message_only(chat: ChatSession, server: Lo
     first, second = (r.json["messages"] for r in server.requests)
     assert "remember the milk" in first[-1]["content"] and first[-1]["content"].endswith("what should I buy?")
     assert second[-1]["content"] == "and then?"
+
+
+def test_exchanges_without_an_answer_stay_in_history_but_are_not_sent() -> None:
+    from modelswitch.conversation import Conversation
+
+    def a(text: str, **kw: object) -> Message:
+        return Message("assistant", text, **kw)  # type: ignore[arg-type]
+
+    conv = Conversation(None, (
+        Message("user", "u1"), a("answer"),
+        Message("user", "u2"), a("", status="error", error="503"),
+        Message("user", "u3"), a("partial", status="interrupted"),  # the user saw it: context
+        Message("user", "u4"), a("", status="interrupted"),
+        Message("user", "u5"), a("", finish_reason="content_filter"),  # refused or blocked
+        Message("user", "u6"),  # the question being asked
+    ))
+    assert [m.text for m in conv.for_request()] == ["u1", "answer", "u3", "partial", "u6"]
+    assert len(conv.messages) == 11
+
+
+def test_keep_writes_the_exchange_when_the_comparison_could_not_be_saved(
+    chat: ChatSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelswitch.chatlog import ChatLog
+    from modelswitch.conversation import Conversation
+    from modelswitch.store import Store
+
+    st = Store.open(tmp_path / "s.db")
+    chat.log = ChatLog(st, None, Conversation())
+    real_append = Store.append
+
+    def failing(self: Store, *a: object, **kw: object) -> tuple[int, ...]:
+        monkeypatch.setattr(Store, "append", real_append)  # only this one write fails
+        raise errors.StoreError("disk full")
+
+    monkeypatch.setattr(Store, "append", failing)
+    user = Message("user", "which?")
+    chat.hold_compare(user, [(Message("assistant", "one"), None), (Message("assistant", "two"), None)])
+    chat.keep("2")
+    assert chat.log.session_id is not None
+    _, saved = st.load(chat.log.session_id)
+    assert [m.text for m in saved.messages] == [m.text for m in chat.conversation.messages] == ["which?", "two"]

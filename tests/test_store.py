@@ -99,7 +99,8 @@ def test_interrupted_and_failed_answers_keep_partial_text_and_status(st: Store) 
     _, conv = st.load(sid)
     assert conv.messages[1] == partial and conv.messages[1].status == "interrupted"
     assert conv.messages[3].status == "error" and conv.messages[3].error == failed.error
-    assert [m.text for m in conv.for_request()] == ["tell a story", "Once upon a ti", "again"]
+    # The partial answer is context (the user saw it); the failed exchange is history only.
+    assert [m.text for m in conv.for_request()] == ["tell a story", "Once upon a ti"]
 
 
 def test_alternates_are_kept_but_not_loaded_as_context(st: Store) -> None:

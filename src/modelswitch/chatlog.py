@@ -136,6 +136,13 @@ class ChatLog:
             "this exchange", lambda: self.store.append(self._ensure(), Turn(user), Turn(assistant, cost))
         )
 
+    def record_alternate(self, user: Message, assistant: Message, cost: Cost | None) -> None:
+        """An exchange kept on record (and in the costs) but out of the conversation: a failed retry."""
+        from .store import Turn
+
+        self._safely("the failed attempt",
+                     lambda: self.store.append(self._ensure(), Turn(user, alternate=True), Turn(assistant, cost, alternate=True)))
+
     def record_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
         """All compared answers are stored, as alternates, with the question; /keep picks one."""
         from .store import Turn
@@ -147,12 +154,17 @@ class ChatLog:
 
         self._safely("the compared answers", write)
 
-    def keep(self, index: int) -> None:
-        if not self._held or self.session_id is None:
-            self._mine += [("user", None), ("assistant", None)]
+    def keep(self, index: int, user: Message, answer: Message, cost: Cost | None) -> None:
+        """The kept answer and its question join the saved conversation.
+
+        If the comparison never reached the store (it could not be written then), they are
+        written now: what /keep puts into the conversation is always what `chat -c` resumes.
+        """
+        held, self._held = self._held, ()
+        if not held or self.session_id is None:
+            self.record(user, answer, cost)
             return
-        sid, user_idx, answer_idx = self.session_id, self._held[0], self._held[1 + index]
-        self._held = ()
+        sid, user_idx, answer_idx = self.session_id, held[0], held[1 + index]
 
         def write() -> tuple[int, ...]:
             self.store.set_alternate(sid, user_idx, False)

@@ -113,22 +113,34 @@ def _show(view: CompareView, i: int, event: Event) -> None:
 
 
 def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:
-    """`/compare r1 hy [PROMPT]`: leading words that name models, then the prompt (if any)."""
-    words = arg.split()
+    """`/compare r1 hy [PROMPT]`: leading words that name models, then the prompt (if any).
+
+    The prompt is the rest of the text exactly as typed (newlines, indentation, runs of spaces),
+    as an ordinary message is sent; only the blanks separating it from the last model name go.
+    """
+    import re
+
     specs: list[ModelSpec] = []
-    rest = 0
-    for rest, word in enumerate(words):  # noqa: B007
+    prompt = ""
+    specs_end = 0
+    for word in re.finditer(r"\S+", arg):
         try:
-            specs.append(repl.session.resolve(word))
+            specs.append(repl.session.resolve(word.group()))
         except errors.UsageError:
             if len(specs) < 2:
                 raise
+            prompt = _after_separator(arg[specs_end:])
             break
-    else:
-        rest = len(words)
+        specs_end = word.end()
     if len(specs) < 2:
         raise errors.UsageError("usage: /compare MODEL MODEL [MODEL...] [PROMPT]")
-    return specs, " ".join(words[rest:])
+    return specs, prompt
+
+
+def _after_separator(rest: str) -> str:
+    """`rest` without the blanks that end the command's line (a prompt may start on the next)."""
+    head = rest.lstrip(" \t")
+    return head[1:] if head.startswith("\n") else head
 
 
 def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:

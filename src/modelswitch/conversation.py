@@ -53,6 +53,15 @@ class Message:
     fallback_from: str | None = None
     error: str | None = None
 
+    @property
+    def has_answer(self) -> bool:
+        """An assistant turn that gave an answer worth sending as context: some text, not a failure.
+
+        A refusal or a blocked prompt arrives as a complete turn with no text, so it is covered.
+        An interrupted answer with partial text counts: the user saw it.
+        """
+        return self.role == "assistant" and self.status != "error" and bool(self.text.strip())
+
     def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
         """Provider state this turn may hand back to exactly that protocol and model."""
         return tuple(r for r in self.replay if r.protocol == protocol and r.model == model_id)
@@ -81,8 +90,19 @@ class Conversation:
         return replace(self, messages=tuple(msgs))
 
     def for_request(self) -> tuple[Message, ...]:
-        """Messages worth sending: an assistant turn with no answer text is history, not context.
+        """Messages worth sending: an exchange that produced no answer is history, not context.
 
-        Dropping it can leave two user turns in a row; each protocol merges those as its API needs.
+        A failed, refused or blocked turn drops out with the question it answered: sending that
+        question again would repeat it beside the user's retyped one (`q\n\nq`), and a prompt a
+        provider refused would keep every later turn refused. Both stay in `messages` (history,
+        the store); only requests leave them out.
         """
-        return tuple(m for m in self.messages if m.role == "user" or m.text)
+        msgs = self.messages
+        out: list[Message] = []
+        for i, m in enumerate(msgs):
+            if m.role == "assistant":
+                if m.has_answer:
+                    out.append(m)
+            elif not (i + 1 < len(msgs) and msgs[i + 1].role == "assistant" and not msgs[i + 1].has_answer):
+                out.append(m)
+        return tuple(out)

@@ -34,6 +34,8 @@ def run_chat(opts: ChatOptions) -> int:
     config = first_run_local(load_config(opts.config_path), opts.model)
     log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
     spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
+    if log:
+        log.set_model(spec.name)  # `--session NAME -m X` goes on with X next time, as `ask` does
     conversation = log.conversation if log else None
     session = ChatSession(config, spec, conversation=conversation, log=log)
     if opts.system:
@@ -135,12 +137,16 @@ class Repl:
         user = self.session.user_message(text)
         self.stream(user, model)
 
-    def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> None:
-        """Stream one answer to the screen and put it into history, whatever happens."""
+    def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
+               replacing: bool = False) -> None:
+        """Stream one answer to the screen and put it into history, whatever happens.
+
+        `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
+        """
         from .render import draw, make_renderer
 
         session = self.session
-        answer = session.ask(user, model, fallback=fallback)
+        answer = session.ask(user, model, fallback=fallback, replacing=replacing)
         renderer = make_renderer(
             terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
             color=self.color,
@@ -152,22 +158,34 @@ class Repl:
         except KeyboardInterrupt:
             answer.close()
             renderer.abort()
-            message = session.finish(user, answer)
+            kept_earlier = replacing and session.keeps_earlier(answer.message)
+            message = session.finish(user, answer, replacing=replacing)
+            if kept_earlier:
+                self.say("\ninterrupted — the earlier answer is kept; /retry asks again", "yellow")
+                return
             kept = "partial answer kept" if message.text else "nothing arrived"
             self.say(f"\ninterrupted — {kept}; /retry asks again", "yellow")
             return
         except errors.ModelSwitchError as exc:
             renderer.abort()
             failure = exc
-        message = session.finish(user, answer)
+        kept_earlier = replacing and session.keeps_earlier(answer.message)
+        message = session.finish(user, answer, replacing=replacing)
         if failure is not None:
             self.fail(failure.message)
-            if message.text:
+            if kept_earlier:
+                self.say("the earlier answer is kept; /retry asks again", "dim")
+            elif message.text:
                 self.say("the partial answer is kept; /retry asks again", "dim")
             else:
                 self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
             return
         renderer.end(message, session.cost_for(message))
+        if kept_earlier:
+            self.say("no answer this time; the earlier answer is kept", "yellow")
+        elif not message.has_answer:
+            # A refusal or a blocked prompt: the provider's reason was shown as a notice above.
+            self.say("no answer: this question will not be sent again; /undo removes it from history", "yellow")
 
     # -- the toolbar -----------------------------------------------------------------------
     def toolbar(self) -> str:

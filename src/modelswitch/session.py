@@ -88,23 +88,61 @@ class ChatSession:
         self.attachments = []
         return Message(role="user", text="\n\n".join(parts + [text]) if parts else text)
 
-    def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> Answer:
-        """Start an answer to `user` on `model` (default: the current model); not yet in history."""
-        spec = model or self.model
-        return Answer(self.config, self.conversation.add(user), spec, settings=self.settings, fallback=fallback)
+    def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
+            replacing: bool = False) -> Answer:
+        """Start an answer to `user` on `model` (default: the current model); not yet in history.
 
-    def finish(self, user: Message, answer: Answer) -> Message:
-        """Put the exchange into history and the database, whatever its status."""
+        `replacing` (a /retry): the answer is to the last exchange's question, so the context is
+        the history before it — the old answer stays in history until `finish` replaces it.
+        """
+        spec = model or self.model
+        base = self.conversation.without_last_exchange() if replacing else self.conversation
+        return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback)
+
+    def finish(self, user: Message, answer: Answer, *, replacing: bool = False) -> Message:
+        """Put the exchange into history and the database, whatever its status.
+
+        With `replacing`, a new answer that did not succeed replaces nothing: the earlier exchange
+        stays, and the attempt is saved (paid for) as an alternate (see `keeps_earlier`).
+        """
         from .store_records import Turn
 
         message = answer.message
         cost = self.cost_for(message)
+        keep_earlier = replacing and self.keeps_earlier(message)
         self.held = None
-        self.conversation = self.conversation.add(user).add(message)
         self.answered.append(Turn(message, cost))
+        if keep_earlier:
+            if self.log is not None:
+                self.log.record_alternate(user, message, cost)
+            return message
+        if replacing:
+            self.conversation = self.conversation.without_last_exchange()
+            if self.log is not None:
+                self.log.drop_last_exchange()
+        self.conversation = self.conversation.add(user).add(message)
         if self.log is not None:
             self.log.record(user, message, cost)
         return message
+
+    def keeps_earlier(self, retried: Message) -> bool:
+        """Whether a retry's answer leaves the last exchange in place: only a complete answer
+        replaces one that had an answer (a failure may replace a failure)."""
+        pair = self.last_exchange()
+        return pair is not None and pair[1].has_answer and not _replaces(retried)
+
+    def retry_target(self) -> tuple[Message, bool]:
+        """The question /retry asks again, and whether its answer replaces the last exchange.
+
+        A comparison awaiting /keep is the latest question asked: it is the one retried (its
+        answers stay saved as alternates); otherwise the last exchange in history.
+        """
+        if self.held is not None:
+            return self.held[0], False
+        pair = self.last_exchange()
+        if pair is None:
+            raise errors.UsageError("nothing to retry yet")
+        return pair[0], True
 
     def stats(self) -> list[Turn]:
         """Every paid-for answer with its cost, for the per-model tables (sessions_format)."""
@@ -148,7 +186,7 @@ class ChatSession:
         self.held = None
         self.conversation = self.conversation.add(user).add(chosen)
         if self.log is not None:
-            self.log.keep(index)
+            self.log.keep(index, user, chosen, self.cost_for(chosen))
         return chosen
 
     def cost_for(self, message: Message) -> Cost | None:
@@ -180,6 +218,7 @@ class ChatSession:
         system = self.conversation.system
         self.conversation = Conversation(system)
         self.answered = []
+        self.held = None  # a comparison awaiting /keep belongs to the old conversation
         if self.log is not None:
             self.log = self.log.fresh(model=self.model.name, system=system)
 
@@ -245,6 +284,11 @@ def _read_attachment(p: Path, shown: str) -> bytes:
     if len(raw) > MAX_ATTACHMENT_BYTES:
         refuse(stat.S_IFREG, len(raw))
     return raw
+
+
+def _replaces(message: Message) -> bool:
+    """Whether a retried answer may replace the earlier one: complete, with an answer in it."""
+    return message.status == "complete" and message.has_answer
 
 
 def _number(value: str, key: str) -> float:

@@ -54,14 +54,16 @@ def _system(repl: Repl, arg: str) -> None:
     repl.say("system prompt cleared" if arg in ("off", "none", "clear") else "system prompt set", "dim")
 
 
-@command("retry", "/retry [MODEL]", "ask the last question again, optionally on another model", args="model")
+@command("retry", "/retry [MODEL]",
+         "ask the last question (or an unkept /compare's) again, optionally on another model", args="model")
 def _retry(repl: Repl, arg: str) -> None:
     s = repl.session
     spec = s.resolve(arg) if arg else None
-    if s.last_exchange() is None:
-        raise UsageError("nothing to retry yet")
-    user = s.pop_last_exchange()
-    repl.stream(user, spec)
+    user, replacing = s.retry_target()
+    if not replacing:
+        preview = " ".join(user.text.split())[:60]
+        repl.say(f"retrying the compared prompt {preview!r} on {(spec or s.model).name}", "dim")
+    repl.stream(user, spec, replacing=replacing)
 
 
 @command("undo", "/undo", "forget the last question and answer")
@@ -73,8 +75,12 @@ def _undo(repl: Repl, arg: str) -> None:
 
 @command("clear", "/clear", "start a new conversation (the old one stays saved)")
 def _clear(repl: Repl, arg: str) -> None:
+    # A comparison still open (answers awaiting /keep, or models awaiting the next message) ends
+    # with the conversation it belonged to: /keep after /clear has nothing to put anywhere.
+    ended = repl.session.held is not None or bool(repl.pending_compare)
     repl.session.clear()
-    repl.say("new conversation", "dim")
+    repl.pending_compare = ()
+    repl.say("new conversation" + ("; the comparison is closed" if ended else ""), "dim")
 
 
 @command("history", "/history", "every turn so far, with the model that wrote it")
@@ -88,6 +94,8 @@ def _history(repl: Repl, arg: str) -> None:
     for i, m in enumerate(s.conversation.messages, 1):
         who = "you" if m.role == "user" else (m.model.name if m.model else "assistant")
         flag = "" if m.status == "complete" else f" [{m.status}]"
+        if m.role == "assistant" and m.status == "complete" and not m.has_answer:
+            flag = " [refused]" if m.finish_reason == "content_filter" else " [no answer]"
         text = " ".join(m.text.split())
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
 

@@ -142,6 +142,7 @@ class AnthropicProtocol:
         finished: list[dict] = []
         usage: dict[str, int] = {}
         stop_reason: str | None = None
+        explanation = ""  # stop_details.explanation: why Claude refused, when it says
         stopped = False
         note = thinking_plan(target).note
         if note:
@@ -161,7 +162,9 @@ class AnthropicProtocol:
                 if block is not None:
                     finished.append(block)
             elif kind == "message_delta":
-                stop_reason = _str(_obj(data.get("delta")).get("stop_reason")) or stop_reason
+                delta = _obj(data.get("delta"))
+                stop_reason = _str(delta.get("stop_reason")) or stop_reason
+                explanation = _str(_obj(delta.get("stop_details")).get("explanation")) or explanation
                 _take_usage(usage, data.get("usage"))
             elif kind == "message_stop":
                 stopped = True
@@ -177,7 +180,7 @@ class AnthropicProtocol:
         for block in finished:
             if _replayable(block):
                 yield ReplayState(NAME, target.model_id, json.dumps(block, ensure_ascii=False))
-        notice = _stop_notice(stop_reason, target)
+        notice = _stop_notice(stop_reason, target, explanation)
         if notice:
             yield Notice(notice)
         yield Done(_FINISH.get(stop_reason or "", stop_reason))
@@ -319,11 +322,12 @@ def _usage(usage: dict[str, int]) -> Usage | None:
     )
 
 
-def _stop_notice(stop_reason: str | None, target: Target) -> str:
+def _stop_notice(stop_reason: str | None, target: Target, explanation: str = "") -> str:
     if stop_reason == "max_tokens":
         return f"stopped: the answer hit max_tokens ({max_tokens_for(target)})"
     if stop_reason == "refusal":
-        return "stopped: Claude declined to continue this answer (refusal)"
+        why = " ".join("".join(c for c in explanation if c.isprintable() or c.isspace()).split())
+        return "stopped: Claude declined to continue this answer (refusal)" + (f": {why}" if why else "")
     if stop_reason == "model_context_window_exceeded":
         return "stopped: the conversation filled the model's context window"
     return ""

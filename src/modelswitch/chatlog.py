@@ -11,6 +11,7 @@ conversation, so `/undo` and `/retry` hide this process's last exchange, never t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -40,6 +41,11 @@ class ChatLog:
         # The role and store index (None: not saved) of each turn of this process's conversation,
         # in step with it: what /undo hides, whatever another terminal appended meanwhile.
         self._mine: list[tuple[Role, int | None]] = []
+        # Exchanges that failed before any answer while no session existed yet: not worth a
+        # session of their own, but written first once one is made, so the store and /history
+        # hold the same turns. Each with the position of its question in `_mine`, or None once
+        # /undo or /retry took it out of the conversation (it is then written as an alternate).
+        self._pending: list[tuple[int | None, Turn, Turn]] = []
 
     @classmethod
     def open_for(
@@ -105,6 +111,11 @@ class ChatLog:
         if self.session_id is None:
             info = self.store.create_session(name=self.name, model=self._model, system=self._system)
             self.session_id = info.id
+            pending, self._pending = self._pending, []
+            for pos, user, answer in pending:
+                user_idx, answer_idx = self.store.append(info.id, user, answer)
+                if pos is not None:
+                    self._mine[pos : pos + 2] = [("user", user_idx), ("assistant", answer_idx)]
         return self.session_id
 
     def _safely(self, what: str, fn: Callable[[], object]) -> None:
@@ -129,7 +140,8 @@ class ChatLog:
         from .store import Turn
 
         if self.session_id is None and not _started(assistant):
-            # A request that failed before any answer: no session is made for it.
+            # A request that failed before any answer: no session is made for it (yet).
+            self._pending.append((len(self._mine), Turn(user), Turn(assistant, cost)))
             self._mine += [("user", None), ("assistant", None)]
             return
         self._save_exchange(
@@ -200,6 +212,11 @@ class ChatLog:
             if self._mine and self._mine[-1][0] == role:
                 dropped.append(self._mine.pop()[1])
         indices = [i for i in dropped if i is not None]
+        self._pending = [
+            p if p[0] is None or p[0] < len(self._mine)
+            else (None, replace(p[1], alternate=True), replace(p[2], alternate=True))
+            for p in self._pending
+        ]
         sid = self.session_id
         if sid is not None and indices:
             self._safely("the undo", lambda: self.store.hide_turns(sid, indices))

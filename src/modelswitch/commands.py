@@ -24,17 +24,21 @@ class Command:
     handler: Callable[[Repl, str], None]
     aliases: tuple[str, ...] = ()
     args: ArgKind = "none"
+    # The argument holds text for a model (/compare's prompt): it goes to the handler as typed,
+    # trailing blanks and newlines included, as an ordinary message is sent.
+    verbatim: bool = False
 
 
 REGISTRY: dict[str, Command] = {}
 _BY_NAME: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (), args: ArgKind = "none"):  # noqa: A002, ANN201
+def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (), args: ArgKind = "none",  # noqa: A002, ANN201
+            verbatim: bool = False):
     """Register a REPL command handler `fn(repl, argument_text)`."""
 
     def register(fn: Callable[[Repl, str], None]) -> Callable[[Repl, str], None]:
-        cmd = Command(name, usage, help, fn, aliases, args)
+        cmd = Command(name, usage, help, fn, aliases, args, verbatim)
         REGISTRY[name] = cmd
         for n in (name, *aliases):
             _BY_NAME[n] = cmd
@@ -54,8 +58,17 @@ def lookup(word: str) -> Command:
 
 
 def dispatch(repl: Repl, line: str) -> None:
-    word, _, rest = line.strip().partition(" ")
-    lookup(word).handler(repl, rest.strip())
+    word, *more = line.split(maxsplit=1)
+    rest = more[0] if more else ""
+    cmd = lookup(word)
+    cmd.handler(repl, rest if cmd.verbatim else rest.strip())
+
+
+def prompt_after(rest: str) -> str:
+    """The prompt after a model's name (`@r1 …`, `/compare a b …`) exactly as typed, less the
+    blanks that separate it from the name (a prompt may start on the next line)."""
+    head = rest.lstrip(" \t")
+    return head[1:] if head.startswith("\n") else head
 
 
 def names() -> list[str]:

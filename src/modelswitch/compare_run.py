@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import errors
+from . import commands, errors
 from .answer import Answer, Settings
 from .config import Config, ModelSpec
 from .conversation import Conversation, Message
@@ -129,18 +129,12 @@ def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:
         except errors.UsageError:
             if len(specs) < 2:
                 raise
-            prompt = _after_separator(arg[specs_end:])
+            prompt = commands.prompt_after(arg[specs_end:])
             break
         specs_end = word.end()
     if len(specs) < 2:
         raise errors.UsageError("usage: /compare MODEL MODEL [MODEL...] [PROMPT]")
     return specs, prompt
-
-
-def _after_separator(rest: str) -> str:
-    """`rest` without the blanks that end the command's line (a prompt may start on the next)."""
-    head = rest.lstrip(" \t")
-    return head[1:] if head.startswith("\n") else head
 
 
 def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:

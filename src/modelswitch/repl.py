@@ -113,10 +113,11 @@ class Repl:
         stripped = line.strip()
         try:
             if stripped.startswith("/"):
-                commands.dispatch(self, stripped)
+                commands.dispatch(self, line)
             elif stripped.startswith("@") and " " in stripped:
-                name, _, text = stripped[1:].partition(" ")
-                self.send(text.strip(), self.session.resolve(name))
+                # The message after the model's name goes out as typed, like any other message.
+                name, _, text = line.lstrip()[1:].partition(" ")
+                self.send(commands.prompt_after(text), self.session.resolve(name))
             else:
                 self.send(line)
         except errors.ModelSwitchError as exc:

@@ -186,7 +186,8 @@ def _sessions(repl: Repl, arg: str) -> None:
 
 
 @command("compare", "/compare A B [...] [PROMPT]",
-         "the same prompt to several models at once; without PROMPT, your next message", args="model")
+         "the same prompt to several models at once; without PROMPT, your next message", args="model",
+         verbatim=True)
 def _compare(repl: Repl, arg: str) -> None:
     from .compare_run import parse_compare_args, run_compare
 

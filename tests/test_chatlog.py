@@ -123,7 +123,9 @@ def test_a_named_session_is_made_with_its_first_answer(config: config_mod.Config
     exchange(a, "kept")
     with Store.open() as st:
         info = st.find("work")
-        assert info is not None and [m.text for m in st.load(info.id)[1].messages] == ["kept", "ok"]
+        # The failed exchange is written with the first answer: the store holds what /history shows.
+        assert info is not None and [m.text for m in st.load(info.id)[1].messages] == ["lost", "", "kept", "ok"]
+        assert [m.status for m in st.load(info.id)[1].messages] == ["complete", "error", "complete", "complete"]
     with pytest.raises(errors.UsageError, match="looks like a session id"):
         ChatLog.open_for("#x", False, model="x", system=None)
 

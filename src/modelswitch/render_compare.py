@@ -32,6 +32,7 @@ class _Lane:
     r_start: float | None = None
     r_end: float | None = None
     notice: str = ""
+    notices: list[str] = field(default_factory=list)  # all of them, for the final view ("hit max_tokens")
     footer: str = ""
     error: str | None = None
     done: bool = False
@@ -88,6 +89,7 @@ class CompareView:
 
     def notice(self, i: int, text: str) -> None:
         self.lanes[i].notice = text
+        self.lanes[i].notices.append(text)
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
         lane = self.lanes[i]
@@ -122,6 +124,8 @@ class CompareView:
             text = "".join(lane.text)
             if text:
                 self.out.write(text.rstrip("\n") + "\n")
+            for notice in lane.notices:
+                sys.stderr.write(f"{lane.name}: {notice}\n")
             if lane.error:
                 sys.stderr.write(f"error: {lane.error}\n")
             self.out.write("\n")
@@ -135,7 +139,7 @@ class CompareView:
         parts: list[Any] = [Text(lane.name, style="bold")]
         if self.show_reasoning and lane.thought():
             parts.append(Text(lane.thought(), style="dim italic"))
-        if lane.notice and not lane.done:
+        if lane.notice and live and not lane.done:
             parts.append(Text(lane.notice, style="dim"))
         text = "".join(lane.text)
         if live:
@@ -144,8 +148,10 @@ class CompareView:
             parts.append(Text("\n".join(lines[-(height or 10):])))
             if not lane.done and not text and lane.r_start is None:
                 parts.append(Text("…", style="dim"))
-        elif text:
-            parts.append(Markdown(text, code_theme="monokai"))
+        else:
+            if text:
+                parts.append(Markdown(text, code_theme="monokai"))
+            parts.extend(Text(notice, style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {lane.error}", style="red"))
         if lane.footer:

@@ -245,6 +245,13 @@ def test_a_huge_integer_in_usage_is_unknown_not_a_crash(cfg: Path, server: Loopb
     assert Usage(10**30, -1, 3, True) == Usage(0, 0, 3, 0)  # type: ignore[arg-type]
 
 
+def test_absurd_ollama_counters_are_unknown_not_an_overflow() -> None:
+    line = {"message": {"role": "assistant", "content": "ok"}, "done": True, "done_reason": "stop",
+            "prompt_eval_count": 3, "eval_count": 10**400, "eval_duration": 10**400}
+    events = list(get_protocol("ollama").parse_stream([json.dumps(line).encode() + b"\n"], Target("o", "http://h", "m")))
+    assert events[-2:] == [Usage(3, 0, 0, 0), Done("stop", None)]
+
+
 # --- 14: keep-alives forever ------------------------------------------------------------------
 
 

@@ -160,6 +160,16 @@ def test_the_store_never_receives_a_lone_surrogate(tmp_path: Path) -> None:
     assert [(t.message.text, t.message.reasoning) for t in turns] == [("q \ufffd", ""), ("a \ufffd", "r \ufffd")]
 
 
+def test_a_lone_half_in_an_error_body_does_not_crash_the_json_output(
+    cfg: Path, server: LoopbackServer, tmp_path: Path
+) -> None:
+    server.add(Reply.json(400, {"error": {"message": "bad \ud83d input"}}))
+    result = ask("--json", "--session", "s", "hi")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == "loop/loop-model: rejected the request (400): bad \ufffd input"
+    assert stored_turns(tmp_path)[1][2] == "error"
+
+
 # --- 9: typed content parts (Mistral's Magistral) ---------------------------------------------
 
 
@@ -181,6 +191,7 @@ def test_a_content_shape_the_parser_does_not_know_is_a_notice_not_silence(
         delta([{"type": "image_url", "image_url": {"url": "data:..."}}]),
         delta([{"type": "image_url", "image_url": {"url": "data:..."}}, {"type": "text", "text": "seen"}]),
         delta({"odd": True}),
+        {"choices": [{"index": 0, "delta": ["not", "an", "object"], "finish_reason": None}]},
         stop(),
     ))
     result = ask("hi")
@@ -188,6 +199,7 @@ def test_a_content_shape_the_parser_does_not_know_is_a_notice_not_silence(
     assert result.stdout == "seen\n"
     assert result.stderr.count("content part of type 'image_url'") == 1  # told once, not per chunk
     assert "content of an unknown shape (dict)" in result.stderr
+    assert "a delta of an unknown shape (list)" in result.stderr
 
 
 # --- 10: no answer text -----------------------------------------------------------------------

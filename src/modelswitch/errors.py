@@ -23,6 +23,8 @@ callers redact before building messages (see `secrets.redact`).
 
 from __future__ import annotations
 
+from .events import clean_text
+
 
 class ModelSwitchError(Exception):
     """Base of every error modelswitch shows to a user."""
@@ -30,6 +32,9 @@ class ModelSwitchError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str) -> None:
+        # Messages quote provider text, which may hold a lone UTF-16 half: one in a message
+        # would make printing it as JSON, or saving it, fail in turn.
+        message = clean_text(message)
         super().__init__(message)
         self.message = message
 

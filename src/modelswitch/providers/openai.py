@@ -286,7 +286,7 @@ def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
         st.finish = str(choice["finish_reason"])
     delta = choice.get("delta") or choice.get("message")
     if not isinstance(delta, dict):
-        return []
+        return extra + (st.unknown(f"a delta of an unknown shape ({type(delta).__name__})") if delta else [])
     events: list[Event] = extra
     content = delta.get("content")
     if not st.reasoning_seen and (_separates_reasoning(delta) or _has_thinking_part(content)):

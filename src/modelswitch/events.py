@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 # More tokens than any model has ever produced or read in one answer, and well inside 2**53.
 _TOKEN_LIMIT = 10**12
@@ -53,10 +53,10 @@ class Usage:
     def __post_init__(self) -> None:
         # Counts come from untrusted JSON: one no real answer can have (10**30, -5, a float) is
         # unknown, as 0, here at the edge, so it never reaches SQLite (64-bit), cost or a printout.
-        for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens"):
-            value = getattr(self, name)
+        for f in fields(self):
+            value = getattr(self, f.name)
             if type(value) is not int or not 0 <= value <= _TOKEN_LIMIT:
-                object.__setattr__(self, name, 0)
+                object.__setattr__(self, f.name, 0)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(

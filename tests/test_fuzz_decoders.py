@@ -12,7 +12,7 @@ from modelswitch.errors import ModelSwitchError, ProtocolError
 from modelswitch.events import Notice, ReasoningDelta, TextDelta
 from modelswitch.providers.base import Target
 from modelswitch.providers.openai import PROTOCOL
-from modelswitch.sse import NDJSONDecoder, SSEDecoder, SSEEvent
+from modelswitch.sse import NDJSONDecoder, SSEDecoder, SSEEvent, iter_ndjson, iter_sse
 
 # Modest counts: the whole suite must stay fast on two cores.
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,6 +98,25 @@ def test_sse_arbitrary_bytes_never_raise(body: bytes, cuts: list[int]) -> None:
         assert isinstance(event.data, str)
 
 
+@FAST
+@given(sse_streams(), st.integers(1, 5000), st.integers(1, 97), st.lists(st.integers(0, 6000), max_size=8),
+       st.booleans())
+def test_sse_long_lines_any_chunking_and_a_bom_give_the_same_events(
+    stream: tuple[bytes, list[SSEEvent]], length: int, step: int, cuts: list[int], bom: bool
+) -> None:
+    # A line thousands of bytes long, read a few bytes at a time or cut anywhere, decodes exactly as
+    # in one read; a UTF-8 BOM before it all (itself split or not) changes nothing.
+    body, expected = stream
+    long_line = ("é" * length).encode()
+    body += b"data: " + long_line + b"\r\n\r\n"
+    expected = [*expected, SSEEvent("message", long_line.decode())]
+    if bom:
+        body = b"\xef\xbb\xbf" + body
+    assert list(iter_sse([body])) == expected
+    assert list(iter_sse(split(body, cuts))) == expected
+    assert list(iter_sse(body[i : i + step] for i in range(0, len(body), step))) == expected
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
@@ -128,6 +147,13 @@ def _ndjson_outcome(chunks: list[bytes]) -> object:
         return decode_ndjson(chunks)
     except ProtocolError:
         return ProtocolError
+
+
+@FAST
+@given(ndjson_streams(), st.lists(st.integers(0, 400), max_size=12))
+def test_ndjson_after_a_bom_gives_the_same_values(stream: tuple[bytes, list[object]], cuts: list[int]) -> None:
+    body, expected = stream
+    assert list(iter_ndjson(split(b"\xef\xbb\xbf" + body, cuts))) == expected
 
 
 @FAST

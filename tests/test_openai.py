@@ -156,6 +156,7 @@ class Recorded:
     reasoning_ends: str
     usage: Usage
     finish: str
+    notice: str = ""  # what a person is told about how the answer ended, if anything
 
 
 RECORDED = {
@@ -163,7 +164,9 @@ RECORDED = {
         "The capital of the UK is London.", "The capital of the UK is London.", "", "",
         Usage(78, 9, 0, 0), "stop",
     ),
-    "openai_chat_stream_toolcall_with_usage_chunk.sse": Recorded("", "", "", "", Usage(53, 15, 0, 0), "tool_calls"),
+    "openai_chat_stream_toolcall_with_usage_chunk.sse": Recorded(
+        "", "", "", "", Usage(53, 15, 0, 0), "tool_calls", "asked to call a tool, but none was offered"
+    ),
     "deepseek_reasoner_stream_reasoning_content.sse": Recorded(
         "Hello there! 😊 How can I help you today?", "Hello there! 😊 How can I help you today?",
         'Hmm, the user just said "Hello".', "they might not reply further - and that's okay too.",
@@ -205,8 +208,8 @@ def test_recorded_stream_parses_to_its_text_reasoning_and_usage_in_any_chunking(
         assert got.reasoning == expected_reasoning, how
         assert got.usage == [want.usage], how
         assert got.done == [Done(want.finish)], how
-        assert got.events[-2:] == [want.usage, Done(want.finish)], how
-        assert got.notices == [], how
+        assert [e for e in got.events if not isinstance(e, Notice)][-2:] == [want.usage, Done(want.finish)], how
+        assert [want.notice in n.text for n in got.notices] == ([True] if want.notice else []), how
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
@@ -341,8 +344,11 @@ def test_reasoning_details_that_repeat_delta_reasoning_count_once() -> None:
     assert parse(sse(chunk("", reasoning="same", reasoning_details=d), chunk(finish="stop"))).reasoning == "same"
 
 
-def test_refusal_is_shown_as_the_answer() -> None:
-    assert parse(sse(chunk(None, refusal="I can't help with that."), chunk(finish="stop"))).text == "I can't help with that."
+def test_refusal_is_a_notice_and_the_finish_not_glued_onto_the_answer() -> None:
+    got = parse(sse(chunk("Sure: "), chunk(None, refusal="I can't help with that."), chunk(finish="stop")))
+    assert got.text == "Sure: "
+    assert [n.text for n in got.notices][0] == "deepseek-reasoner refused: I can't help with that."
+    assert got.done == [Done("refusal")]
 
 
 # --- usage ------------------------------------------------------------------------------------
@@ -464,7 +470,8 @@ def test_plain_json_completion_is_parsed_into_the_same_events() -> None:
         got = parse(chunks)
         assert got.text == "Let me get your name and roll the die!", how
         assert got.reasoning.startswith("Great, now I have access to the dice roll tool."), how
-        assert got.events[-2:] == [Usage(875, 79, 26, 0), Done("tool_calls")], how
+        assert got.events[-1:] == [Done("tool_calls")] and Usage(875, 79, 26, 0) in got.events, how
+        assert ["call a tool" in n.text for n in got.notices] == [True], how
 
 
 def test_plain_json_completion_with_a_lone_close_tag_is_split_exactly() -> None:

@@ -201,3 +201,26 @@ def test_multiline_input_paste_and_edit(chat_env: dict[str, str], server: Loopba
     child.expect(pexpect.EOF)
     sent = [r.json["messages"][-1]["content"] for r in server.requests]
     assert sent == ["first line\nsecond line", "pasted one\npasted two", "written in the editor\nsecond line"]
+
+
+def test_an_empty_answer_and_a_cut_one_are_said_in_the_repl(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(Reply.sse(oa_chunk(reasoning="only thinking"), oa_finish(), path="/deep/"))
+    server.add(Reply.sse(oa_chunk(content="half"), {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]},
+                         path="/deep/"))
+    server.add(Reply.say("fine", path="/deep/"))
+    child = spawn(chat_env)
+    child.send("first\r")
+    child.expect("r1 returned no answer text")
+    child.expect("r1 ›")
+    child.send("second\r")
+    child.expect("stopped: the answer hit max_tokens")
+    child.expect("r1 ›")
+    child.send("third\r")
+    child.expect("fine")
+    child.expect("r1 ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    # The empty turn is never sent back as an answer; the cut one is.
+    sent = server.requests[2].json["messages"]
+    assert [m for m in sent if m["role"] == "assistant"] == [{"role": "assistant", "content": "half"}]
+    assert sent[-1] == {"role": "user", "content": "third"}

@@ -134,10 +134,13 @@ class Answer:
                 last_error = exc
                 # A rejected request (400) is about what was sent, not about the model being
                 # down: another model would hide the real cause, so it is reported as it is.
-                if self._started or isinstance(exc, errors.BadRequestError):
+                # So is an empty answer: the model answered, with nothing.
+                if self._started or isinstance(exc, (errors.BadRequestError, errors.NoAnswerError)):
                     break
-        self._status = "interrupted" if self._started else "error"
-        self._t_end = time.monotonic()
+        # An empty answer is an error even when reasoning streamed: there is nothing to resend.
+        empty = isinstance(last_error, errors.NoAnswerError)
+        self._status = "interrupted" if self._started and not empty else "error"
+        self._t_end = self._t_end or time.monotonic()
         self.error = last_error
         assert last_error is not None
         raise last_error
@@ -158,8 +161,12 @@ class Answer:
                 ):
                     self._take(event)
                     yield event
-                self._status = "complete"
                 self._t_end = time.monotonic()
+                if not "".join(self._text).strip():
+                    raise errors.NoAnswerError(
+                        f"{spec.name} returned no answer text", provider=spec.provider, model=spec.id
+                    )
+                self._status = "complete"
                 return
             except errors.ProviderError as exc:
                 # Never retry once tokens were shown: the user would see the answer twice.

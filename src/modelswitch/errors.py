@@ -14,13 +14,16 @@
         ├── OverloadedError          5xx, 529, overloaded_error events (retryable)
         ├── ProviderTimeoutError     408, connect/read timeouts      (retryable)
         ├── ConnectError             refused, DNS, TLS               (retryable)
-        └── StreamError              the stream broke after it began (dropped, bad JSON, error event)
+        ├── StreamError              the stream broke after it began (dropped, bad JSON, error event)
+        └── NoAnswerError            the stream ended well but held no answer text
 
 Every message is one or two plain lines a person can act on. Nothing here may contain an API key:
 callers redact before building messages (see `secrets.redact`).
 """
 
 from __future__ import annotations
+
+from .events import clean_text
 
 
 class ModelSwitchError(Exception):
@@ -29,6 +32,9 @@ class ModelSwitchError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str) -> None:
+        # Messages quote provider text, which may hold a lone UTF-16 half: one in a message
+        # would make printing it as JSON, or saving it, fail in turn.
+        message = clean_text(message)
         super().__init__(message)
         self.message = message
 
@@ -123,3 +129,8 @@ class ConnectError(ProviderError):
 
 class StreamError(ProviderError):
     """The stream began and then broke; whatever arrived before is kept by the caller."""
+
+
+class NoAnswerError(ProviderError):
+    """A stream that ended normally without one character of answer (only [DONE], or reasoning
+    alone): saved as an error, so it is neither taken for an answer nor sent back as one."""

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
+
+# More tokens than any model has ever produced or read in one answer, and well inside 2**53.
+_TOKEN_LIMIT = 10**12
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def is_high_surrogate(char: str) -> bool:
+    """The first half of a UTF-16 pair: a stream may end a delta on it and send the rest next."""
+    return "\ud800" <= char <= "\udbff"
+
+
+def clean_text(text: str) -> str:
+    """`text` as valid Unicode: UTF-16 surrogate pairs joined into their character, lone halves
+    replaced by U+FFFD. JSON's "\\ud83d" escapes (JavaScript proxies split emoji so) decode to
+    such halves, and one left in makes every later UTF-8 encode (SQLite, the next request) fail.
+    """
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +54,14 @@ class Usage:
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
 
+    def __post_init__(self) -> None:
+        # Counts come from untrusted JSON: one no real answer can have (10**30, -5, a float) is
+        # unknown, as 0, here at the edge, so it never reaches SQLite (64-bit), cost or a printout.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if type(value) is not int or not 0 <= value <= _TOKEN_LIMIT:
+                object.__setattr__(self, f.name, 0)
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
@@ -60,6 +90,25 @@ class Notice:
     """Something the user should be told that is not an error (e.g. finish_reason=length)."""
 
     text: str
+
+
+# The finish reasons (as protocols normalise them in Done) that say what the answer lacks, and the
+# word `ask --json` reports as its status for each. Anything else but "stop" is "cut".
+_FINISH_STATUS = {
+    "stop": "complete",
+    "length": "length",
+    "content_filter": "content_filter",
+    "refusal": "refusal",
+    "tool_calls": "tool_calls",
+    "pause_turn": "paused",
+}
+
+
+def finish_status(finish_reason: str | None) -> str:
+    """"complete" for a normal end (or none reported), else which kind of incomplete answer it is."""
+    if not finish_reason:
+        return "complete"
+    return _FINISH_STATUS.get(finish_reason, "cut")
 
 
 @dataclass(frozen=True, slots=True)

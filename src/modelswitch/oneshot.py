@@ -11,7 +11,7 @@ from . import errors
 from .answer import Answer
 from .config import Config
 from .conversation import Conversation, Message
-from .events import Notice, ReasoningDelta, TextDelta
+from .events import Notice, ReasoningDelta, TextDelta, finish_status
 from .pricing import message_cost
 from .startup import choose_for_session, load_config, warn
 
@@ -143,7 +143,9 @@ def result_object(config: Config, answer: Answer) -> dict:
         },
         "finish_reason": m.finish_reason,
         "fallback_from": m.fallback_from,
-        "status": m.status,
+        # "complete", or which kind of incomplete: interrupted, error, or an abnormal finish
+        # (length, content_filter, refusal, tool_calls, paused, cut) of an answer that did end.
+        "status": finish_status(m.finish_reason) if m.status == "complete" else m.status,
         "error": m.error,
     }
 
@@ -191,5 +193,5 @@ def _as_jsonl(config: Config, answer: Answer) -> int:
     result = result_object(config, answer)
     if result["usage"]:
         emit({"type": "usage", **result["usage"]})
-    emit({"type": "done", **{k: result[k] for k in ("model", "finish_reason", "timing", "cost", "fallback_from")}})
+    emit({"type": "done", **{k: result[k] for k in ("model", "finish_reason", "status", "timing", "cost", "fallback_from")}})
     return 0

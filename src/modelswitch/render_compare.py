@@ -33,6 +33,7 @@ class _Lane:
     r_start: float | None = None
     r_end: float | None = None
     notice: str = ""
+    notices: list[str] = field(default_factory=list)  # all of them, for the final view ("hit max_tokens")
     footer: str = ""
     error: str | None = None
     done: bool = False
@@ -89,6 +90,7 @@ class CompareView:
 
     def notice(self, i: int, text: str) -> None:
         self.lanes[i].notice = text
+        self.lanes[i].notices.append(text)
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
         lane = self.lanes[i]
@@ -124,6 +126,8 @@ class CompareView:
             text = visible("".join(lane.text))
             if text:
                 self.out.write(text.rstrip("\n") + "\n")
+            for notice in lane.notices:
+                sys.stderr.write(f"{visible(lane.name)}: {visible(notice)}\n")
             if lane.error:
                 sys.stderr.write(f"error: {visible(lane.error)}\n")
             self.out.write("\n")
@@ -138,7 +142,7 @@ class CompareView:
         parts: list[Any] = [Text(visible(lane.name), style="bold")]
         if self.show_reasoning and lane.thought():
             parts.append(Text(lane.thought(), style="dim italic"))
-        if lane.notice and not lane.done:
+        if lane.notice and live and not lane.done:
             parts.append(Text(visible(lane.notice), style="dim"))
         text = visible("".join(lane.text))
         if live:
@@ -147,8 +151,10 @@ class CompareView:
             parts.append(Text("\n".join(lines[-(height or 10):])))
             if not lane.done and not text and lane.r_start is None:
                 parts.append(Text("…", style="dim"))
-        elif text:
-            parts.append(Markdown(text, code_theme="monokai"))
+        else:
+            if text:
+                parts.append(Markdown(text, code_theme="monokai"))
+            parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {visible(lane.error)}", style="red"))
         if lane.footer:

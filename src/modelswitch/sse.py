@@ -23,12 +23,16 @@ class SSEEvent:
 
 
 class _LineSplitter:
-    """Bytes in, complete lines (without their ends) out."""
+    """Bytes in, complete lines (without their ends) out.
 
-    __slots__ = ("_buf", "_after_cr")
+    A line still open is kept as a list of pieces and only the newest piece is searched for its
+    end, so one huge line costs time linear in its length however finely it is read.
+    """
+
+    __slots__ = ("_parts", "_after_cr")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._parts: list[bytes] = []
         self._after_cr = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -39,27 +43,65 @@ class _LineSplitter:
             # The LF of a CRLF whose CR ended the previous read: not a second (blank) line.
             chunk = chunk[1:]
         self._after_cr = False
-        if self._buf:
-            chunk = self._buf + chunk
-            self._buf = b""
         if not chunk:
             return []
+        out: list[bytes] = []
+        if self._parts:
+            end = _first_line_end(chunk)
+            if end < 0:
+                self._parts.append(chunk)
+                return []
+            self._parts.append(chunk[:end])
+            out.append(b"".join(self._parts))
+            self._parts = []
+            if chunk[end] == 13 and end + 1 < len(chunk) and chunk[end + 1] == 10:
+                end += 1
+            elif chunk[end] == 13 and end + 1 == len(chunk):
+                self._after_cr = True
+            chunk = chunk[end + 1 :]
+            if not chunk:
+                return out
         lines = chunk.splitlines(keepends=True)
         last = lines[-1]
         if last[-1:] not in (b"\n", b"\r"):
-            self._buf = lines.pop()
+            self._parts = [lines.pop()]
         elif last[-1:] == b"\r":
             self._after_cr = True
-        return [line.rstrip(b"\r\n") if line[-2:] == b"\r\n" else line[:-1] for line in lines]
+        out.extend(line.rstrip(b"\r\n") if line[-2:] == b"\r\n" else line[:-1] for line in lines)
+        return out
 
     def close(self) -> list[bytes]:
-        rest, self._buf = self._buf, b""
+        rest, self._parts = b"".join(self._parts), []
         return [rest] if rest else []
 
     @property
     def idle(self) -> bool:
         """No partial line is held and no CR awaits its LF."""
-        return not self._buf and not self._after_cr
+        return not self._parts and not self._after_cr
+
+
+def _first_line_end(chunk: bytes) -> int:
+    lf, cr = chunk.find(b"\n"), chunk.find(b"\r")
+    return lf if cr < 0 else cr if lf < 0 else min(lf, cr)
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The byte stream without a UTF-8 byte order mark at its very start (split across reads or not).
+
+    The SSE spec says to ignore one; left in, it glues onto the first field name ("\ufeffdata")
+    and that event is lost, or it hides the first byte a protocol sniffs ("{" or "[").
+    """
+    it = iter(chunks)
+    head = b""
+    for chunk in it:
+        head += chunk
+        if len(head) >= len(_BOM) or not _BOM.startswith(head):
+            break
+    yield head[len(_BOM) :] if head.startswith(_BOM) else head
+    yield from it
 
 
 class SSEDecoder:
@@ -120,7 +162,7 @@ class SSEDecoder:
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
     """All events in a byte stream."""
     decoder = SSEDecoder()
-    for chunk in chunks:
+    for chunk in without_bom(chunks):
         yield from decoder.feed(chunk)
     yield from decoder.close()
 
@@ -142,7 +184,7 @@ class NDJSONDecoder:
 
 def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[object]:
     decoder = NDJSONDecoder()
-    for chunk in chunks:
+    for chunk in without_bom(chunks):
         yield from decoder.feed(chunk)
     yield from decoder.close()
 

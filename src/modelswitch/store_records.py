@@ -14,7 +14,7 @@ from typing import Any
 
 from .conversation import Message, ModelRef, Timing
 from .errors import UsageError
-from .events import ReplayState, Usage
+from .events import ReplayState, Usage, clean_text
 from .pricing import Cost
 from .secrets import redact
 
@@ -105,8 +105,9 @@ def iso(when: datetime) -> str:
 
 
 def redacted(text: str | None) -> str | None:
-    """Every text bound for the file goes through here: keys never reach the disk."""
-    return redact(text) if text else text
+    """Every text bound for the file goes through here: keys never reach the disk, and neither
+    does a lone UTF-16 surrogate (SQLite cannot encode one; an imported file may hold one)."""
+    return redact(clean_text(text)) if text else text
 
 
 def _replay_json(states: Sequence[ReplayState]) -> str:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from . import errors
 from .conversation import Conversation
-from .events import Event, ReasoningDelta, TextDelta
-from .providers.base import HttpRequest, Protocol, Target
+from .events import Event, ReasoningDelta, TextDelta, clean_text
+from .providers.base import HttpRequest, Protocol, Target, valid_text
 from .secrets import redact
+from .sse import without_bom
 
 if TYPE_CHECKING:
     import httpx
@@ -73,9 +74,12 @@ def stream(
             if response.status_code >= 300:
                 raise _status_error(protocol, target, response)
             _reject_html(response, label)
-            for event in protocol.parse_stream(response.iter_bytes(), target):
+            watchdog = _Watchdog(read_timeout)
+            chunks = without_bom(watchdog.watch(response.iter_bytes()))
+            for event in valid_text(protocol.parse_stream(chunks, target)):
                 if not started and isinstance(event, (TextDelta, ReasoningDelta)):
                     started = True
+                    watchdog.started = True
                 yield event
     except errors.ProviderError as exc:
         raise _named(exc, target) from None
@@ -88,6 +92,52 @@ def stream(
         if mapped is None:
             raise
         raise mapped from None
+
+
+class _Watchdog:
+    """Ends a stream whose bytes keep the socket alive but carry nothing for longer than the read
+    timeout: SSE comments (": keep-alive"), blank lines, or a dribble that never completes a line.
+    httpx's own read timeout restarts at every byte, so such a server would hold an answer forever.
+    Progress is a completed line that is neither blank nor a comment, in every protocol's framing.
+    """
+
+    __slots__ = ("limit", "last", "started", "_first")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.last = time.monotonic()
+        self.started = False
+        self._first: bytes | None = None  # first byte of the line still open, if one is
+
+    def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            now = time.monotonic()
+            if self._progress(chunk):
+                self.last = now
+            elif now - self.last > self.limit:
+                what = f"nothing but keep-alives for {self.limit:g} s"
+                if self.started:
+                    raise errors.StreamError(f"read timed out mid-answer: {what}")
+                raise errors.ProviderTimeoutError(f"read timed out waiting for the first token: {what}")
+            yield chunk
+
+    def _progress(self, chunk: bytes) -> bool:
+        found = False
+        first, pos = self._first, 0
+        while not found:
+            lf, cr = chunk.find(b"\n", pos), chunk.find(b"\r", pos)
+            end = lf if cr < 0 else cr if lf < 0 else min(lf, cr)
+            if end < 0:
+                break
+            lead = first if first is not None else chunk[pos:pos + 1] if pos < end else b""
+            found = lead not in (b"", b":")
+            first, pos = None, end + 1
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if last >= 0:
+            self._first = chunk[last + 1 : last + 2] or None
+        elif self._first is None:
+            self._first = chunk[:1] or None
+        return found
 
 
 def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
@@ -110,7 +160,9 @@ def _open(
 
     body = None
     if request.body is not None:
-        body = json.dumps(request.body, ensure_ascii=False).encode("utf-8")
+        text = json.dumps(request.body, ensure_ascii=False)
+        # A lone UTF-16 half (from an older session or an import) must not stop the request.
+        body = clean_text(text).encode("utf-8")
     headers = {"Accept-Encoding": "identity", **request.headers}
     if os.environ.get("MODELSWITCH_DEBUG"):
         _debug_log(request, headers, body)

@@ -330,6 +330,12 @@ def _stop_notice(stop_reason: str | None, target: Target, explanation: str = "")
         return "stopped: Claude declined to continue this answer (refusal)" + (f": {why}" if why else "")
     if stop_reason == "model_context_window_exceeded":
         return "stopped: the conversation filled the model's context window"
+    if stop_reason == "pause_turn":
+        return "stopped: Claude paused its turn (pause_turn); the answer may be incomplete"
+    if stop_reason == "tool_use":
+        return "stopped: Claude asked to call a tool, but none was offered; the answer may be incomplete"
+    if stop_reason and _FINISH.get(stop_reason) != "stop":
+        return f"stopped: Claude ended the answer early ({stop_reason[:60]})"
     return ""
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol as _TypingProtocol
 
 from ..conversation import Conversation
-from ..events import Event
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, clean_text, is_high_surrogate
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +83,42 @@ def error_text(body: bytes) -> str:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return error["message"]
     return error if isinstance(error, str) else ""
+
+
+def valid_text(events: Iterable[Event]) -> Iterator[Event]:
+    """Every protocol's events with their text made valid Unicode (see events.clean_text).
+
+    A delta that ends on the first half of a surrogate pair keeps it back until the next delta of
+    the same channel (answer or reasoning), which usually begins with the second half; a half
+    still held at Done, at the end or at an error becomes U+FFFD.
+    """
+    held: dict[type, str] = {}
+    try:
+        for event in events:
+            if isinstance(event, (TextDelta, ReasoningDelta)):
+                kind = type(event)
+                text = held.pop(kind, "") + event.text if held else event.text
+                if text and is_high_surrogate(text[-1]):
+                    held[kind], text = text[-1], text[:-1]
+                if text:
+                    fixed = clean_text(text)
+                    yield event if fixed is event.text else kind(fixed)
+                continue
+            if isinstance(event, Done):
+                yield from _flush(held)
+            if isinstance(event, Notice):
+                event = Notice(clean_text(event.text))
+            elif isinstance(event, ReplayState):
+                event = ReplayState(event.protocol, event.model, clean_text(event.data))
+            yield event
+    except Exception:
+        # The held half is part of the partial answer the caller keeps.
+        yield from _flush(held)
+        raise
+    yield from _flush(held)
+
+
+def _flush(held: dict[type, str]) -> Iterator[Event]:
+    for kind in list(held):
+        del held[kind]
+        yield kind("\ufffd")

@@ -31,8 +31,8 @@ def eval_rate(eval_count: object, eval_duration_ns: object) -> float | None:
     """Tokens per second from Ollama's counters; None when they are missing or zero."""
     if not isinstance(eval_count, int) or not isinstance(eval_duration_ns, int):
         return None
-    if eval_count <= 0 or eval_duration_ns <= 0:
-        return None
+    if not 0 < eval_count <= 10**12 or not 0 < eval_duration_ns <= 10**18:
+        return None  # absurd counters (10**400 cannot even become a float) are unknown
     return eval_count / (eval_duration_ns / 1e9)
 
 

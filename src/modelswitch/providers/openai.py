@@ -32,7 +32,7 @@ from ..errors import (
     RateLimitError,
     StreamError,
 )
-from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, Usage
 from ..sse import SSEDecoder, SSEEvent, loads_event
 from .base import HttpRequest, Target
 from .thinktags import CLOSE as _CLOSE
@@ -131,17 +131,23 @@ def _answer_only(message: Message) -> str:
 # --- response ---------------------------------------------------------------------------------
 
 
-# Abnormal ends a user must be told about in words (the other protocols say the same).
+# Abnormal ends a user must be told about in words (the other protocols say the same). Any other
+# finish_reason but a normal one gets a notice too, naming it.
 _STOP_NOTICES = {
     "length": "stopped: the answer hit max_tokens",
     "content_filter": "stopped: the provider's content filter ended the answer",
+    "tool_calls": "stopped: the model asked to call a tool, but none was offered; the answer may be incomplete",
+    # DeepSeek: the answer was cut because the provider ran short of capacity.
+    "insufficient_system_resource": "stopped: the provider cut the answer short (insufficient_system_resource)",
 }
+# What servers of this protocol call a normal end; reported as "stop".
+_NORMAL_STOPS = frozenset(("stop", "eos", "end_turn", "stop_sequence"))
 
 
 class _Stream:
     """What the parse has seen so far; Usage and Done are emitted once, at the end."""
 
-    __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen")
+    __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen", "refusal", "noticed")
 
     def __init__(self, target: Target, hold_untagged: bool) -> None:
         self.target = target
@@ -150,16 +156,30 @@ class _Stream:
         self.finish: str | None = None
         self.data_events = 0
         self.reasoning_seen = False
+        self.refusal: list[str] = []
+        self.noticed: set[str] = set()  # kinds of unknown content already told about, once each
 
     def ending(self) -> list[Event]:
         events = self.think.close()
         if self.usage is not None:
             events.append(self.usage)
-        notice = _STOP_NOTICES.get(self.finish or "")
-        if notice:
-            events.append(Notice(notice))
-        events.append(Done(self.finish))
+        finish = "stop" if self.finish in _NORMAL_STOPS else self.finish
+        if self.refusal:
+            # A refusal is the model's message about the answer, not part of it.
+            events.append(Notice(f"{self.target.model_id} refused: {_one_line(''.join(self.refusal))}"))
+            finish = "refusal"
+        elif finish and finish != "stop":
+            notice = _STOP_NOTICES.get(finish)
+            events.append(Notice(notice or f"stopped: the provider ended the answer early ({_one_line(finish)[:60]})"))
+        events.append(Done(finish))
         return events
+
+    def unknown(self, what: str) -> list[Event]:
+        """A notice, once per kind, for a shape the parser does not understand: never dropped silently."""
+        if what in self.noticed:
+            return []
+        self.noticed.add(what)
+        return [Notice(f"{self.target.model_id} sent {what}, which modelswitch does not show; it was left out")]
 
     def fail(self, cls: type[ProviderError], message: str, status: int | None = None) -> ProviderError:
         return _fail(self.target, cls, message, status)
@@ -233,14 +253,20 @@ _PLAIN_DELTA_KEYS = frozenset(("content", "role"))
 def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
     """Events from one chat.completion.chunk (or a completion's message)."""
     choices = obj.get("choices")
-    if type(choices) is list and choices and obj.get("usage") is None and "error" not in obj:
+    if type(choices) is list and len(choices) == 1 and obj.get("usage") is None and "error" not in obj:
         # Fast path for a plain content delta: same result as below, a fraction of the checks.
         choice = choices[0]
-        if type(choice) is dict and choice.get("finish_reason") is None and "usage" not in choice:
+        if (
+            type(choice) is dict and choice.get("finish_reason") is None and "usage" not in choice
+            and not choice.get("index")
+        ):
             delta = choice.get("delta")
             if type(delta) is dict and delta.keys() <= _PLAIN_DELTA_KEYS and "x_groq" not in obj:
                 content = delta.get("content")
-                return st.think.feed(content) if type(content) is str and content else []
+                if type(content) is str:
+                    return st.think.feed(content) if content else []
+                if content is None:
+                    return []
     error = obj.get("error")
     if error:
         raise _error_from(error, st)
@@ -249,9 +275,9 @@ def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
         if isinstance(usage, dict):
             st.usage = _usage(usage)
         return []
-    choice = choices[0]
-    if not isinstance(choice, dict):
-        return []
+    choice, extra = _first_choice(choices, st)
+    if choice is None:
+        return extra
     # Moonshot puts usage inside the choice.
     usage = usage or choice.get("usage")
     if isinstance(usage, dict):
@@ -260,20 +286,69 @@ def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
         st.finish = str(choice["finish_reason"])
     delta = choice.get("delta") or choice.get("message")
     if not isinstance(delta, dict):
-        return []
-    events: list[Event] = []
-    if not st.reasoning_seen and _separates_reasoning(delta):
+        return extra + (st.unknown(f"a delta of an unknown shape ({type(delta).__name__})") if delta else [])
+    events: list[Event] = extra
+    content = delta.get("content")
+    if not st.reasoning_seen and (_separates_reasoning(delta) or _has_thinking_part(content)):
         st.reasoning_seen = True
         events.extend(st.think.release())
     reasoning = _reasoning_text(delta)
     if reasoning:
         events.append(ReasoningDelta(reasoning))
-    content = delta.get("content")
-    if isinstance(content, str) and content:
-        events.extend(st.think.feed(content))
+    if isinstance(content, str):
+        if content:
+            events.extend(st.think.feed(content))
+    elif isinstance(content, list):
+        events.extend(_content_parts(content, st))
+    elif content is not None:
+        events.extend(st.unknown(f"content of an unknown shape ({type(content).__name__})"))
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
-        events.append(TextDelta(refusal))
+        st.refusal.append(refusal)
+    return events
+
+
+def _first_choice(choices: list, st: _Stream) -> tuple[dict | None, list[Event]]:
+    """The choice with index 0 (the only one asked for); another one is told about, not appended."""
+    chosen: dict | None = None
+    events: list[Event] = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            events.extend(st.unknown("a choice that is not an object"))
+        elif not choice.get("index") and chosen is None:
+            chosen = choice
+        else:
+            events.extend(st.unknown("a second choice"))
+    return chosen, events
+
+
+def _has_thinking_part(content: object) -> bool:
+    return isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "thinking" for p in content)
+
+
+def _content_parts(parts: list, st: _Stream) -> list[Event]:
+    """Typed content parts (Mistral's Magistral): {"type": "text", "text"} is answer text and
+    {"type": "thinking", "thinking": [{"type": "text", "text"}]} is reasoning."""
+    events: list[Event] = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            if part["text"]:
+                events.extend(st.think.feed(part["text"]))
+        elif kind == "thinking" and isinstance(part.get("thinking"), (list, str)):
+            inner = part["thinking"]
+            texts = [inner] if isinstance(inner, str) else []
+            for item in inner if isinstance(inner, list) else ():
+                if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
+                    texts.append(item["text"])
+                else:
+                    events.extend(st.unknown("a thinking part of an unknown kind"))
+            text = "".join(texts)
+            if text:
+                events.append(ReasoningDelta(text))
+        else:
+            name = kind if isinstance(kind, str) else type(part).__name__
+            events.extend(st.unknown(f"a content part of type {_one_line(name)[:40]!r}"))
     return events
 
 
@@ -289,16 +364,22 @@ def _separates_reasoning(delta: dict) -> bool:
 def _reasoning_text(delta: dict) -> str:
     """Reasoning from whichever fields carry it, without counting OpenRouter's duplicates twice."""
     parts: list[str] = []
+    seen: set[str] = set()  # without whitespace: copies that differ only in it are one text
+
+    def add(text: str) -> None:
+        key = "".join(text.split())
+        if text and key not in seen:
+            seen.add(key)
+            parts.append(text)
+
     for key in ("reasoning_content", "reasoning"):
         value = delta.get(key)
-        if isinstance(value, str) and value and value not in parts:
-            parts.append(value)
+        if isinstance(value, str):
+            add(value)
     details = delta.get("reasoning_details")
     if isinstance(details, list) and details:
         # OpenRouter repeats delta.reasoning here; encrypted entries carry nothing readable.
-        text = "".join(_detail_text(d) for d in details)
-        if text and text not in parts:
-            parts.append(text)
+        add("".join(_detail_text(d) for d in details))
     return "".join(parts)
 
 

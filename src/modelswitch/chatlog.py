@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import errors
 from .conversation import Conversation, Message
+from .interrupts import deferred
 from .pricing import Cost
 from .startup import warn
 
@@ -90,7 +91,8 @@ class ChatLog:
 
     def _safely(self, what: str, fn: Callable[[], object]) -> None:
         try:
-            fn()
+            with deferred():  # Ctrl-C or SIGTERM mid-write would roll the exchange back: after it
+                fn()
         except errors.StoreError as exc:
             warn(f"warning: could not save {what}: {exc.message}")
 

@@ -40,7 +40,7 @@ def _globals(ctx: typer.Context) -> Globals:
 
 
 def guarded(ctx: typer.Context, fn: Callable[[], int | None]) -> None:
-    """Run a command: our errors become one line and an exit code, Ctrl-C becomes 130."""
+    """Run a command: our errors become one line and an exit code, Ctrl-C 130 (SIGTERM 143...)."""
     run_guarded(fn, debug=_globals(ctx).debug)
 
 
@@ -198,8 +198,12 @@ def config_validate(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from .interrupts import install
+
+    install()  # SIGTERM and SIGHUP stop an answer as Ctrl-C does: partial kept, terminal restored
     try:
         app()
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # before a command body runs (run_guarded handles the rest)
+        from .cliutil import exit_interrupted
+
+        sys.exit(exit_interrupted(exc))

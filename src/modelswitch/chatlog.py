@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import errors
 from .conversation import Conversation, Message, Role
+from .interrupts import deferred
 from .pricing import Cost
 from .startup import warn
 from .store_records import check_name
@@ -120,7 +121,8 @@ class ChatLog:
 
     def _safely(self, what: str, fn: Callable[[], object]) -> None:
         try:
-            fn()
+            with deferred():  # Ctrl-C or SIGTERM mid-write would roll the exchange back: after it
+                fn()
         except (errors.StoreError, errors.UsageError) as exc:
             # UsageError: the session was deleted, or its name taken, by another process.
             warn(f"warning: could not save {what}: {exc.message}")

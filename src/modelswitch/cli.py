@@ -40,7 +40,7 @@ def _globals(ctx: typer.Context) -> Globals:
 
 
 def guarded(ctx: typer.Context, fn: Callable[[], int | None]) -> None:
-    """Run a command: our errors become one line and an exit code, Ctrl-C becomes 130."""
+    """Run a command: our errors become one line and an exit code, Ctrl-C 130 (SIGTERM 143...)."""
     run_guarded(fn, debug=_globals(ctx).debug)
 
 
@@ -198,15 +198,17 @@ def config_validate(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from .interrupts import install
+
+    install()  # SIGTERM and SIGHUP stop an answer as Ctrl-C does: partial kept, terminal restored
     streams = StdStreams()
     code: int | str | None = 0
     try:
         app()  # standalone: always ends in SystemExit
     except SystemExit as exc:
         code = exc.code
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        code = 130
+    except KeyboardInterrupt as exc:  # before a command body runs (run_guarded handles the rest)
+        code = exit_interrupted(exc)
     except StdoutError:
         code = 1  # outside a command (--help): finish() says what was lost
     sys.exit(streams.finish(code))

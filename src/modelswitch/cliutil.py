@@ -39,9 +39,8 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         if debug:
             _print_traceback()
         code = exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        code = 130
+    except KeyboardInterrupt as exc:
+        code = exit_interrupted(exc)
     except BrokenPipeError:
         # `... | head`: the reader left; say nothing, and keep Python's final flush quiet.
         try:
@@ -153,3 +152,20 @@ class StdStreams:
 
         print_error(f"cannot write to stdout: {failure.strerror or failure}")
         return code if code not in (0, None) else 1
+
+
+def exit_interrupted(exc: KeyboardInterrupt) -> int:
+    """Say why we stop and give the exit code (128+N); quietly when the terminal is gone (SIGHUP)."""
+    from .interrupts import describe, exit_code
+
+    for stream, text in ((sys.stderr, f"\n{describe(exc)}\n"), (sys.stdout, "")):
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            # The terminal is gone (SIGHUP): else Python's last flush fails too, and exits 120.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
+    return exit_code(exc)

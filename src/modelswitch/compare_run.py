@@ -2,7 +2,8 @@
 
 Threads are the simplest way to run several blocking httpx streams concurrently on the one sync
 code path; the main thread owns the screen and takes events from a queue. Ctrl-C sets a stop
-flag; each worker closes its own stream (a generator can only be closed by the thread running it).
+flag; each worker closes its own stream (a generator can only be closed by the thread running it),
+and the answers so far are kept: they were paid for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .answer import Answer, Settings
 from .config import Config, ModelSpec
 from .conversation import Conversation, Message
 from .events import Event, Notice, ReasoningDelta, TextDelta
+from .interrupts import Terminated, deferred
 from .pricing import Cost, message_cost
 
 if TYPE_CHECKING:
@@ -64,8 +66,12 @@ def run_models(
     view: CompareView,
     *,
     settings: Settings = Settings(),
-) -> list[Outcome]:
-    """Stream every model's answer to `conversation` concurrently into `view`; Ctrl-C stops all."""
+) -> tuple[list[Outcome], KeyboardInterrupt | None]:
+    """Stream every model's answer to `conversation` concurrently into `view`.
+
+    Ctrl-C (or SIGTERM, SIGHUP) stops all and is returned, not raised: answers that finished are
+    complete, the others interrupted, and all of them were paid for, so the caller keeps them.
+    """
     answers = [Answer(config, conversation, s, settings=settings, fallback=False) for s in specs]
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -76,6 +82,7 @@ def run_models(
     for t in threads:
         t.start()
     running = len(threads)
+    interrupt: KeyboardInterrupt | None = None
     try:
         while running:
             try:
@@ -89,18 +96,20 @@ def run_models(
                 failures[i] = item.message
             else:
                 _show(view, i, item)
-    except KeyboardInterrupt:
-        stop.set()
-        for t in threads:
-            t.join(timeout=0.5)
-        view.abort()
-        raise
+    except KeyboardInterrupt as exc:
+        interrupt = exc
+        with deferred():  # a second Ctrl-C must not lose the answers that finished
+            stop.set()
+            for t in threads:
+                t.join(timeout=0.5)
+            view.abort()
     finally:
         view.close()
-    return [
+    outcomes = [
         Outcome(s, a, a.message, message_cost(config, a.message), failures.get(i))
         for i, (s, a) in enumerate(zip(specs, answers))
     ]
+    return outcomes, interrupt
 
 
 def _show(view: CompareView, i: int, event: Event) -> None:
@@ -145,13 +154,16 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
     user = session.user_message(text)
     view = CompareView([s.name for s in specs], terminal=sys.stdout.isatty(), color=repl.color,
                        reasoning=session.think)
-    try:
-        outcomes = run_models(session.config, session.conversation.add(user), specs, view,
-                              settings=session.settings)
-    except KeyboardInterrupt:
-        repl.say("\ninterrupted — compare stopped", "yellow")
-        return
-    session.hold_compare(user, [(o.message, o.cost) for o in outcomes])
+    outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,
+                                     settings=session.settings)
+    with deferred():
+        session.hold_compare(user, [(o.message, o.cost) for o in outcomes])
+    if any(o.error is not None for o in outcomes):
+        repl.failed = True
+    if interrupt is not None:
+        if isinstance(interrupt, Terminated) or not repl.interactive:
+            raise interrupt
+        repl.say("\ninterrupted — compare stopped; the answers so far are kept", "yellow")
     names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1) if o.message.text)
     if names:
         repl.say(f"/keep N puts one answer into the conversation: {names}", "dim")
@@ -176,7 +188,9 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     conversation = Conversation(system).add(Message(role="user", text=text))
     terminal = sys.stdout.isatty() and not json_out
     view = CompareView([s.name for s in specs], terminal=terminal, color=color, quiet=json_out)
-    outcomes = run_models(config, conversation, specs, view)
+    outcomes, interrupt = run_models(config, conversation, specs, view)
+    if interrupt is not None:
+        raise interrupt
     if json_out:
         results = []
         for o in outcomes:

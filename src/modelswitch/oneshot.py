@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -103,12 +104,13 @@ def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
     terminal = sys.stdout.isatty()
     mode = opts.reasoning or ("collapse" if terminal else "hide")
     renderer = make_renderer(terminal=terminal, reasoning=mode, color=opts.color)
-    renderer.begin(answer.model.name)
     try:
+        renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
         draw(renderer, answer)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP alike; run_ask saves the partial answer
         answer.close()
-        renderer.abort()
+        with suppress(OSError):  # SIGHUP: the terminal may be gone, and saving comes first
+            renderer.abort()
         raise
     except errors.ProviderError as exc:
         renderer.abort()  # the partial answer stays on screen; the error goes below it

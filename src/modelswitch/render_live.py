@@ -12,6 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from .interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from .render import Renderer, footer_text, thought_text
 from .safetext import visible
@@ -264,7 +265,8 @@ class TerminalRenderer(Renderer):
             vertical_overflow="visible",  # _Lines keeps the region within the screen
             get_renderable=lambda: dynamic,
         )
-        self._live.start(refresh=True)
+        with deferred():  # Live.start cut in half by Ctrl-C cannot be stopped: the cursor stays hidden
+            self._live.start(refresh=True)
         self._stop_ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(self._stop_ticking,), daemon=True)
         self._ticker.start()
@@ -320,7 +322,8 @@ class TerminalRenderer(Renderer):
         if live is None:
             return
         live.transient = not keep
-        live.stop()
+        with deferred():  # a stop cut in half by a signal would leave the cursor hidden
+            live.stop()
 
     def _view(self) -> RenderableType:
         """What the Live region shows now."""

@@ -7,13 +7,15 @@ so scripts can drive a conversation (`printf 'hi\\n/model r1\\nand you?\\n' | mo
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from . import errors
 from .cliutil import StdoutError
 from .config import ModelSpec
 from .conversation import Message
+from .interrupts import Terminated, deferred
 from .session import ChatSession
 from .startup import choose_for_session, first_run_local, load_config
 
@@ -52,6 +54,7 @@ class Repl:
         self.color = color
         self.interactive = interactive
         self.running = True
+        self.failed = False  # an answer failed: a piped chat exits 1
         self.pending_compare: tuple[ModelSpec, ...] = ()
 
     # -- output ----------------------------------------------------------------------------
@@ -69,16 +72,31 @@ class Repl:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
+        """Read and handle lines until Ctrl-D or /exit; 1 when a piped run had an answer fail."""
+        read = self._prompt_reader() if self.interactive else self._read_line
         if self.interactive:
             self._greet()
-            reader = self._prompt_reader()
-        else:
-            reader = self._line_reader()
-        for line in reader:
-            self.handle(line)
-            if not self.running:
-                break
-        return 0
+        interrupted = False
+        while self.running:
+            # Ctrl-C anywhere in a line's work (a slash command, the gap before streaming, a
+            # save) comes back here: only the prompt's Ctrl-D ends a chat. The note is said
+            # inside the try, so a second Ctrl-C while saying it is caught too.
+            try:
+                if interrupted:
+                    interrupted = False
+                    self.say("interrupted", "yellow")
+                line = read()
+                if line is None:
+                    break
+                if line.strip():
+                    self.handle(line)
+            except Terminated:
+                raise  # SIGTERM, SIGHUP: the partial answer is kept; end the program (128+N)
+            except KeyboardInterrupt:
+                if not self.interactive:
+                    raise  # a script has no prompt to come back to: stop (130)
+                interrupted = True
+        return 1 if self.failed and not self.interactive else 0
 
     def _greet(self) -> None:
         s = self.session
@@ -86,25 +104,27 @@ class Repl:
         resumed = f", resumed with {n} turns" if n else ""
         self.say(f"modelswitch · {s.model.name} ({s.model.full_id}){resumed} · /help for commands, Ctrl-D to quit", "dim")
 
-    def _line_reader(self) -> Iterator[str]:
-        for line in sys.stdin:
-            line = line.rstrip("\n")
-            if line.strip():
-                yield line
+    @staticmethod
+    def _read_line() -> str | None:
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
 
-    def _prompt_reader(self) -> Iterator[str]:
+    def _prompt_reader(self) -> Callable[[], str | None]:
         from .prompt import make_prompt
 
         prompt = make_prompt(self)
-        while self.running:
+
+        def read() -> str | None:
             try:
-                text = prompt.prompt()
+                return prompt.prompt()
+            except Terminated:
+                raise
             except KeyboardInterrupt:
-                continue  # Ctrl-C at the prompt clears the line
+                return ""  # Ctrl-C at the prompt clears the line
             except EOFError:
-                return
-            if text.strip():
-                yield text
+                return None
+
+        return read
 
     def handle(self, line: str) -> None:
         """One line of input: a command, an @model one-off, or a message."""
@@ -152,15 +172,19 @@ class Repl:
             terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
             color=self.color,
         )
-        renderer.begin(answer.model.name)
         failure: errors.ModelSwitchError | None = None
         try:
+            renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
             draw(renderer, answer)
-        except KeyboardInterrupt:
-            answer.close()
-            renderer.abort()
-            kept_earlier = replacing and session.keeps_earlier(answer.message)
-            message = session.finish(user, answer, replacing=replacing)
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the same ending
+            with deferred():  # another Ctrl-C waits until the exchange is saved, the screen restored
+                answer.close()
+                kept_earlier = replacing and session.keeps_earlier(answer.message)
+                message = session.finish(user, answer, replacing=replacing)
+                with suppress(OSError):  # SIGHUP: the terminal may be gone; the answer is saved
+                    renderer.abort()
+            if isinstance(exc, Terminated) or not self.interactive:
+                raise
             if kept_earlier:
                 self.say("\ninterrupted — the earlier answer is kept; /retry asks again", "yellow")
                 return
@@ -170,8 +194,14 @@ class Repl:
         except errors.ModelSwitchError as exc:
             renderer.abort()
             failure = exc
-        kept_earlier = replacing and session.keeps_earlier(answer.message)
-        message = session.finish(user, answer, replacing=replacing)
+            self.failed = True
+        # Ctrl-C while saving acts once the exchange is saved and the live view closed (its
+        # footer drawn), so neither is left half done.
+        with deferred():
+            kept_earlier = replacing and session.keeps_earlier(answer.message)
+            message = session.finish(user, answer, replacing=replacing)
+            if failure is None:
+                renderer.end(message, session.cost_for(message))
         if failure is not None:
             self.fail(failure.message)
             if kept_earlier:
@@ -181,7 +211,6 @@ class Repl:
             else:
                 self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
             return
-        renderer.end(message, session.cost_for(message))
         if kept_earlier:
             self.say("no answer this time; the earlier answer is kept", "yellow")
         elif not message.has_answer:

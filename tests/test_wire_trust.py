@@ -167,7 +167,7 @@ def test_a_lone_half_in_an_error_body_does_not_crash_the_json_output(
     result = ask("--json", "--session", "s", "hi")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"] == "loop/loop-model: rejected the request (400): bad \ufffd input"
-    assert stored_turns(tmp_path)[1][2] == "error"
+    assert stored_turns(tmp_path) == []  # refused before any answer: no session is made for it
 
 
 # --- 9: typed content parts (Mistral's Magistral) ---------------------------------------------
@@ -223,7 +223,9 @@ def test_an_answer_without_text_is_an_error_on_every_ask_surface(
     assert (out["status"], out["error"]) == ("error", "m returned no answer text")
     lines = [json.loads(line) for line in ask("--jsonl", "hi").stdout.splitlines()]
     assert lines[-1] == {"type": "error", "message": "m returned no answer text"}
-    assert stored_turns(tmp_path)[1][2] == "error"  # saved, but never as a complete answer
+    # Saved when anything arrived, but never as a complete answer; a stream with nothing in it
+    # makes no session at all (`chat -c` must not resume an exchange that never started).
+    assert all(status == "error" for role, _, status in stored_turns(tmp_path) if role == "assistant")
 
 
 def test_compare_shows_an_empty_answer_as_that_lanes_error(cfg: Path, server: LoopbackServer) -> None:

@@ -208,6 +208,10 @@ class Repl:
                 self.say("the earlier answer is kept; /retry asks again", "dim")
             elif message.text:
                 self.say("the partial answer is kept; /retry asks again", "dim")
+            elif isinstance(failure, errors.NoAnswerError):
+                # A refusal, a blocked prompt or an empty stream: the reason was a notice above.
+                self.say("no answer: this question will not be sent again; /undo removes it from "
+                         "history, /retry asks again", "yellow")
             else:
                 self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
             return

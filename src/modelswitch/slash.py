@@ -94,8 +94,11 @@ def _history(repl: Repl, arg: str) -> None:
     for i, m in enumerate(s.conversation.messages, 1):
         who = "you" if m.role == "user" else (m.model.name if m.model else "assistant")
         flag = "" if m.status == "complete" else f" [{m.status}]"
-        if m.role == "assistant" and m.status == "complete" and not m.has_answer:
-            flag = " [refused]" if m.finish_reason == "content_filter" else " [no answer]"
+        if m.role == "assistant" and not m.has_answer:
+            if m.finish_reason in ("content_filter", "refusal"):
+                flag = " [refused]"
+            elif m.status == "complete":
+                flag = " [no answer]"
         text = " ".join(m.text.split())
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
 

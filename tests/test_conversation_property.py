@@ -82,11 +82,13 @@ reasoning = true
 
 
 class Providers:
-    """All four validating APIs on one loopback server; `fail` makes the next requests 503."""
+    """All four validating APIs on one loopback server. `fail` makes the next requests fail as
+    `failure` says: "busy" (the protocol's own 503) or "cut" (the stream drops mid-answer)."""
 
     def __init__(self, server: LoopbackServer) -> None:
         self.apis = [FakeDeepSeek(), FakeAnthropic(), FakeGemini(), FakeOllama()]
         self.fail = 0
+        self.failure = "busy"
         self.received: list[tuple[str, dict]] = []  # (protocol, body) of every chat request
         server.default = self
 
@@ -94,11 +96,14 @@ class Providers:
         for api, protocol in zip(self.apis, ("openai", "anthropic", "gemini", "ollama")):
             if api.matches(rec):
                 self.received.append((protocol, json.loads(rec.raw)))
-                if self.fail:
+                if self.fail and self.failure == "busy":
                     self.fail -= 1
                     return api.error_reply(Problem(503, "server busy, try again later", "overloaded_error"))
                 reply = api(rec)
                 assert not api.rejected, api.rejected  # every request we send must be well-formed
+                if self.fail:
+                    self.fail -= 1
+                    reply.drop_after = max(1, len(reply.chunks) - 2)
                 return reply
         return Reply.json(404, {"error": f"nothing serves {rec.path}"})
 
@@ -175,9 +180,9 @@ class ConversationMachine(RuleBasedStateMachine):
         self.repl.handle(f"/model {model}")
         assert self.session.model.alias == model
 
-    @rule(n=st.integers(1, 2))
-    def fail_next(self, n: int) -> None:
-        self.providers.fail = n
+    @rule(n=st.integers(1, 2), failure=st.sampled_from(["busy", "cut"]))
+    def fail_next(self, n: int, failure: str) -> None:
+        self.providers.fail, self.providers.failure = n, failure
 
     @precondition(lambda self: self.session.last_exchange() is not None and not self.compared)
     @rule(model=st.sampled_from((None, *MODELS)))
@@ -311,7 +316,7 @@ def test_what_is_sent_stored_shown_and_billed_agree(
     ConversationMachine.server = server
     machine = ConversationMachine.TestCase
     machine.settings = settings(
-        max_examples=40, stateful_step_count=25, deadline=None, derandomize=True,
+        max_examples=100, stateful_step_count=30, deadline=None, derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     machine().runTest()

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config, paths, secrets
+from modelswitch import paths
+from modelswitch.config import load as config
+from modelswitch.config import keys as secrets
 from modelswitch.errors import ConfigError, UsageError
 
 

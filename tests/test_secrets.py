@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch import config as config_mod
-from modelswitch.startup import insecure_key_warning
-from modelswitch.cli import app
-from modelswitch.secrets import mask, redact
+from modelswitch.config import load as config_mod
+from modelswitch.engine.choice import insecure_key_warning
+from modelswitch.cli.main import app
+from modelswitch.config.keys import mask, redact
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-live-TOPSECRET-1234567890abcd"
@@ -68,7 +68,7 @@ def test_plain_http_to_a_remote_host_with_a_key_is_warned(tmp_path: Path) -> Non
 
 def test_every_way_of_choosing_a_model_warns_about_plain_http(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelswitch.startup import ensure_usable
+    from modelswitch.engine.choice import ensure_usable
 
     monkeypatch.setenv("K", "sk-k-0123456789")
     cfg = tmp_path / "c.toml"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config as config_mod
+from modelswitch.config import load as config_mod
 from modelswitch import errors
 from modelswitch.conversation import Message
-from modelswitch.session import ChatSession
+from modelswitch.engine.session import ChatSession
 from tests.loopback import LoopbackServer, Reply
 
 say = Reply.say

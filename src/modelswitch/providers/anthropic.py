@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProviderError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
-from ..sse import iter_sse, loads_event
+from .sse import iter_sse, loads_event
 from .base import HttpRequest, Target, error_text
 
 NAME = "anthropic"

@@ -1,0 +1,71 @@
+"""The slash-command registry: one table drives dispatch, /help and Tab completion."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .loop import Repl
+
+# What Tab offers after the command name.
+ArgKind = Literal["none", "model", "session", "path", "think", "setting", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    usage: str
+    help: str
+    handler: Callable[[Repl, str], None]
+    aliases: tuple[str, ...] = ()
+    args: ArgKind = "none"
+
+
+REGISTRY: dict[str, Command] = {}
+_BY_NAME: dict[str, Command] = {}
+
+
+def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (), args: ArgKind = "none"):  # noqa: A002, ANN201
+    """Register a REPL command handler `fn(repl, argument_text)`."""
+
+    def register(fn: Callable[[Repl, str], None]) -> Callable[[Repl, str], None]:
+        cmd = Command(name, usage, help, fn, aliases, args)
+        REGISTRY[name] = cmd
+        for n in (name, *aliases):
+            _BY_NAME[n] = cmd
+        return fn
+
+    return register
+
+
+def lookup(word: str) -> Command:
+    """The command for "/name" (or an alias); a did-you-mean error otherwise."""
+    name = word.lstrip("/")
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1, cutoff=0.5)
+    hint = f" — did you mean /{close[0]}?" if close else " — /help lists commands"
+    raise UsageError(f"unknown command /{name}{hint}")
+
+
+def dispatch(repl: Repl, line: str) -> None:
+    word, _, rest = line.strip().partition(" ")
+    lookup(word).handler(repl, rest.strip())
+
+
+def names() -> list[str]:
+    """Every "/name" and "/alias", for completion."""
+    return sorted(f"/{n}" for n in _BY_NAME)
+
+
+def help_rows() -> list[list[str]]:
+    rows = []
+    for cmd in REGISTRY.values():
+        alias = ", ".join(f"/{a}" for a in cmd.aliases)
+        rows.append([cmd.usage + (f"  ({alias})" if alias else ""), cmd.help])
+    return rows

@@ -1,0 +1,247 @@
+"""The rendering layer's front: streamed answers (plain or terminal) and the CLI's other output.
+
+Only render*.py modules draw. Plain mode (stdout is a pipe) writes each text chunk and flushes;
+it never imports rich. Terminal mode lives in render_live.py (finished Markdown blocks printed
+once above a Live region holding only the open tail). rich is imported inside functions only:
+`modelswitch --help` must not load it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TextIO
+
+from ..events import Event, Notice, ReasoningDelta, TextDelta
+from .mdstream import MarkdownStream
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from ..conversation import Message
+    from ..config.pricing import Cost
+
+_MODES = ("show", "collapse", "hide", "stderr")
+
+
+def make_renderer(
+    *,
+    terminal: bool,
+    reasoning: str = "collapse",
+    color: bool = True,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    width: int | None = None,
+) -> Renderer:
+    """A renderer for one answer at a time: plain text for pipes, live Markdown for terminals."""
+    if reasoning not in _MODES:
+        raise ValueError(f"reasoning must be one of {', '.join(_MODES)}, not {reasoning!r}")
+    if not terminal:
+        return PlainRenderer(out or sys.stdout, err or sys.stderr, reasoning == "stderr")
+    from .live import TerminalRenderer
+
+    return TerminalRenderer(out or sys.stdout, reasoning, color, width)
+
+
+class Renderer:
+    """Receives one answer's stream: begin, reasoning/text/notice pieces, then end or abort."""
+
+    def begin(self, model_name: str) -> None:
+        """An answer from `model_name` is on its way."""
+
+    def reasoning(self, text: str) -> None:
+        """A piece of the model's chain of thought."""
+
+    def text(self, text: str) -> None:
+        """A piece of the answer."""
+
+    def notice(self, text: str) -> None:
+        """One line the user should see that is not part of the answer."""
+
+    def end(self, message: Message, cost: Cost | None) -> None:
+        """The answer is over; finish drawing it."""
+
+    def abort(self) -> None:
+        """Stop drawing now, keeping what is on screen (Ctrl-C or an error). Idempotent."""
+
+
+class PlainRenderer(Renderer):
+    """For pipes: the answer's text exactly as it arrives, flushed per chunk; nothing else."""
+
+    def __init__(self, out: TextIO, err: TextIO, reasoning_to_err: bool) -> None:
+        self._out = out
+        self._err = err
+        self._reasoning_to_err = reasoning_to_err
+        self._last = ""  # last chunk written to out: end() adds a final newline only if needed
+        self._reasoning_open = False  # reasoning written to err without a closing newline yet
+
+    def reasoning(self, text: str) -> None:
+        if self._reasoning_to_err and text:
+            self._err.write(text)
+            self._err.flush()
+            self._reasoning_open = not text.endswith("\n")
+
+    def text(self, text: str) -> None:
+        if text:
+            if self._reasoning_open:
+                self._close_reasoning()
+            self._out.write(text)
+            self._out.flush()
+            self._last = text
+
+    def notice(self, text: str) -> None:
+        self._close_reasoning()
+        self._err.write(text + "\n")
+        self._err.flush()
+
+    def end(self, message: Message, cost: Cost | None) -> None:
+        self._finish_line()
+
+    def abort(self) -> None:
+        self._finish_line()  # a partial answer ends its line too: an error goes below it
+
+    def _finish_line(self) -> None:
+        self._close_reasoning()
+        if self._last and not self._last.endswith("\n"):
+            self._out.write("\n")  # a shell prompt must not land on the answer's last line
+        self._out.flush()
+        self._last = ""
+
+    def _close_reasoning(self) -> None:
+        if self._reasoning_open:
+            self._err.write("\n")
+            self._err.flush()
+            self._reasoning_open = False
+
+
+def draw(renderer: Renderer, events: Iterable[Event]) -> None:
+    """Hand a stream's events to a renderer: content and notices (the rest is bookkeeping)."""
+    for event in events:
+        if isinstance(event, TextDelta):
+            renderer.text(event.text)
+        elif isinstance(event, ReasoningDelta):
+            renderer.reasoning(event.text)
+        elif isinstance(event, Notice):
+            renderer.notice(event.text)
+
+
+def footer_text(message: Message, cost: Cost | None) -> str:
+    """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""
+    name = message.model.name if message.model is not None else "answer"
+    if message.fallback_from:
+        name += f" (instead of {message.fallback_from})"
+    parts = [name]
+    if message.status == "interrupted":
+        parts.append("interrupted")
+    elif message.status == "error":
+        parts.append("failed")
+    timing = message.timing
+    if timing is not None and timing.ttft_s is not None:
+        parts.append(f"{timing.ttft_s:.1f} s to first token")
+    if timing is not None and timing.tokens_per_s:
+        parts.append(f"{timing.tokens_per_s:.0f} tok/s")
+    usage = message.usage
+    if usage is not None and usage.output_tokens:
+        parts.append(f"{usage.output_tokens} tokens")
+    if cost is not None:
+        parts.append(str(cost))
+    return " · ".join(parts)
+
+
+def thought_text(seconds: float, tokens: int) -> str:
+    """The one line a collapsed chain of thought leaves behind."""
+    return f"Thought for {seconds:.1f} s · {tokens} tokens"
+
+
+# -- everything else the CLI and REPL print -------------------------------------------------
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _color_ok(stream: TextIO) -> bool:
+    return _is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _console(stream: TextIO) -> Console:
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, markup=False, emoji=False)
+
+
+def print_error(message: str, *, err: TextIO | None = None) -> None:
+    """"error: ..." on stderr, the prefix red in a colour terminal."""
+    stream = err or sys.stderr
+    prefix = "\x1b[1;31merror:\x1b[0m " if _color_ok(stream) else "error: "
+    stream.write(prefix + message + "\n")
+    stream.flush()
+
+
+def print_info(message: str, *, style: str | None = None, out: TextIO | None = None) -> None:
+    """One message on stdout, styled (rich style string) only in a terminal."""
+    stream = out or sys.stdout
+    if style and _is_tty(stream):
+        from rich.text import Text
+
+        _console(stream).print(Text(message, style=style))
+        return
+    stream.write(message + "\n")
+    stream.flush()
+
+
+def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None) -> None:
+    """A table: rich in a terminal, plain columns separated by two spaces otherwise."""
+    stream = out or sys.stdout
+    if _is_tty(stream):
+        from rich import box
+        from rich.table import Table
+
+        table = Table(*headers, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        _console(stream).print(table)
+        return
+    widths = [_cells(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], _cells(cell))
+    for row in [headers, *rows]:
+        cells = [c + " " * (widths[i] - _cells(c)) for i, c in enumerate(row[: len(widths)])]
+        stream.write("  ".join(cells).rstrip() + "\n")
+    stream.flush()
+
+
+def print_markdown(text: str, *, out: TextIO | None = None) -> None:
+    """A whole Markdown text at once (history views): rendered in a terminal, as is otherwise."""
+    stream = out or sys.stdout
+    if _is_tty(stream):
+        from rich.console import Group
+        from rich.text import Text
+
+        from .live import markdown
+
+        # Block by block, as a streamed answer is drawn: history looks like it did live.
+        md = MarkdownStream()
+        items: list[RenderableType] = []
+        for block in md.feed(text) + md.close():
+            if items:
+                items.append(Text(""))
+            items.append(markdown(block.text))
+        _console(stream).print(Group(*items))
+        return
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
+
+
+def _cells(text: str) -> int:
+    """Terminal columns of `text`: wide East Asian characters take two."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from modelswitch.config import load as config_mod
 from modelswitch.engine.choice import insecure_key_warning
 from modelswitch.cli.main import app
-from modelswitch.config.keys import mask, redact
+from modelswitch.redaction import mask, redact
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-live-TOPSECRET-1234567890abcd"

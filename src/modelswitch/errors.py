@@ -17,7 +17,7 @@
         └── StreamError              the stream broke after it began (dropped, bad JSON, error event)
 
 Every message is one or two plain lines a person can act on. Nothing here may contain an API key:
-callers redact before building messages (see `secrets.redact`).
+callers redact before building messages (see `redaction.redact`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from importlib import resources
 
 from .. import errors, paths
 from ..ui.render import print_info
-from ..config.keys import mask
+from ..redaction import mask
 from ..engine.choice import load_config
 
 

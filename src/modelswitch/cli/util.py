@@ -18,7 +18,7 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         code = fn() or 0
     except ModelSwitchError as exc:
         from ..ui.render import print_error
-        from ..config.keys import redact
+        from ..redaction import redact
 
         print_error(redact(exc.message))
         if debug:
@@ -40,7 +40,7 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         raise
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         from ..ui.render import print_error
-        from ..config.keys import redact
+        from ..redaction import redact
 
         print_error(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
         if debug:

@@ -1,46 +1,19 @@
-"""API keys: where they come from, and how they are kept out of every output.
-
-Every key that is resolved is remembered so `redact` can scrub it from any text before that text
-reaches a screen, a log or the session database.
+"""API keys: where they come from. Every key resolved here is remembered (redaction.remember) so
+`redact` can scrub it from any text before that text reaches a screen, a log or the database.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 
 from .load import ProviderSpec
 from ..errors import ConfigError
+from ..redaction import redact, remember
 
 API_KEY_CMD_TIMEOUT = 10.0
 
-_known: set[str] = set()
 _cmd_cache: dict[str, str] = {}
-# Shapes of well-known keys, scrubbed even if we never resolved them ourselves.
-_KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})")
-
-
-def mask(key: str) -> str:
-    """`sk-…abcd`: enough to recognise a key, never enough to use it."""
-    if len(key) <= 8:
-        return "…"
-    prefix = key[:3] if key[:3].isascii() and key[2:3] in "-_" else ""
-    return f"{prefix}…{key[-4:]}"
-
-
-def redact(text: str) -> str:
-    """`text` with every known or key-shaped secret masked."""
-    for key in _known:
-        if key in text:
-            text = text.replace(key, mask(key))
-    return _KEY_SHAPES.sub(lambda m: mask(m.group(0)), text)
-
-
-def remember(key: str) -> str:
-    if len(key) >= 6:
-        _known.add(key)
-    return key
 
 
 def key_available(p: ProviderSpec) -> bool:

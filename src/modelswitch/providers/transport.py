@@ -1,7 +1,7 @@
 """The HTTP boundary: sends a protocol's request and turns every httpx failure into ours, once.
 
 Everything above this module sees events and errors.* exceptions, never httpx types. Messages
-name provider and model and say what to do; keys are scrubbed from them by secrets.redact.
+name provider and model and say what to do; keys are scrubbed from them by redaction.redact.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .. import errors
 from ..conversation import Conversation
 from ..events import Event, ReasoningDelta, TextDelta
 from .base import HttpRequest, Protocol, Target
-from ..config.keys import redact
+from ..redaction import mask, redact
 
 if TYPE_CHECKING:
     import httpx
@@ -114,8 +114,6 @@ def _open(
 def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None) -> None:
     """`--debug`: what is sent, with every secret masked (header values of auth headers entirely)."""
     import sys
-
-    from ..config.keys import mask
 
     shown = {
         k: (mask(v) if k.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key") else v)

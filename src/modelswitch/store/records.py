@@ -16,7 +16,7 @@ from ..conversation import Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
-from ..config.keys import redact
+from ..redaction import redact
 
 MAX_NAME_LEN = 100
 

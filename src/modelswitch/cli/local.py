@@ -9,19 +9,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
+from ..ui.progress import StepView as _StepView
+from ..ui.progress import setup_with_progress
+from ..ui.progress import stderr_console as _stderr
 from .util import run_guarded
-
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress, TaskID
-
-    from ..local.server import SetupStep
 
 app = typer.Typer(
     name="local",
@@ -29,70 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class _StepView:
-    """Draws setup steps: a spinner and elapsed time per step in a terminal, plain lines otherwise."""
-
-    console: Console
-    progress: Progress | None = None
-    task: TaskID | None = None
-    started: float = field(default_factory=time.monotonic)
-
-    def __call__(self, step: SetupStep) -> None:
-        self._finish_task()
-        if step.key == "done":
-            return
-        if step.long or step.log is not None:
-            # Said up front so nobody thinks a 16-minute build has hung.
-            self.console.print(step.message, markup=False)
-            if step.log is not None:
-                self.console.print(f"  log: {step.log}", markup=False, style="dim")
-        if not self.console.is_terminal:
-            if not (step.long or step.log is not None):
-                self.console.print(step.message, markup=False)
-            return
-        if self.progress is None:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(SpinnerColumn(finished_text="✓"), TextColumn("{task.description}"),
-                                     TimeElapsedColumn(), console=self.console)
-            self.progress.start()
-        self.task = self.progress.add_task(step.key.replace("-", " "), total=1)
-
-    def _finish_task(self) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, completed=1)
-            self.progress.stop_task(self.task)
-            self.task = None
-
-    def close(self) -> None:
-        self._finish_task()
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def setup_with_progress(console: Console | None = None) -> Path:
-    """Run setup drawing its steps (for `local setup` and a first run with nothing configured)."""
-    from ..local import server as local
-
-    console = console or _stderr()
-    view = _StepView(console)
-    try:
-        result = local.setup(local.LocalPaths.default(), view)
-    finally:
-        view.close()
-    if result.changed:
-        elapsed = time.monotonic() - view.started
-        console.print(f"Local model ready in {elapsed:.0f}s: {result.model}", markup=False)
-    return result.model
 
 
 @app.command()

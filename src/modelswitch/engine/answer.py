@@ -44,7 +44,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings())
     provider = config.provider(spec.provider)
     if provider.managed:
         from ..local import server as local
-        from .choice import warn
+        from ..notify import warn
 
         # The config was read before the server (re)started: the live port is in local's state.
         provider = replace(provider, base_url=local.ensure_running(announce=warn).base_url)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .. import errors, paths
 from ..config.load import Config, ModelSpec, ProviderSpec, load
 from ..config.keys import key_available
-
-
-def warn(text: str) -> None:
-    """A line for the user on stderr (never stdout: stdout may be a pipe into a file)."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+from ..notify import warn
 
 
 def load_config(explicit: str | None) -> Config:
@@ -48,8 +44,9 @@ def choose_for_session(config: Config, wanted: str | None, previous: str | None)
         return choose_model(config, None)  # the session's old model is gone or has no key
 
 
-def first_run_local(config: Config, wanted: str | None) -> Config:
-    """No key, no model, no local server, a person at a terminal: set up the bundled local model."""
+def first_run_local(config: Config, wanted: str | None, setup: Callable[[], object]) -> Config:
+    """No key, no model, no local server, a person at a terminal: set up the bundled local model
+    (`setup` runs it and shows its progress: the caller's drawing, not ours)."""
     from ..local import server as local
     from .catalog import first_local_model
 
@@ -57,11 +54,9 @@ def first_run_local(config: Config, wanted: str | None) -> Config:
         return config
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return config  # a pipe or a script never starts a 16-minute build by surprise
-    from ..cli.local import setup_with_progress
-
     warn("No API key is set and no model is configured: setting up the bundled local model "
          "(llama.cpp + SmolLM2-135M, works offline). Ctrl-C stops; `modelswitch local setup` resumes.")
-    setup_with_progress()
+    setup()
     return load_config(str(config.path))  # now with the `local` provider, first among local ones
 
 

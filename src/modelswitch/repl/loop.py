@@ -15,6 +15,7 @@ from ..config.load import ModelSpec
 from ..conversation import Message
 from ..engine.session import ChatSession
 from ..engine.choice import choose_for_session, first_run_local, load_config
+from ..ui.progress import setup_with_progress
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ChatOptions:
 def run_chat(opts: ChatOptions) -> int:
     from ..store.chatlog import ChatLog
 
-    config = first_run_local(load_config(opts.config_path), opts.model)
+    config = first_run_local(load_config(opts.config_path), opts.model, setup=setup_with_progress)
     log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
     spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
     conversation = log.conversation if log else None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .. import errors
 from ..conversation import Conversation, Message
 from ..config.pricing import Cost
-from ..engine.choice import warn
+from ..notify import warn
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -24,7 +24,7 @@ from ..config.pricing import Cost, message_cost
 
 if TYPE_CHECKING:
     from ..ui.compare import CompareView
-    from ..repl.loop import Repl
+    from ..repl.commands import Repl
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from .commands import command, help_rows
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from .loop import Repl
+    from .commands import Repl
 
 
 @command("model", "/model [NAME]", "switch model (history goes along); bare: show the current one",

@@ -5,12 +5,32 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from .loop import Repl
+    from ..config.load import ModelSpec
+    from ..conversation import Message
+    from ..engine.session import ChatSession
+
+
+class Repl(Protocol):
+    """The REPL as a command sees it (loop.Repl is the one implementation). Declared here, below
+    the loop, so handlers, completion and compare need nothing from the loop that calls them."""
+
+    session: ChatSession
+    color: bool
+    running: bool
+    pending_compare: tuple[ModelSpec, ...]
+
+    def say(self, text: str, style: str | None = None) -> None: ...
+
+    def send(self, text: str, model: ModelSpec | None = None) -> None: ...
+
+    def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> None: ...
+
+    def toolbar(self) -> str: ...
 
 # What Tab offers after the command name.
 ArgKind = Literal["none", "model", "session", "path", "think", "setting", "text"]

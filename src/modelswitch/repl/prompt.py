@@ -16,7 +16,7 @@ from . import commands
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from .loop import Repl
+    from .commands import Repl
 
 
 class ReplCompleter(Completer):

@@ -154,7 +154,7 @@ def compare(
     g = _globals(ctx)
 
     def run() -> int:
-        from ..engine.compare import run_compare_cli
+        from .compare import run_compare_cli
 
         return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
                                json_out=json_out, color=g.color)

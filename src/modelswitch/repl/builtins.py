@@ -180,7 +180,7 @@ def _sessions(repl: Repl, arg: str) -> None:
 @command("compare", "/compare A B [...] [PROMPT]",
          "the same prompt to several models at once; without PROMPT, your next message", args="model")
 def _compare(repl: Repl, arg: str) -> None:
-    from ..engine.compare import parse_compare_args, run_compare
+    from .compare import parse_compare_args, run_compare
 
     specs, prompt = parse_compare_args(repl, arg)
     if prompt:

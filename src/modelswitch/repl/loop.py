@@ -127,7 +127,7 @@ class Repl:
     # -- answering -------------------------------------------------------------------------
     def send(self, text: str, model: ModelSpec | None = None) -> None:
         if self.pending_compare:
-            from ..engine.compare import run_compare
+            from .compare import run_compare
 
             models, self.pending_compare = self.pending_compare, ()
             run_compare(self, models, text)

@@ -14,8 +14,8 @@ from modelswitch.conversation import Message, ModelRef, Timing
 from modelswitch.events import Usage
 from modelswitch.ui.mdstream import Block, MarkdownStream
 from modelswitch.config.pricing import Cost
+from modelswitch.ui.base import footer_text
 from modelswitch.ui.render import (
-    footer_text,
     make_renderer,
     print_error,
     print_info,

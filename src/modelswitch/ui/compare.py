@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .render import footer_text, thought_text
+from .base import footer_text, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from .mdstream import Block, MarkdownStream
-from .render import Renderer, footer_text, thought_text
+from .base import Renderer, footer_text, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult

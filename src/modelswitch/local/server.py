@@ -202,7 +202,7 @@ def setup(paths: LocalPaths | None = None, progress: Progress = _quiet) -> Setup
 
 
 
-def _write_template(paths: LocalPaths) -> None:
+def write_template(paths: LocalPaths) -> None:
     text = chat_template()
     with contextlib.suppress(OSError):
         if paths.template.read_text("utf-8") == text:
@@ -218,7 +218,7 @@ def chat_template() -> str:
 
 
 @contextlib.contextmanager
-def _lock(paths: LocalPaths) -> Iterator[None]:
+def lock(paths: LocalPaths) -> Iterator[None]:
     """Serialise setup/start/stop across processes: a REPL auto-start may race `local start`."""
     paths.root.mkdir(parents=True, exist_ok=True)
     with (paths.root / ".lock").open("w") as f:
@@ -302,14 +302,14 @@ def server_argv(paths: LocalPaths, binary: Path, port: int) -> list[str]:
 def start(paths: LocalPaths | None = None, port: int | None = None) -> ServerState:
     """Start llama-server on a free loopback port and wait until it answers; reuse one that runs."""
     p = paths or LocalPaths.default()
-    with _lock(p):
+    with lock(p):
         running, _ = read_state(p)
         if running is not None:
             return running
         binary = engine_binary(p)
         if binary is None or not model_ready(p.model):
             raise NotSetUp("the local model is not set up: run `modelswitch local setup`")
-        _write_template(p)
+        write_template(p)
         p.server_log.parent.mkdir(parents=True, exist_ok=True)
         for _attempt in range(3):
             chosen = port or pick_port()
@@ -378,7 +378,7 @@ def _tail(log: Path, lines: int = 3) -> str:
 def stop(paths: LocalPaths | None = None, timeout: float = STOP_TIMEOUT_S) -> ServerState | None:
     """End exactly the recorded server pid; returns what was stopped (None: nothing ran)."""
     p = paths or LocalPaths.default()
-    with _lock(p):
+    with lock(p):
         state, _ = read_state(p)
         if state is None:
             return None

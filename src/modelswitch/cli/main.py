@@ -135,7 +135,7 @@ def models(
     g = _globals(ctx)
 
     def run() -> int:
-        from ..engine.catalog import show_models
+        from .models import show_models
 
         return show_models(g.config, json_out=json_out)
 

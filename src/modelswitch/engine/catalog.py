@@ -1,14 +1,11 @@
-"""`modelswitch models`: every model, its provider, reasoning, key status and price."""
+"""Every model, its provider, reasoning, key status and price, as values (`models`, `/models`)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 
 from ..config.load import Config, ModelSpec, ProviderSpec
 from ..config.keys import key_available, key_source
-from .choice import load_config
 
 
 def key_status(p: ProviderSpec) -> str:
@@ -101,21 +98,3 @@ def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[M
          "yes" if m.reasoning not in (None, False) else "", key_status(p), price_text(m)]
         for p, m in models
     ]
-
-
-def show_models(config_path: str | None, *, json_out: bool) -> int:
-    config = load_config(config_path)
-    models = all_models(config)
-    if json_out:
-        sys.stdout.write(json.dumps({"models": as_json(config, models)}, ensure_ascii=False, indent=1) + "\n")
-        return 0
-    from ..ui.render import print_info, print_table
-
-    print_table(TABLE_HEADERS, table_rows(models, lambda m: is_default(config, m)))
-    local = [p for p in config.providers.values() if p.local]
-    if local:
-        print_info(
-            "local servers: " + ", ".join(f"{p.name} ({p.base_url})" for p in local)
-            + " — name any of their models as provider/model", style="dim",
-        )
-    return 0

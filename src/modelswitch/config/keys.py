@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
-from .load import ProviderSpec
 from ..errors import ConfigError
 from ..redaction import redact, remember
+
+if TYPE_CHECKING:
+    from .load import ProviderSpec  # a type only: load.py imports this module
 
 API_KEY_CMD_TIMEOUT = 10.0
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, UsageError
 from ..providers import PROTOCOL_NAMES as PROTOCOLS
+from .keys import key_available
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
@@ -133,8 +134,6 @@ class Config:
         """The configured default, else the first model whose provider has a key available."""
         if self.default:
             return self.resolve(self.default)
-        from .keys import key_available
-
         for p in self.providers.values():
             if p.models and not p.local and key_available(p):
                 return p.models[0]

@@ -1,4 +1,5 @@
-"""The REPL's slash commands. Each registers itself; commands.py dispatches, helps and completes."""
+"""The REPL's slash commands, declared into BUILTINS; the REPL registers them with commands.py, which
+dispatches, helps and completes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import subprocess
 import tempfile
 from typing import TYPE_CHECKING
 
-from .commands import command, help_rows
+from .commands import Command, declare, help_rows
 from ..errors import UsageError
 
 if TYPE_CHECKING:
     from .commands import Repl
+
+BUILTINS: list[Command] = []
+command = declare(BUILTINS)
 
 
 @command("model", "/model [NAME]", "switch model (history goes along); bare: show the current one",

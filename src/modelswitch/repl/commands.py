@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -46,21 +46,32 @@ class Command:
     args: ArgKind = "none"
 
 
+Handler = Callable[["Repl", str], None]
 REGISTRY: dict[str, Command] = {}
 _BY_NAME: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (), args: ArgKind = "none"):  # noqa: A002, ANN201
-    """Register a REPL command handler `fn(repl, argument_text)`."""
+def declare(into: list[Command]) -> Callable[..., Callable[[Handler], Handler]]:
+    """A `@command(name, usage, help, aliases=..., args=...)` decorator that appends each handler
+    `fn(repl, argument_text)` to `into`; nothing is dispatched until that list is `register`ed."""
 
-    def register(fn: Callable[[Repl, str], None]) -> Callable[[Repl, str], None]:
-        cmd = Command(name, usage, help, fn, aliases, args)
-        REGISTRY[name] = cmd
-        for n in (name, *aliases):
+    def command(name: str, usage: str, help: str, *, aliases: tuple[str, ...] = (),  # noqa: A002
+                args: ArgKind = "none") -> Callable[[Handler], Handler]:
+        def add(fn: Handler) -> Handler:
+            into.append(Command(name, usage, help, fn, aliases, args))
+            return fn
+
+        return add
+
+    return command
+
+
+def register(commands: Iterable[Command]) -> None:
+    """Make `commands` the ones dispatch, /help and Tab completion know (the REPL calls this)."""
+    for cmd in commands:
+        REGISTRY[cmd.name] = cmd
+        for n in (cmd.name, *cmd.aliases):
             _BY_NAME[n] = cmd
-        return fn
-
-    return register
 
 
 def lookup(word: str) -> Command:

@@ -16,6 +16,7 @@ from ..conversation import Message
 from ..engine.session import ChatSession
 from ..engine.choice import choose_for_session, first_run_local, load_config
 from ..ui.progress import setup_with_progress
+from . import builtins, commands
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,7 @@ def run_chat(opts: ChatOptions) -> int:
 
 class Repl:
     def __init__(self, session: ChatSession, *, color: bool, interactive: bool) -> None:
-        from . import builtins as slash  # noqa: F401 - registers the slash commands
-
+        commands.register(builtins.BUILTINS)
         self.session = session
         self.color = color
         self.interactive = interactive
@@ -106,8 +106,6 @@ class Repl:
 
     def handle(self, line: str) -> None:
         """One line of input: a command, an @model one-off, or a message."""
-        from . import commands
-
         stripped = line.strip()
         try:
             if stripped.startswith("/"):

@@ -14,9 +14,10 @@ from ..conversation import Conversation, Message
 from ..events import Notice, ReasoningDelta, TextDelta
 from ..config.pricing import message_cost
 from ..engine.choice import choose_for_session, load_config, warn
+from ..vocab import ASK_REASONING_VIEWS
 
 STDIN_WARN_BYTES = 1_000_000
-REASONING_MODES = ("show", "hide", "stderr")
+REASONING_MODES = ASK_REASONING_VIEWS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, UsageError
 from ..providers import PROTOCOL_NAMES as PROTOCOLS
+from ..vocab import TEMPERATURE_RANGE, parse_reasoning
 from .keys import key_available
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -367,15 +368,19 @@ class _Validator:
         if not model_id:
             raise self.fail(f"{key}.id", "missing: the provider's model id is required")
         reasoning = self.opt(t, "reasoning", (bool, str, int), f"{key}.reasoning")
-        if isinstance(reasoning, str) and reasoning not in ("low", "medium", "high"):
-            raise self.fail(f"{key}.reasoning", f"must be true, false, low, medium, high or a token budget, got {reasoning!r}")
+        if isinstance(reasoning, str):  # the words `/set reasoning` takes mean the same here
+            try:
+                reasoning = parse_reasoning(reasoning)
+            except UsageError:
+                raise self.fail(f"{key}.reasoning", f"must be true, false, low, medium, high or a token budget, got {reasoning!r}") from None
         fallback = self.opt(t, "fallback", list, f"{key}.fallback") or []
         for i, fb in enumerate(fallback):
             if not isinstance(fb, str):
                 raise self.fail(f"{key}.fallback[{i}]", f"must be a model name, got {_tname(fb)}")
         temperature = self.opt(t, "temperature", float, f"{key}.temperature")
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise self.fail(f"{key}.temperature", f"must be between 0 and 2, got {temperature}")
+        low, high = TEMPERATURE_RANGE
+        if temperature is not None and not low <= temperature <= high:
+            raise self.fail(f"{key}.temperature", f"must be between {low:g} and {high:g}, got {temperature}")
         retries = self.opt(t, "retries", int, f"{key}.retries")
         if retries is not None and retries < 0:
             raise self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")

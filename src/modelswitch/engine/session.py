@@ -15,6 +15,7 @@ from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message
 from ..config.pricing import Cost, message_cost
+from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .choice import ensure_usable
 
 if TYPE_CHECKING:
@@ -186,8 +187,9 @@ class ChatSession:
         key = key.strip().lower()
         if key == "temperature":
             t = _number(value, key)
-            if not 0 <= t <= 2:
-                raise errors.UsageError("temperature must be between 0 and 2")
+            low, high = TEMPERATURE_RANGE
+            if not low <= t <= high:
+                raise errors.UsageError(f"temperature must be between {low:g} and {high:g}")
             self.settings = replace(self.settings, temperature=t)
         elif key == "max_tokens":
             n = int(_number(value, key))
@@ -195,9 +197,9 @@ class ChatSession:
                 raise errors.UsageError("max_tokens must be greater than 0")
             self.settings = replace(self.settings, max_tokens=n)
         elif key == "reasoning":
-            self.settings = replace(self.settings, reasoning=_reasoning(value))
+            self.settings = replace(self.settings, reasoning=parse_reasoning(value))
         else:
-            raise errors.UsageError(f"unknown setting '{key}' (temperature, max_tokens, reasoning)")
+            raise errors.UsageError(f"unknown setting '{key}' ({', '.join(SETTINGS)})")
         return f"{key} = {value}"
 
 
@@ -206,18 +208,3 @@ def _number(value: str, key: str) -> float:
         return float(value)
     except ValueError:
         raise errors.UsageError(f"{key} needs a number, not '{value}'") from None
-
-
-def _reasoning(value: str) -> bool | str | int | None:
-    v = value.strip().lower()
-    if v in ("on", "true", "yes"):
-        return True
-    if v in ("off", "false", "no"):
-        return False
-    if v in ("default", "auto"):
-        return None
-    if v in ("low", "medium", "high"):
-        return v
-    if v.isdigit():
-        return int(v)
-    raise errors.UsageError("reasoning is on, off, low, medium, high, default or a token budget")

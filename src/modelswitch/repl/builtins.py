@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .commands import Command, declare, help_rows
 from ..errors import UsageError
+from ..vocab import REASONING_VIEWS, SETTINGS
 
 if TYPE_CHECKING:
     from .commands import Repl
@@ -41,7 +42,7 @@ def _models(repl: Repl, arg: str) -> None:
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",
          args="think")
 def _think(repl: Repl, arg: str) -> None:
-    if arg not in ("show", "hide", "collapse"):
+    if arg not in REASONING_VIEWS:
         repl.say(f"reasoning is shown as: {repl.session.think} (/think show|hide|collapse)")
         return
     repl.session.think = arg
@@ -100,7 +101,7 @@ def _history(repl: Repl, arg: str) -> None:
 def _set(repl: Repl, arg: str) -> None:
     key, _, value = arg.partition(" ")
     if not key or not value.strip():
-        raise UsageError("usage: /set temperature|max_tokens|reasoning VALUE")
+        raise UsageError(f"usage: /set {'|'.join(SETTINGS)} VALUE")
     repl.say(repl.session.set(key, value.strip()), "dim")
 
 

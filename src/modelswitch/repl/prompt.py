@@ -14,6 +14,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from .. import paths
 from . import commands
 from ..errors import UsageError
+from ..vocab import REASONING_VIEWS, SETTINGS
 
 if TYPE_CHECKING:
     from .commands import Repl
@@ -52,9 +53,9 @@ class ReplCompleter(Completer):
         elif cmd.args == "session" and self.repl.session.log is not None:
             yield from _matches(current, self.repl.session.log.names())
         elif cmd.args == "think":
-            yield from _matches(current, ["show", "hide", "collapse"])
+            yield from _matches(current, REASONING_VIEWS)
         elif cmd.args == "setting" and " " not in rest:
-            yield from _matches(current, ["temperature", "max_tokens", "reasoning"])
+            yield from _matches(current, SETTINGS)
 
 
 def _matches(prefix: str, candidates: Iterable[str]) -> Iterable[Completion]:

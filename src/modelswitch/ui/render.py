@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
 from ..events import Event, Notice, ReasoningDelta, TextDelta
+from ..vocab import REASONING_VIEWS
 from .base import Renderer
 from .mdstream import MarkdownStream
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ..config.pricing import Cost
     from ..conversation import Message
 
-_MODES = ("show", "collapse", "hide", "stderr")
+_MODES = (*REASONING_VIEWS, "stderr")
 
 
 def make_renderer(

@@ -39,15 +39,16 @@ def model_ref(config: Config, spec: ModelSpec) -> ModelRef:
     )
 
 
-def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings()) -> Target:
-    """Resolve the key and merge settings: everything a protocol needs for one request."""
+def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
+               announce: Callable[[str], None] | None = None) -> Target:
+    """Resolve the key and merge settings: everything a protocol needs for one request. A managed
+    local server that stopped since the model was chosen is started again, told to `announce`."""
     provider = config.provider(spec.provider)
     if provider.managed:
         from ..local import server as local
-        from ..notify import warn
 
         # The config was read before the server (re)started: the live port is in local's state.
-        provider = replace(provider, base_url=local.ensure_running(announce=warn).base_url)
+        provider = replace(provider, base_url=local.ensure_running(announce=announce).base_url)
     key = secrets.resolve_key(provider)
     pick = lambda mine, model: model if mine is None else mine  # noqa: E731
     return Target(
@@ -147,7 +148,10 @@ class Answer:
         from ..providers.transport import stream
 
         provider = self.config.provider(spec.provider)
-        target = target_for(self.config, spec, self.settings)
+        said: list[str] = []
+        target = target_for(self.config, spec, self.settings, announce=said.append)
+        for text in said:  # a server (re)start is news for the user: an event, not a print
+            yield Notice(text)
         protocol = get_protocol(provider.type)
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):

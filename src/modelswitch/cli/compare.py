@@ -7,16 +7,15 @@ import sys
 
 from .. import errors
 from ..conversation import Conversation, Message
+from ..engine.choice import ensure_usable, load_config
 from ..engine.compare import run_models
+from ..ui.compare import CompareView
+from .ask import join_prompt, read_stdin, result_object
 
 
 def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, system: str | None,
                     json_out: bool, color: bool) -> int:
     """`modelswitch compare -m A -m B PROMPT`: columns in a terminal, sections or JSON in a pipe."""
-    from .ask import join_prompt, read_stdin, result_object
-    from ..ui.compare import CompareView
-    from ..engine.choice import ensure_usable, load_config
-
     if len(models) < 2:
         raise errors.UsageError("compare needs at least two models: -m A -m B")
     config = load_config(config_path)

@@ -7,6 +7,7 @@ import sys
 
 from ..engine.catalog import TABLE_HEADERS, all_models, as_json, is_default, table_rows
 from ..engine.choice import load_config
+from ..ui.render import print_info, print_table
 
 
 def show_models(config_path: str | None, *, json_out: bool) -> int:
@@ -15,8 +16,6 @@ def show_models(config_path: str | None, *, json_out: bool) -> int:
     if json_out:
         sys.stdout.write(json.dumps({"models": as_json(config, models)}, ensure_ascii=False, indent=1) + "\n")
         return 0
-    from ..ui.render import print_info, print_table
-
     print_table(TABLE_HEADERS, table_rows(models, lambda m: is_default(config, m)))
     local = [p for p in config.providers.values() if p.local]
     if local:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .. import errors
 from ..config.load import ModelSpec
 from ..engine.compare import run_models
+from ..ui.compare import CompareView
 
 if TYPE_CHECKING:
     from .commands import Repl
@@ -35,8 +36,6 @@ def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:
 
 def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
     """The REPL's /compare: answers side by side; none joins history until /keep."""
-    from ..ui.compare import CompareView
-
     session = repl.session
     user = session.user_message(text)
     view = CompareView([s.name for s in specs], terminal=sys.stdout.isatty(), color=repl.color,

@@ -68,7 +68,7 @@ class StepView:
 
 def setup_with_progress(console: Console | None = None) -> Path:
     """Run setup drawing its steps (for `local setup` and a first run with nothing configured)."""
-    from ..local import server as local
+    from ..local import server as local  # start-up: --help must not load the server code
 
     console = console or stderr_console()
     view = StepView(console)

@@ -33,6 +33,7 @@ class AskOptions:
     session: str | None = None
     config_path: str | None = None
     color: bool = True
+    debug: bool = False
 
 
 def read_stdin(stream: TextIO | None = None) -> str:
@@ -85,7 +86,7 @@ def run_ask(opts: AskOptions) -> int:
     user = Message(role="user", text=text)
     conversation = conversation.add(user)
 
-    answer = Answer(config, conversation, spec, fallback=opts.fallback)
+    answer = Answer(config, conversation, spec, fallback=opts.fallback, debug=opts.debug)
     try:
         if opts.json:
             return _as_json(config, answer)

@@ -14,7 +14,7 @@ from .ask import join_prompt, read_stdin, result_object
 
 
 def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, system: str | None,
-                    json_out: bool, color: bool) -> int:
+                    json_out: bool, color: bool, debug: bool = False) -> int:
     """`modelswitch compare -m A -m B PROMPT`: columns in a terminal, sections or JSON in a pipe."""
     if len(models) < 2:
         raise errors.UsageError("compare needs at least two models: -m A -m B")
@@ -28,7 +28,7 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     conversation = Conversation(system).add(Message(role="user", text=text))
     terminal = sys.stdout.isatty() and not json_out
     view = CompareView([s.name for s in specs], terminal=terminal, color=color, quiet=json_out)
-    outcomes = run_models(config, conversation, specs, view)
+    outcomes = run_models(config, conversation, specs, view, debug=debug)
     if json_out:
         results = []
         for o in outcomes:

@@ -63,8 +63,6 @@ def root(
     if no_color:
         os.environ["NO_COLOR"] = "1"  # prompt_toolkit and every console honour it, child editors too
     ctx.obj = Globals(config, color=not no_color and not os.environ.get("NO_COLOR"), debug=debug)
-    if debug:
-        os.environ["MODELSWITCH_DEBUG"] = "1"
     if ctx.invoked_subcommand is None:
         chat(ctx)
 
@@ -98,7 +96,7 @@ def ask(
             AskOptions(
                 prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
                 json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
-                config_path=g.config, color=g.color,
+                config_path=g.config, color=g.color, debug=g.debug,
             )
         )
 
@@ -120,7 +118,8 @@ def chat(
         from ..repl.loop import ChatOptions, run_chat
 
         return run_chat(
-            ChatOptions(model=model, system=system, cont=cont, session=session, config_path=g.config, color=g.color)
+            ChatOptions(model=model, system=system, cont=cont, session=session, config_path=g.config, color=g.color,
+                        debug=g.debug)
         )
 
     guarded(ctx, run)
@@ -157,7 +156,7 @@ def compare(
         from .compare import run_compare_cli
 
         return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
-                               json_out=json_out, color=g.color)
+                               json_out=json_out, color=g.color, debug=g.debug)
 
     guarded(ctx, run)
 

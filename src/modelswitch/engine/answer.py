@@ -76,6 +76,7 @@ class Answer:
         settings: Settings = Settings(),
         fallback: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        debug: bool = False,
     ) -> None:
         self.config = config
         self.conversation = conversation
@@ -83,6 +84,7 @@ class Answer:
         self.settings = settings
         self.use_fallback = fallback
         self.sleep = sleep
+        self.debug = debug  # `--debug`: the transport logs each request
         self.error: errors.ModelSwitchError | None = None
         self._ref = model_ref(config, spec)
         self._fallback_from: str | None = None
@@ -160,6 +162,7 @@ class Answer:
                 for event in stream(
                     protocol, target, self.conversation,
                     connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
+                    debug=self.debug,
                 ):
                     self._take(event)
                     yield event

@@ -75,9 +75,10 @@ def run_models(
     view: CompareView,
     *,
     settings: Settings = Settings(),
+    debug: bool = False,
 ) -> list[Outcome]:
     """Stream every model's answer to `conversation` concurrently into `view`; Ctrl-C stops all."""
-    answers = [Answer(config, conversation, s, settings=settings, fallback=False) for s in specs]
+    answers = [Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) for s in specs]
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     failures: dict[int, str] = {}

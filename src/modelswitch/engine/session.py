@@ -39,8 +39,10 @@ class ChatSession:
         *,
         conversation: Conversation | None = None,
         log: ChatLog | None = None,
+        debug: bool = False,
     ) -> None:
         self.config = config
+        self.debug = debug
         self.model = model
         self.conversation = conversation or Conversation()
         self.settings = Settings()
@@ -95,7 +97,8 @@ class ChatSession:
     def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True) -> Answer:
         """Start an answer to `user` on `model` (default: the current model); not yet in history."""
         spec = model or self.model
-        return Answer(self.config, self.conversation.add(user), spec, settings=self.settings, fallback=fallback)
+        return Answer(self.config, self.conversation.add(user), spec, settings=self.settings, fallback=fallback,
+                      debug=self.debug)
 
     def finish(self, user: Message, answer: Answer) -> Message:
         """Put the exchange into history and the database, whatever its status."""

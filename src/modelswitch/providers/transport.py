@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -55,8 +54,10 @@ def stream(
     *,
     connect_timeout: float = 10.0,
     read_timeout: float = 300.0,
+    debug: bool = False,
 ) -> Iterator[Event]:
-    """Send the conversation to `target` and yield its events as they arrive.
+    """Send the conversation to `target` and yield its events as they arrive (`debug`: log the
+    request to stderr, secrets masked).
 
     Closing the generator (Ctrl-C, or the caller stopping early) closes the HTTP stream at once.
     """
@@ -64,7 +65,7 @@ def stream(
     label = f"{target.provider}/{target.model_id}"
     started = False
     try:
-        with _open(request, connect_timeout, read_timeout) as response:
+        with _open(request, connect_timeout, read_timeout, debug) as response:
             if response.status_code >= 300:
                 raise _status_error(protocol, target, response)
             _reject_html(response, label)
@@ -97,7 +98,7 @@ def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
 
 
 def _open(
-    request: HttpRequest, connect_timeout: float, read_timeout: float
+    request: HttpRequest, connect_timeout: float, read_timeout: float, debug: bool
 ) -> AbstractContextManager[httpx.Response]:
     import httpx
 
@@ -105,7 +106,7 @@ def _open(
     if request.body is not None:
         body = json.dumps(request.body, ensure_ascii=False).encode("utf-8")
     headers = {"Accept-Encoding": "identity", **request.headers}
-    if os.environ.get("MODELSWITCH_DEBUG"):
+    if debug:
         _debug_log(request, headers, body)
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, write=30.0, pool=connect_timeout)
     return client(request.url).stream(request.method, request.url, content=body, headers=headers, timeout=timeout)

@@ -42,7 +42,7 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
                        reasoning=session.think)
     try:
         outcomes = run_models(session.config, session.conversation.add(user), specs, view,
-                              settings=session.settings)
+                              settings=session.settings, debug=session.debug)
     except KeyboardInterrupt:
         repl.say("\ninterrupted — compare stopped", "yellow")
         return

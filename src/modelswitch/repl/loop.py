@@ -27,6 +27,7 @@ class ChatOptions:
     session: str | None = None
     config_path: str | None = None
     color: bool = True
+    debug: bool = False
 
 
 def run_chat(opts: ChatOptions) -> int:
@@ -36,7 +37,7 @@ def run_chat(opts: ChatOptions) -> int:
     log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
     spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
     conversation = log.conversation if log else None
-    session = ChatSession(config, spec, conversation=conversation, log=log)
+    session = ChatSession(config, spec, conversation=conversation, log=log, debug=opts.debug)
     if opts.system:
         session.set_system(opts.system)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()

@@ -56,7 +56,7 @@ thoughts = chunks(reasoning_n, lambda k: f"Let me think about part {k} of the qu
 
 from modelswitch.conversation import Message, ModelRef, Timing
 from modelswitch.events import Usage
-from modelswitch.render import make_renderer
+from modelswitch.ui.render import make_renderer
 
 start = time.process_time()
 r = make_renderer(terminal=True, reasoning=mode)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""modelswitch against the floor (curl) on one loopback stream, measured in one run, interleaved.
+"""modelswitch against two floors (curl, a bare httpx client) on one loopback stream, interleaved.
 
     python benchmarks/run.py [--sizes 2000,20000] [--repeat 3] [--reasoning] [--peer "llm -m x"]
 
@@ -7,6 +7,8 @@ A server process streams N OpenAI-style SSE chunks (Markdown with headings, list
 fences) as fast as it can, so the client is the bottleneck. For each client it prints median CPU
 seconds (user+sys of the child, from wait4), wall seconds, peak RSS, and how long after the
 server's first byte the first answer byte reached the client's stdout (a pipe or a pty).
+Two floors: curl (bytes to stdout, no parsing) and benchmarks/floor.py (httpx, SSE lines decoded,
+content deltas written: the least any Python client does); CPU/py is the ratio to the second.
 --peer CMD runs another client against the same server; its command gets OPENAI_BASE_URL and
 OPENAI_API_KEY in the environment and the prompt as its last argument.
 """
@@ -98,6 +100,7 @@ def last_stamp(stamps: str) -> float | None:
     return float(lines[-1]) if lines else None
 
 
+PY_FLOOR = "python httpx (floor)"
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
@@ -223,6 +226,8 @@ def main() -> None:
         if curl:
             clients = {"curl (floor)": ([curl, "-sN", "-H", "Content-Type: application/json", "-d", req,
                                          f"http://127.0.0.1:{port}/{n}/v1/chat/completions"], False), **clients}
+        clients = {PY_FLOOR: ([sys.executable, str(HERE / "floor.py"),
+                               f"http://127.0.0.1:{port}/{n}/v1/chat/completions"], False), **clients}
         for peer in args.peer:
             clients[f"peer: {peer}"] = ([*shlex.split(peer), "go"], False)
         runs: dict[str, list[Run]] = {name: [] for name in clients}
@@ -242,12 +247,14 @@ def main() -> None:
 
     print(f"\nmodelswitch benchmark · {os.cpu_count()} cores · median of {args.repeat} · "
           f"{'with 200 reasoning chunks · ' if args.reasoning else ''}{time.strftime('%Y-%m-%d')}\n")
-    print(f"{'client':<28} {'chunks':>7} {'CPU s':>8} {'wall s':>8} {'peak RSS':>9} {'1st byte':>10} {'CPU/floor':>10}")
+    print(f"{'client':<28} {'chunks':>7} {'CPU s':>8} {'wall s':>8} {'peak RSS':>9} {'1st byte':>10} {'CPU/floor':>10} {'CPU/py':>7}")
     for (name, n), (cpu, wall, rss, fb) in results.items():
         floor = results.get(("curl (floor)", n))
         ratio = f"{cpu / floor[0]:.0f}x" if floor and floor[0] > 0 and not name.startswith("curl") else ""
+        py = results.get((PY_FLOOR, n))
+        py_ratio = f"{cpu / py[0]:.2f}x" if py and py[0] > 0 and not name.endswith("(floor)") else ""
         fbs = f"+{fb * 1000:.1f} ms" if fb is not None else "—"
-        print(f"{name:<28} {n:>7} {cpu:>8.3f} {wall:>8.3f} {rss:>6.0f} MiB {fbs:>10} {ratio:>10}")
+        print(f"{name:<28} {n:>7} {cpu:>8.3f} {wall:>8.3f} {rss:>6.0f} MiB {fbs:>10} {ratio:>10} {py_ratio:>7}")
     for flag, (cpu, wall, rss, _) in starts.items():
         print(f"{'modelswitch ' + flag:<28} {'':>7} {cpu:>8.3f} {wall:>8.3f} {rss:>6.0f} MiB")
     if gaps:

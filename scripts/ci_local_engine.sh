@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-exec "$PY" -m modelswitch.local_cli prefetch
+exec "$PY" -m modelswitch.cli.local prefetch

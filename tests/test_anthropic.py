@@ -7,10 +7,10 @@ import json
 import pytest
 
 from modelswitch import errors
-from modelswitch.config import Price
+from modelswitch.config.load import Price
 from modelswitch.conversation import Conversation, Message, ModelRef
 from modelswitch.events import Done, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
-from modelswitch.pricing import Cost, cost_of
+from modelswitch.config.pricing import Cost, cost_of
 from modelswitch.providers import get_protocol
 from modelswitch.providers.anthropic import PROTOCOL, max_tokens_for, thinking_plan
 from modelswitch.providers.base import Target

@@ -19,7 +19,7 @@ import pytest
 CHILD = """
 import sys
 from modelswitch import errors
-from modelswitch.session import ChatSession
+from modelswitch.engine.session import ChatSession
 chat = ChatSession(None, None)  # attach() needs neither a config nor a model
 try:
     print("OK", chat.attach(sys.argv[1]))

@@ -220,10 +220,10 @@ def test_resumed_chat_cost_equals_sessions_show_stats(tmp_path: Path, server: Lo
 
     # The toolbar (not drawn where the terminal cannot report its size, as under pexpect) totals
     # the same answers, from the same records, as `chat -c` builds them.
-    from modelswitch.chatlog import ChatLog
-    from modelswitch.config import load
-    from modelswitch.repl import Repl
-    from modelswitch.session import ChatSession
+    from modelswitch.store.chatlog import ChatLog
+    from modelswitch.config.load import load
+    from modelswitch.repl.loop import Repl
+    from modelswitch.engine.session import ChatSession
 
     log = ChatLog.open_for(None, True, model=None, system=None)
     assert log is not None

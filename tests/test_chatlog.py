@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config as config_mod
+from modelswitch.config import load as config_mod
 from modelswitch import errors
-from modelswitch.chatlog import ChatLog
+from modelswitch.store.chatlog import ChatLog
 from modelswitch.conversation import Message
-from modelswitch.session import ChatSession
-from modelswitch.store import Store
+from modelswitch.engine.session import ChatSession
+from modelswitch.store.db import Store
 from tests.loopback import LoopbackServer, Reply
 from tests.test_session import exchange
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch.cli import app
+from modelswitch.cli.main import app
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-cli-SECRET-abcdef0123456789"
@@ -318,7 +318,7 @@ def test_config_path_prints_where_it_reads(tmp_path: Path) -> None:
 
 
 def test_a_bug_of_ours_is_one_line_not_a_traceback(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelswitch.catalog as catalog
+    import modelswitch.cli.models as catalog
 
     def boom(*args: object, **kw: object) -> int:
         raise RuntimeError("unexpected state")

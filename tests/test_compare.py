@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch.config import Price
+from modelswitch.config.load import Price
 from modelswitch.events import Usage
-from modelswitch.pricing import Cost, cost_of
+from modelswitch.config.pricing import Cost, cost_of
 from modelswitch.providers import get_protocol
 from modelswitch.providers.base import Target
 from tests.loopback import LoopbackServer, Reply, command_env

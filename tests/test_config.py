@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config, paths, secrets
+from modelswitch import paths
+from modelswitch.config import load as config
+from modelswitch.config import keys as secrets
+from modelswitch import redaction
 from modelswitch.errors import ConfigError, UsageError
 
 
@@ -158,7 +161,7 @@ api_key = "sk-inline-abcdef"
     monkeypatch.setenv("C_KEY", "sk-env-key-9999")
     assert secrets.resolve_key(c.providers["c"]) == "sk-env-key-9999"
     assert secrets.resolve_key(c.providers["d"]) == "sk-inline-abcdef"
-    assert secrets.redact("key sk-env-key-9999 leaked") == "key sk-…9999 leaked"
+    assert redaction.redact("key sk-env-key-9999 leaked") == "key sk-…9999 leaked"
 
 
 def test_api_key_cmd_that_hangs_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,7 +199,7 @@ def test_a_named_config_that_is_not_a_file_is_exit_2_naming_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     from typer.testing import CliRunner
 
-    from modelswitch.cli import app
+    from modelswitch.cli.main import app
 
     monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-ds-0123456789")  # presets alone would be usable
     for case, path in _named_config_cases(tmp_path).items():
@@ -214,7 +217,7 @@ def test_a_named_config_that_is_not_a_file_is_exit_2_naming_it(
 def test_the_default_config_path_may_be_missing() -> None:
     from typer.testing import CliRunner
 
-    from modelswitch.cli import app
+    from modelswitch.cli.main import app
 
     result = CliRunner().invoke(app, ["config", "validate"])
     assert result.exit_code == 0, result.output
@@ -224,7 +227,7 @@ def test_the_default_config_path_may_be_missing() -> None:
 def test_validate_lists_every_error_not_only_the_first(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from modelswitch.cli import app
+    from modelswitch.cli.main import app
 
     p = write(tmp_path, 'default = "nowhere"\n'
                         '[providers.a]\nbase_url = "api.a.example"\ntype = "opneai"\n'

@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from modelswitch import config as config_mod
-from modelswitch.chatlog import ChatLog
+from modelswitch.config import load as config_mod
+from modelswitch.store.chatlog import ChatLog
 from modelswitch.conversation import Message
-from modelswitch.repl import Repl
-from modelswitch.session import ChatSession
-from modelswitch.sessions_format import stats_rows
+from modelswitch.repl.loop import Repl
+from modelswitch.engine.session import ChatSession
+from modelswitch.store.export import stats_rows
 from tests.loopback import LoopbackServer, Received, Reply
 from tests.validators import FakeAnthropic, FakeDeepSeek, FakeGemini, FakeOllama, Problem
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch.store import Store
+from modelswitch.store.db import Store
 from tests.loopback import LoopbackServer, Received, Reply
 from tests.test_repl_pty import chat_env  # noqa: F401 - the fixture, shared
 

@@ -12,7 +12,7 @@ from modelswitch.errors import ModelSwitchError, ProtocolError
 from modelswitch.events import Notice, ReasoningDelta, TextDelta
 from modelswitch.providers.base import Target
 from modelswitch.providers.openai import PROTOCOL
-from modelswitch.sse import NDJSONDecoder, SSEDecoder, SSEEvent, iter_ndjson, iter_sse
+from modelswitch.providers.sse import NDJSONDecoder, SSEDecoder, SSEEvent, iter_ndjson, iter_sse
 
 # Modest counts: the whole suite must stay fast on two cores.
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

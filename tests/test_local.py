@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch import local, local_setup
-from modelswitch.local import LocalPaths, SetupStep
+from modelswitch.local import server as local
+from modelswitch.local import setup as local_setup
+from modelswitch.local.server import LocalPaths, SetupStep
 
 FAKE_SERVER = f"""#!{sys.executable}
 import http.server, sys
@@ -323,7 +324,7 @@ def test_model_extraction_checks_the_hash(paths: LocalPaths, monkeypatch: pytest
 
 
 def test_cli_status_and_stop_when_nothing_is_set_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from modelswitch.local_cli import app
+    from modelswitch.cli.local import app
 
     monkeypatch.setenv("MODELSWITCH_ENGINE_CACHE", str(tmp_path / "cache"))
     runner = CliRunner()
@@ -338,7 +339,7 @@ def test_cli_status_and_stop_when_nothing_is_set_up(monkeypatch: pytest.MonkeyPa
 
 
 def test_cli_start_status_stop_with_fake_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from modelswitch.local_cli import app
+    from modelswitch.cli.local import app
 
     monkeypatch.setenv("MODELSWITCH_ENGINE_CACHE", str(tmp_path / "cache"))
     _fake_install(LocalPaths.default())

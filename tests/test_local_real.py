@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelswitch import local
-from modelswitch.local import LocalPaths, ServerState
-from modelswitch.local_setup import _cached_wheel
+from modelswitch.local import server as local
+from modelswitch.local.server import LocalPaths, ServerState
+from modelswitch.local.setup import _cached_wheel
 from tests.loopback import LoopbackServer, Received, Reply
 
 # Read at import: the autouse conftest fixture strips MODELSWITCH_* variables from each test.
@@ -309,7 +309,7 @@ def _local_cmd(exe: str | None) -> list[str]:
         probe = subprocess.run([exe, "local", "--help"], capture_output=True, timeout=30)
         if probe.returncode == 0:
             return [exe, "local"]
-    return [sys.executable, "-m", "modelswitch.local_cli"]
+    return [sys.executable, "-m", "modelswitch.cli.local"]
 
 
 def _ps_alive(pid: int) -> bool:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from modelswitch.mdstream import Block, MarkdownStream
+from modelswitch.ui.mdstream import Block, MarkdownStream
 
 
 def split(chunks: list[str]) -> list[Block]:

@@ -285,7 +285,7 @@ def test_any_line_fails_only_as_our_error(lines: list[object]) -> None:
 
 def test_catalog_names_for_the_tags_helpers(server: LoopbackServer) -> None:
     """catalog.local_models() probes any protocol through models_request/parse_models."""
-    from modelswitch import transport
+    from modelswitch.providers import transport
 
     server.default = FakeOllama()
     body = transport.fetch(PROTOCOL.models_request(server.url), timeout=2.0)
@@ -296,7 +296,8 @@ def test_catalog_names_for_the_tags_helpers(server: LoopbackServer) -> None:
 def test_models_listing_shows_what_ollama_has_pulled(server: LoopbackServer) -> None:
     from pathlib import Path
 
-    from modelswitch import catalog, config
+    from modelswitch.engine import catalog
+    from modelswitch.config import load as config
 
     server.default = FakeOllama()
     cfg = config.build({"providers": {"ollama": {"base_url": server.url}}}, Path("config.toml"), presets=config.load_presets())

@@ -733,7 +733,7 @@ def test_in_stream_error_over_http(server: LoopbackServer) -> None:
 
 
 def test_transport_stream_end_to_end(server: LoopbackServer) -> None:
-    from modelswitch import transport
+    from modelswitch.providers import transport
 
     server.add(Reply.fixture("deepseek_reasoner_stream_reasoning_content.sse", size=512))
     target = Target("deepseek", server.url, "deepseek-reasoner", api_key="sk-loopback")
@@ -743,7 +743,7 @@ def test_transport_stream_end_to_end(server: LoopbackServer) -> None:
 
 
 def test_transport_in_stream_overload_is_named(server: LoopbackServer) -> None:
-    from modelswitch import transport
+    from modelswitch.providers import transport
 
     server.add(Reply.sse({"error": {"message": "Server is busy", "code": 503}}, done=False))
     target = Target("deepseek", server.url, "deepseek-reasoner")
@@ -753,7 +753,8 @@ def test_transport_in_stream_overload_is_named(server: LoopbackServer) -> None:
 
 
 def test_transport_uses_error_message_for_error_statuses(server: LoopbackServer) -> None:
-    from modelswitch import errors, transport
+    from modelswitch import errors
+    from modelswitch.providers import transport
 
     server.add(Reply.json(404, (FIXTURES / "openai_404_model_not_found.json").read_bytes()))
     with pytest.raises(errors.ModelNotFoundError) as info:
@@ -762,7 +763,7 @@ def test_transport_uses_error_message_for_error_statuses(server: LoopbackServer)
 
 
 def test_transport_accepts_a_non_stream_json_answer(server: LoopbackServer) -> None:
-    from modelswitch import transport
+    from modelswitch.providers import transport
 
     body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Plain."}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 1}}

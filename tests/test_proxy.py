@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch.cli import app
+from modelswitch.cli.main import app
 from tests.loopback import LoopbackServer, Reply
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
@@ -185,7 +185,7 @@ def test_all_of_127_slash_8_bypasses_the_proxy(tmp_path: Path, monkeypatch: pyte
 
 def test_no_proxy_is_honoured(tmp_path: Path, server: LoopbackServer, socks: Socks5Server,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelswitch.proxy import bypasses
+    from modelswitch.providers.proxy import bypasses
 
     assert bypasses("api.example.com", ("example.com",)) and bypasses("10.1.2.3", ("10.0.0.0/8",))
     assert bypasses("::1") and bypasses("127.9.9.9") and not bypasses("api.example.com", ("other.com",))

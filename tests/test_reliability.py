@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config as config_mod
+from modelswitch.config import load as config_mod
 from modelswitch import errors
-from modelswitch.answer import Answer
+from modelswitch.engine.answer import Answer
 from modelswitch.conversation import Conversation, Message
 from modelswitch.events import Notice, TextDelta
-from modelswitch.transport import parse_retry_after
+from modelswitch.providers.transport import parse_retry_after
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -178,7 +178,7 @@ def test_connection_refused(server: LoopbackServer) -> None:
 
 
 def test_loopback_servers_bypass_environment_proxies(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelswitch import transport
+    from modelswitch.providers import transport
 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.2:9")  # nothing listens there
     monkeypatch.setattr(transport, "_clients", {})

@@ -9,20 +9,20 @@ import sys
 
 import pytest
 
-from modelswitch import render
+from modelswitch.ui import render
 from modelswitch.conversation import Message, ModelRef, Timing
 from modelswitch.events import Usage
-from modelswitch.mdstream import Block, MarkdownStream
-from modelswitch.pricing import Cost
-from modelswitch.render import (
-    footer_text,
+from modelswitch.ui.mdstream import Block, MarkdownStream
+from modelswitch.config.pricing import Cost
+from modelswitch.ui.base import footer_text
+from modelswitch.ui.render import (
     make_renderer,
     print_error,
     print_info,
     print_markdown,
     print_table,
 )
-from modelswitch.render_live import TerminalRenderer
+from modelswitch.ui.live import TerminalRenderer
 from tests.test_render_pty import Screen
 
 ANSI = re.compile(r"\x1b[\[\]]")
@@ -119,7 +119,7 @@ def test_plain_reasoning_to_stderr() -> None:
 def test_plain_mode_never_imports_rich() -> None:
     code = (
         "import io, sys\n"
-        "from modelswitch.render import make_renderer\n"
+        "from modelswitch.ui.render import make_renderer\n"
         "assert not [m for m in sys.modules if m.startswith('rich')], 'import'\n"
         "r = make_renderer(terminal=False, reasoning='stderr', out=io.StringIO(), err=io.StringIO())\n"
         "r.begin('hy'); r.reasoning('x'); r.text('y'); r.notice('n'); r.abort()\n"

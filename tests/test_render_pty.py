@@ -142,7 +142,7 @@ DRIVER = textwrap.dedent(
     import sys, time
     from modelswitch.conversation import Message, ModelRef, Timing
     from modelswitch.events import Usage
-    from modelswitch.render import make_renderer, print_markdown
+    from modelswitch.ui.render import make_renderer, print_markdown
 
     answer = sys.stdin.read() if False else open(sys.argv[1], encoding="utf-8").read()
     r = make_renderer(terminal=True, reasoning="collapse")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch import config as config_mod
-from modelswitch.startup import insecure_key_warning
-from modelswitch.cli import app
-from modelswitch.secrets import mask, redact, remember
+from modelswitch.cli.main import app
+from modelswitch.config import load as config_mod
+from modelswitch.engine.choice import insecure_key_warning
+from modelswitch.redaction import mask, redact, remember
 from tests.loopback import LoopbackServer, Reply
 
 KEY = "sk-live-TOPSECRET-1234567890abcd"
@@ -72,7 +72,7 @@ def test_plain_http_to_a_remote_host_with_a_key_is_warned(tmp_path: Path) -> Non
 
 def test_every_way_of_choosing_a_model_warns_about_plain_http(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelswitch.startup import ensure_usable
+    from modelswitch.engine.choice import ensure_usable
 
     monkeypatch.setenv("K", "sk-k-0123456789")
     cfg = tmp_path / "c.toml"
@@ -149,7 +149,7 @@ def test_a_config_header_that_cannot_be_sent_is_named_not_quoted(tmp_path: Path,
 def test_transport_errors_never_quote_a_header_value() -> None:
     import httpx
 
-    from modelswitch.transport import _describe
+    from modelswitch.providers.transport import _describe
 
     # What h11 raises for a header value with a newline in it: the value, key included, is quoted.
     exc = httpx.LocalProtocolError("Illegal header value b'Bearer sk-h11-0123456789\\nurl: x'")
@@ -203,7 +203,7 @@ def test_lookalikes_in_the_users_text_round_trip_while_configured_keys_are_maske
 
 
 def test_prompt_history_is_private_whatever_the_umask(tmp_path: Path) -> None:
-    from modelswitch.prompt import make_prompt
+    from modelswitch.repl.prompt import make_prompt
 
     history = tmp_path / "data" / "modelswitch" / "history"
     history.parent.mkdir(parents=True)  # the data folder is already there, as after any chat
@@ -243,7 +243,7 @@ def test_an_imported_session_masks_configured_keys_and_keeps_lookalikes(
     export = tmp_path / "export.json"
     export.write_text(exported.stdout.replace("PLACEHOLDER", f"use .sk-folding-cube, not {env_key}"))
 
-    from modelswitch import secrets
+    from modelswitch import redaction as secrets
 
     monkeypatch.setattr(secrets, "_known", set())  # a fresh process: `sessions import` loads no model
     imported = runner.invoke(app, ["sessions", "import", str(export), "--name", "back"])

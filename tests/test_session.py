@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import config as config_mod
+from modelswitch.config import load as config_mod
 from modelswitch import errors
 from modelswitch.conversation import Message
-from modelswitch.session import ChatSession
+from modelswitch.engine.session import ChatSession
 from tests.loopback import LoopbackServer, Reply
 
 say = Reply.say
@@ -149,9 +149,9 @@ def test_exchanges_without_an_answer_stay_in_history_but_are_not_sent() -> None:
 def test_keep_writes_the_exchange_when_the_comparison_could_not_be_saved(
     chat: ChatSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelswitch.chatlog import ChatLog
+    from modelswitch.store.chatlog import ChatLog
     from modelswitch.conversation import Conversation
-    from modelswitch.store import Store
+    from modelswitch.store.db import Store
 
     st = Store.open(tmp_path / "s.db")
     chat.log = ChatLog(st, None, Conversation())

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from modelswitch import sessions_cli
+from modelswitch.cli import sessions as sessions_cli
 from modelswitch.conversation import Message, ModelRef, Timing
 from modelswitch.events import ReplayState, Usage
-from modelswitch.pricing import Cost
-from modelswitch.sessions_format import from_json, model_stats, to_json
-from modelswitch.store import Store, Turn
+from modelswitch.config.pricing import Cost
+from modelswitch.store.export import from_json, model_stats, to_json
+from modelswitch.store.db import Store, Turn
 
 R1 = ModelRef("deepseek", "deepseek-reasoner", "openai", "r1")
 HY = ModelRef("hunyuan", "hunyuan-turbos-latest", "openai", "hy")
@@ -311,7 +311,7 @@ def test_importing_the_module_is_cheap() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, modelswitch.sessions_cli; "
-            "print(sorted(m for m in ('sqlite3', 'rich', 'modelswitch.store') if m in sys.modules))")
+    code = ("import sys, modelswitch.cli.sessions; "
+            "print(sorted(m for m in ('sqlite3', 'rich', 'modelswitch.store.db') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -76,7 +76,7 @@ def spawn(env: dict[str, str], *args: str):  # noqa: ANN201
 
 def saved_turns() -> list:
     """Every stored turn of the most recent session (conftest points XDG_DATA_HOME where the child writes)."""
-    from modelswitch.store import Store
+    from modelswitch.store.db import Store
 
     store = Store.open()
     info = store.latest()

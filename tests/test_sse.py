@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pytest
 
 from modelswitch.errors import ProtocolError
-from modelswitch.sse import NDJSONDecoder, SSEDecoder, SSEEvent, iter_ndjson, iter_sse, loads_event
+from modelswitch.providers.sse import NDJSONDecoder, SSEDecoder, SSEEvent, iter_ndjson, iter_sse, loads_event
 
 
 def sse(chunks: Iterable[bytes]) -> list[SSEEvent]:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from modelswitch import secrets, store
+from modelswitch import redaction as secrets
+from modelswitch.store import db as store
 from modelswitch.conversation import Message, ModelRef, Timing
 from modelswitch.errors import StoreError, UsageError
 from modelswitch.events import ReplayState, Usage
-from modelswitch.pricing import Cost
-from modelswitch.store import SessionNotFoundError, Store, Turn
+from modelswitch.config.pricing import Cost
+from modelswitch.store.db import SessionNotFoundError, Store, Turn
 
 R1 = ModelRef("deepseek", "deepseek-reasoner", "openai", "r1")
 OPUS = ModelRef("anthropic", "claude-opus-4-6", "anthropic", None)
@@ -331,7 +332,7 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from modelswitch.conversation import Message, ModelRef
-    from modelswitch.store import Store
+    from modelswitch.store.db import Store
 
     db, sid, tag, count = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     model = ModelRef("deepseek", "deepseek-chat", "openai", "v3")
@@ -424,7 +425,7 @@ STALLER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from modelswitch.conversation import Message
-    from modelswitch.store import Store
+    from modelswitch.store.db import Store
 
     class StallAfterInsert:
         # Delegates to the real connection but freezes once the rows are inserted, before COMMIT.
@@ -512,7 +513,7 @@ def test_a_schema_1_database_keeps_every_session_and_gains_cache_writes(db: Path
 
 
 def test_cache_writes_survive_export_and_import(st: Store) -> None:
-    from modelswitch.sessions_format import from_json, to_json
+    from modelswitch.store.export import from_json, to_json
 
     sid = st.create_session(name="cached").id
     usage = Usage(3100, 40, 0, 100, cache_write_tokens=2000, cache_write_1h_tokens=1000)

@@ -246,8 +246,8 @@ def test_piped_chat_keeps_answers_as_data_and_its_messages_harmless(
 def test_a_bug_quoting_remote_text_is_harmless_even_with_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import modelswitch.catalog as catalog
-    from modelswitch.cli import app
+    import modelswitch.cli.models as catalog
+    from modelswitch.cli.main import app
 
     def boom(*args: object, **kw: object) -> int:
         raise ValueError(f"unexpected finish_reason {evil('K-bug')}")  # a bug of ours, quoting a provider

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelswitch.cli import app
+from modelswitch.cli.main import app
 from modelswitch.conversation import Conversation, Message
 from modelswitch.events import Done, Notice, ReasoningDelta, TextDelta, Usage
 from modelswitch.providers import get_protocol
 from modelswitch.providers.base import Target
-from modelswitch.render_compare import CompareView
-from modelswitch.transport import stream
+from modelswitch.ui.compare import CompareView
+from modelswitch.providers.transport import stream
 from tests.loopback import LoopbackServer, Reply
 
 GRIN = "\U0001f600"  # 😀, "\ud83d\ude00" in UTF-16
@@ -151,7 +151,7 @@ def test_every_protocol_rejoins_split_halves_and_never_sends_a_lone_one(
 
 
 def test_the_store_never_receives_a_lone_surrogate(tmp_path: Path) -> None:
-    from modelswitch.store import Store
+    from modelswitch.store.db import Store
 
     with Store.open(tmp_path / "s.db") as store:
         info = store.create_session(name="x")

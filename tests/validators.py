@@ -493,7 +493,7 @@ class FakeDeepSeek(FakeAPI):
 def drive(protocol: object, target: object, conversation: object) -> list:
     """All events of one turn, through the real transport (httpx iter_raw if it is not there)."""
     try:
-        from modelswitch.transport import stream
+        from modelswitch.providers.transport import stream
     except ImportError:  # pragma: no cover - only while transport.py is being written
         import httpx
 

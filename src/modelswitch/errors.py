@@ -18,7 +18,7 @@
         └── NoAnswerError            the stream ended well but held no answer text
 
 Every message is one or two plain lines a person can act on. Nothing here may contain an API key:
-callers redact before building messages (see `secrets.redact`).
+callers redact before building messages (see `redaction.redact`).
 """
 
 from __future__ import annotations
@@ -134,3 +134,8 @@ class StreamError(ProviderError):
 class NoAnswerError(ProviderError):
     """A stream that ended normally without one character of answer (only [DONE], or reasoning
     alone): saved as an error, so it is neither taken for an answer nor sent back as one."""
+
+
+class StdoutError(OSError):
+    """stdout cannot take the command's output (closed, full, an I/O error); EPIPE stays
+    BrokenPipeError: a reader that left is not a failure (`... | head`)."""

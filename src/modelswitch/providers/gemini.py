@@ -22,7 +22,7 @@ from urllib.parse import quote
 from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProtocolError, ProviderError, RateLimitError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
-from ..sse import iter_sse, loads_event
+from .sse import iter_sse, loads_event
 from .base import HttpRequest, Target, error_text
 
 NAME = "gemini"

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from ..conversation import Conversation
 from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
 from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
-from ..sse import iter_ndjson
+from .sse import iter_ndjson
 from .base import HttpRequest, Target, error_text
 from .thinktags import ThinkSplitter
 

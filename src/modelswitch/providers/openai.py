@@ -33,7 +33,7 @@ from ..errors import (
     StreamError,
 )
 from ..events import Done, Event, Notice, ReasoningDelta, Usage
-from ..sse import SSEDecoder, SSEEvent, loads_event
+from .sse import SSEDecoder, SSEEvent, loads_event
 from .base import HttpRequest, Target
 from .thinktags import CLOSE as _CLOSE
 from .thinktags import OPEN as _OPEN

@@ -1,0 +1,214 @@
+"""Typer app: parses options, builds objects, calls in. Thin by design; heavy imports are lazy."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..errors import StdoutError
+from .local import app as local_app
+from .sessions import app as sessions_app
+from .util import StdStreams, exit_interrupted, run_guarded
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    help="One conversation, many models. Run with no command to start chatting.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Write, locate, show and check the config file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(local_app, name="local")
+
+
+class Globals:
+    def __init__(self, config: str | None, color: bool, debug: bool) -> None:
+        self.config = config
+        self.color = color
+        self.debug = debug
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals(None, True, False)
+
+
+def guarded(ctx: typer.Context, fn: Callable[[], int | None]) -> None:
+    """Run a command: our errors become one line and an exit code, Ctrl-C 130 (SIGTERM 143...)."""
+    run_guarded(fn, debug=_globals(ctx).debug)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"modelswitch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    config: Annotated[Optional[str], typer.Option("--config", help="Config file (env MODELSWITCH_CONFIG).")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and request logs (keys redacted).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    import os
+
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # prompt_toolkit and every console honour it, child editors too
+    ctx.obj = Globals(config, color=not no_color and not os.environ.get("NO_COLOR"), debug=debug)
+    if ctx.invoked_subcommand is None:
+        chat(ctx)
+
+
+ReasoningOpt = Annotated[
+    Optional[str],
+    typer.Option("--reasoning", help="show | hide | stderr (default: shown in a terminal, hidden when piped)."),
+]
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; piped stdin is added before it.")] = None,
+    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Alias or provider/model-id.")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    reasoning: ReasoningOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON event per line as it streams.")] = False,
+    no_fallback: Annotated[bool, typer.Option("--no-fallback", help="Do not try the model's fallbacks.")] = False,
+    cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Continue (or create) a named session.")] = None,
+) -> None:
+    """Ask one question and stream the answer (pipes cleanly)."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from .ask import AskOptions, run_ask
+
+        return run_ask(
+            AskOptions(
+                prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
+                json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
+                config_path=g.config, color=g.color, debug=g.debug,
+            )
+        )
+
+    guarded(ctx, run)
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option("-m", "--model", help="Alias or provider/model-id.")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Continue (or create) a named session.")] = None,
+) -> None:
+    """Chat in the terminal (the default command). Reads one message per line when piped."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from ..repl.loop import ChatOptions, run_chat
+
+        return run_chat(
+            ChatOptions(model=model, system=system, cont=cont, session=session, config_path=g.config, color=g.color,
+                        debug=g.debug)
+        )
+
+    guarded(ctx, run)
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
+    """Every model: alias, provider, reasoning, whether its key is present, price."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from .models import show_models
+
+        return show_models(g.config, json_out=json_out)
+
+    guarded(ctx, run)
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; piped stdin is added before it.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("-m", "--model", help="A model to compare (give 2 or more).")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"results": [...]} at the end.')] = False,
+) -> None:
+    """The same prompt to several models at once: tokens, cost and speed side by side."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from .compare import run_compare_cli
+
+        return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
+                               json_out=json_out, color=g.color, debug=g.debug)
+
+    guarded(ctx, run)
+
+
+@config_app.command("init")
+def config_init(
+    ctx: typer.Context, force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False
+) -> None:
+    """Write a starter config.toml (never overwrites without --force)."""
+    from .config import init
+
+    guarded(ctx, lambda: init(_globals(ctx).config, force=force))
+
+
+@config_app.command("path")
+def config_path(ctx: typer.Context) -> None:
+    """Print where the config file is read from."""
+    from .config import path
+
+    guarded(ctx, lambda: path(_globals(ctx).config))
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the config file with keys redacted, and what it resolves to."""
+    from .config import show
+
+    guarded(ctx, lambda: show(_globals(ctx).config))
+
+
+@config_app.command("validate")
+def config_validate(ctx: typer.Context) -> None:
+    """Check the config file; points at the bad key or line (exit 2)."""
+    from .config import validate
+
+    guarded(ctx, lambda: validate(_globals(ctx).config))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from ..interrupts import install
+
+    install()  # SIGTERM and SIGHUP stop an answer as Ctrl-C does: partial kept, terminal restored
+    streams = StdStreams()
+    code: int | str | None = 0
+    try:
+        app()  # standalone: always ends in SystemExit
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt as exc:  # before a command body runs (run_guarded handles the rest)
+        code = exit_interrupted(exc)
+    except StdoutError:
+        code = 1  # outside a command (--help): finish() says what was lost
+    sys.exit(streams.finish(code))

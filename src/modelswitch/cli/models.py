@@ -1,0 +1,26 @@
+"""`modelswitch models`: the engine's catalog as a table, or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..engine.catalog import TABLE_HEADERS, all_models, as_json, is_default, table_rows
+from ..engine.choice import load_config
+from ..ui.render import print_info, print_table
+
+
+def show_models(config_path: str | None, *, json_out: bool) -> int:
+    config = load_config(config_path)
+    models = all_models(config)
+    if json_out:
+        sys.stdout.write(json.dumps({"models": as_json(config, models)}, ensure_ascii=False, indent=1) + "\n")
+        return 0
+    print_table(TABLE_HEADERS, table_rows(models, lambda m: is_default(config, m)))
+    local = [p for p in config.providers.values() if p.local]
+    if local:
+        print_info(
+            "local servers: " + ", ".join(f"{p.name} ({p.base_url})" for p in local)
+            + " — name any of their models as provider/model", style="dim",
+        )
+    return 0

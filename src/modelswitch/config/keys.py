@@ -1,0 +1,113 @@
+"""API keys: where they come from. Every key resolved or configured is remembered
+(redaction.remember) so `redact` can scrub it from any text before that text reaches a screen, a
+log or the database.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from ..redaction import redact, remember
+
+if TYPE_CHECKING:
+    from .load import ProviderSpec  # a type only: load.py imports this module
+
+API_KEY_CMD_TIMEOUT = 10.0
+UNSENDABLE = ("holds control characters or non-ASCII text, which cannot be sent in an HTTP header "
+              "(the value is not shown)")
+
+_cmd_cache: dict[str, str] = {}
+
+
+def unsendable(value: str) -> bool:
+    """Whether a value cannot travel in an HTTP header: control characters or non-ASCII."""
+    return not value.isascii() or any(not c.isprintable() for c in value)
+
+
+def remember_configured(providers: Iterable[ProviderSpec]) -> None:
+    """Register every key the config names without running anything: inline keys and the values of
+    the api_key_env variables, so a key pasted into a prompt is masked even before it is used."""
+    for p in providers:
+        if p.api_key:
+            remember(p.api_key.strip())
+        if p.api_key_env:
+            value = os.environ.get(p.api_key_env, "").strip()
+            if value:
+                remember(value)
+
+
+def check_header_value(value: str, *, where: str) -> None:
+    """A key travels in a header: one httpx cannot send becomes an error that names `where`, never
+    the value, before httpx can quote it in a message of its own."""
+    if unsendable(value):
+        raise ConfigError(UNSENDABLE, key=where)
+
+
+def key_available(p: ProviderSpec) -> bool:
+    """Whether a key could be had without running anything (api_key_cmd counts as available)."""
+    if not p.needs_key:
+        return True
+    if p.api_key or p.api_key_cmd:
+        return True
+    return bool(p.api_key_env and os.environ.get(p.api_key_env, "").strip())
+
+
+def key_source(p: ProviderSpec) -> str:
+    """How a user would supply this provider's key, for messages."""
+    if p.api_key_cmd:
+        return "api_key_cmd"
+    if p.api_key_env:
+        return p.api_key_env
+    return "api_key"
+
+
+def resolve_key(p: ProviderSpec) -> str | None:
+    """The provider's key: inline api_key, else api_key_cmd's output, else $api_key_env."""
+    if p.api_key:
+        return _usable(p.api_key.strip(), f"providers.{p.name}.api_key")
+    if p.api_key_cmd:
+        if p.api_key_cmd not in _cmd_cache:
+            _cmd_cache[p.api_key_cmd] = _run_key_cmd(p)
+        return _usable(_cmd_cache[p.api_key_cmd], f"providers.{p.name}.api_key_cmd")
+    if p.api_key_env:
+        value = os.environ.get(p.api_key_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"no API key for provider '{p.name}': set {p.api_key_env}"
+                f" (or api_key_cmd in [providers.{p.name}])"
+            )
+        return _usable(value, f"{p.api_key_env} (the key of provider '{p.name}')")
+    return None
+
+
+def _usable(key: str, where: str) -> str:
+    remember(key)  # first, so that nothing downstream can print it even if it is rejected
+    check_header_value(key, where=where)
+    return key
+
+
+def _run_key_cmd(p: ProviderSpec) -> str:
+    where = f"providers.{p.name}.api_key_cmd"
+    try:
+        done = subprocess.run(
+            p.api_key_cmd or "", shell=True, capture_output=True, timeout=API_KEY_CMD_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"timed out after {API_KEY_CMD_TIMEOUT:.0f} s", key=where) from None
+    except OSError as exc:
+        raise ConfigError(f"could not run: {exc.strerror}", key=where) from None
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = f": {redact(err[-1])}" if err else ""
+        raise ConfigError(f"failed (exit {done.returncode}){detail}", key=where)
+    # `pass show NAME` prints the key, then `url: ...`, `user: ...` lines: the key is the first line.
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise ConfigError("printed nothing", key=where)
+    return key

@@ -1,0 +1,472 @@
+"""TOML configuration -> frozen dataclasses, with the built-in presets merged underneath.
+
+Every problem is a ConfigError naming the file and the key path (`providers.deepseek.models.r1.
+temperature`), or tomllib's line and column for a syntax error. Unknown keys are not fatal: they
+become warnings with a did-you-mean, because a typo should not lock a user out of their chats.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, UsageError
+from ..providers import PROTOCOL_NAMES as PROTOCOLS
+from ..vocab import TEMPERATURE_RANGE, parse_reasoning
+from .keys import UNSENDABLE, key_available, unsendable
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 300.0
+DEFAULT_RETRIES = 2
+
+_TOP_KEYS = {"default", "providers"}
+_PROVIDER_KEYS = {
+    "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
+    "connect_timeout", "retries", "models", "local", "managed",
+}
+_MODEL_KEYS = {
+    "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
+    "retries",
+}
+_PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
+# Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """List price per million tokens."""
+
+    input: float
+    output: float
+    currency: str
+    cached_input: float | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    provider: str
+    id: str
+    alias: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    reasoning: bool | str | int | None = None
+    price: Price | None = None
+    fallback: tuple[str, ...] = ()
+    context_window: int | None = None
+    retries: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.alias or f"{self.provider}/{self.id}"
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.provider}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    type: str
+    base_url: str
+    api_key_env: str | None = None
+    api_key_cmd: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    models: tuple[ModelSpec, ...] = ()
+    local: bool = False
+    managed: bool = False  # modelswitch runs this server itself: local.ensure_running() has its URL
+    from_preset: bool = False
+
+    @property
+    def needs_key(self) -> bool:
+        return bool(self.api_key_env or self.api_key_cmd or self.api_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    exists: bool
+    default: str | None
+    providers: dict[str, ProviderSpec]
+    aliases: dict[str, ModelSpec]
+    warnings: tuple[str, ...] = ()
+
+    def models(self) -> list[ModelSpec]:
+        """Every named model, provider by provider, in config order."""
+        return [m for p in self.providers.values() for m in p.models]
+
+    def provider(self, name: str) -> ProviderSpec:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise UsageError(f"unknown provider '{name}'{_suggest(name, self.providers)}") from None
+
+    def resolve(self, name: str) -> ModelSpec:
+        """A model by alias or as provider/model-id (any id, listed or not)."""
+        name = name.strip()
+        if name in self.aliases:
+            return self.aliases[name]
+        provider, sep, model_id = name.partition("/")
+        if sep and model_id and provider in self.providers:
+            for m in self.providers[provider].models:
+                if m.id == model_id:
+                    return m
+            return ModelSpec(provider=provider, id=model_id)
+        if sep and provider not in self.providers:
+            raise UsageError(
+                f"unknown provider '{provider}' in '{name}'{_suggest(provider, self.providers)}"
+                " — see `modelswitch models`"
+            )
+        candidates = list(self.aliases) + [m.full_id for m in self.models()]
+        raise UsageError(
+            f"unknown model '{name}'{_suggest(name, candidates)} — see `modelswitch models`"
+        )
+
+    def default_model(self) -> ModelSpec | None:
+        """The configured default, else the first model whose provider has a key available."""
+        if self.default:
+            return self.resolve(self.default)
+        for p in self.providers.values():
+            if p.models and not p.local and key_available(p):
+                return p.models[0]
+        return None
+
+
+def _suggest(name: str, candidates: Iterable[object]) -> str:
+    # Short names ("r2" for "r1") are a letter apart; longer ones need more in common.
+    cutoff = 0.5 if len(name) <= 3 else 0.65
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=cutoff)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def load_presets() -> dict[str, Any]:
+    text = resources.files("modelswitch.config").joinpath("presets.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def load(path: Path, *, required: bool = False) -> Config:
+    """Read the user's config (if any) over the presets and validate the result.
+
+    `required`: the user named this file (--config, MODELSWITCH_CONFIG), so it must be there;
+    falling back to the presets would send their requests somewhere they did not choose.
+    """
+    exists = _present(path, required)
+    user = _read(path) if exists else {}
+    config = build(user, path, exists=exists, presets=_with_managed_local(load_presets()))
+    if exists and _has_inline_key(user) and path.stat().st_mode & 0o044:
+        warning = (f"{path} holds an inline api_key and other users can read it: "
+                   f"chmod 600 {path} (or use api_key_env / api_key_cmd)")
+        config = replace(config, warnings=config.warnings + (warning,))
+    return config
+
+
+def problems(path: Path, *, required: bool = False) -> list[ConfigError]:
+    """Every error in the file at once (for `config validate`), not only the first."""
+    found: list[ConfigError] = []
+    try:
+        exists = _present(path, required)
+        build(_read(path) if exists else {}, path, exists=exists,
+              presets=_with_managed_local(load_presets()), collect=found)
+    except ConfigError as exc:  # unreadable or not TOML: nothing further can be checked
+        found.append(exc)
+    return found
+
+
+def _present(path: Path, required: bool) -> bool:
+    """Whether there is a config file at `path`; an explicitly named one that is not a file is an error."""
+    if path.is_file():
+        return True
+    if not required and not path.exists() and not path.is_symlink():
+        return False
+    if path.is_dir():
+        why = "is a directory, not a config file"
+    elif path.is_symlink():
+        why = "is a symbolic link that leads nowhere (a loop, or its target is missing)"
+    elif path.exists():
+        why = "is not a regular file"
+    else:
+        why = "no such file (it was named by --config or MODELSWITCH_CONFIG; `modelswitch config init` writes one)"
+    raise ConfigError(why, path=str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib puts "(at line N, column M)" in its message: that is the pointer users need.
+        raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
+
+
+def _with_managed_local(presets: dict[str, Any]) -> dict[str, Any]:
+    """The managed llama.cpp provider (local/smol, local/smol-think), first, once it is set up."""
+    from ..local import server as local
+
+    table = local.preset_table()
+    if table is None:
+        return presets
+    return {**presets, "providers": {"local": table, **presets.get("providers", {})}}
+
+
+def _has_inline_key(user: dict[str, Any]) -> bool:
+    providers = user.get("providers")
+    return isinstance(providers, dict) and any(
+        isinstance(p, dict) and "api_key" in p for p in providers.values()
+    )
+
+
+def build(
+    user: dict[str, Any], path: Path, *, exists: bool = True, presets: dict[str, Any] | None = None,
+    collect: list[ConfigError] | None = None,
+) -> Config:
+    """Validate `user` (a parsed TOML document) merged over `presets`.
+
+    The first problem raises, unless `collect` is given: then every problem is appended to it and
+    the Config returned is only good for finding more.
+    """
+    v = _Validator(str(path), collect)
+    v.check_keys(user, _TOP_KEYS, "")
+    default = v.opt(user, "default", str, "default")
+    user_providers = v.opt(user, "providers", dict, "providers") or {}
+
+    preset_providers: dict[str, Any] = (presets or {}).get("providers", {})
+    providers: dict[str, ProviderSpec] = {}
+    owner: dict[str, str] = {}  # alias -> the user's provider that defines it
+
+    # The user's providers come first (their order is their preference); a preset of the same
+    # name supplies whatever keys and models the user did not write.
+    for pname, ptable in user_providers.items():
+        key = f"providers.{pname}"
+        if not isinstance(ptable, dict):
+            v.fail(key, f"must be a table, got {_tname(ptable)}")
+            continue
+        own_models = v.opt(ptable, "models", dict, f"{key}.models") or {}
+        for alias in own_models:
+            if alias in owner:
+                v.fail(f"{key}.models.{alias}", f"duplicate alias '{alias}' (also in providers.{owner[alias]})")
+                continue
+            owner[alias] = pname
+        base = preset_providers.get(pname, {})
+        merged = {**base, **ptable, "models": {**base.get("models", {}), **own_models}}
+        providers[pname] = v.provider(pname, merged, from_preset=False, user_keys=ptable)
+
+    presets_v = _Validator("built-in presets")
+    for pname, ptable in preset_providers.items():
+        if pname not in providers:
+            providers[pname] = presets_v.provider(pname, ptable, from_preset=True)
+
+    # A user's alias shadows a preset model of the same alias in another provider.
+    aliases: dict[str, ModelSpec] = {}
+    for pname, spec in list(providers.items()):
+        kept = tuple(m for m in spec.models if owner.get(m.alias or "", pname) == pname)
+        providers[pname] = _replace_models(spec, kept)
+        for m in kept:
+            if m.alias:
+                aliases.setdefault(m.alias, m)
+
+    config = Config(
+        path=path, exists=exists, default=default, providers=providers, aliases=aliases,
+        warnings=tuple(v.warnings),
+    )
+    _check_references(config, v)
+    return config
+
+
+def _replace_models(spec: ProviderSpec, models: tuple[ModelSpec, ...]) -> ProviderSpec:
+    return replace(spec, models=models)
+
+
+def _check_references(config: Config, v: _Validator) -> None:
+    if config.default:
+        try:
+            config.resolve(config.default)
+        except UsageError as exc:
+            v.fail("default", f"names nothing: {exc}")
+    for m in config.models():
+        for i, fb in enumerate(m.fallback):
+            try:
+                config.resolve(fb)
+            except UsageError as exc:
+                v.fail(f"providers.{m.provider}.models.{m.alias}.fallback[{i}]", str(exc))
+
+
+def _tname(value: object) -> str:
+    return {
+        str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+class _Validator:
+    """Checks tables; each problem raises at once, or (with `collect`) is noted and checking goes on."""
+
+    def __init__(self, path: str, collect: list[ConfigError] | None = None) -> None:
+        self.path = path
+        self.warnings: list[str] = []
+        self.collect = collect
+
+    def fail(self, key: str, message: str) -> None:
+        error = ConfigError(message, path=self.path, key=key)
+        if self.collect is None:
+            raise error
+        self.collect.append(error)
+
+    def check_keys(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+        for k in table:
+            if k not in allowed:
+                where = f"{prefix}.{k}" if prefix else k
+                self.warnings.append(f"{self.path}: unknown key '{where}'{_suggest(k, allowed)}")
+
+    def opt(self, table: dict[str, Any], name: str, kind: type | tuple[type, ...], key: str) -> Any:
+        if name not in table:
+            return None
+        value = table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML booleans are ints in Python; a number field must not silently accept `true`.
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        elif float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            want = " or ".join(_tname(k()) if k is not bool else "true/false" for k in kinds)
+            self.fail(key, f"must be {want}, got {_tname(value)} {value!r}")
+            return None
+        return float(value) if kinds == (float,) else value
+
+    def positive(self, table: dict[str, Any], name: str, kind: type, key: str) -> Any:
+        value = self.opt(table, name, kind, key)
+        if value is not None and value <= 0:
+            self.fail(key, f"must be greater than 0, got {value!r}")
+            return None
+        return value
+
+    def provider(
+        self, name: str, t: dict[str, Any], *, from_preset: bool, user_keys: dict[str, Any] | None = None
+    ) -> ProviderSpec:
+        key = f"providers.{name}"
+        self.check_keys(user_keys if user_keys is not None else t, _PROVIDER_KEYS, key)
+        ptype = self.opt(t, "type", str, f"{key}.type") or "openai"
+        if ptype not in PROTOCOLS:
+            self.fail(
+                f"{key}.type", f"unknown type '{ptype}'{_suggest(ptype, PROTOCOLS)} (one of: {', '.join(PROTOCOLS)})"
+            )
+        base_url = self.opt(t, "base_url", str, f"{key}.base_url") or ""
+        if not base_url:
+            self.fail(f"{key}.base_url", "missing: the provider's API address is required")
+        elif not base_url.startswith(("http://", "https://")):
+            self.fail(
+                f"{key}.base_url", f"'{base_url}' has no scheme: write https://{base_url.lstrip('/')}"
+            )
+        headers = self.opt(t, "headers", dict, f"{key}.headers") or {}
+        for hk, hv in headers.items():
+            if not isinstance(hv, str):
+                self.fail(f"{key}.headers.{hk}", f"must be a string, got {_tname(hv)}")
+            elif unsendable(hv):
+                self.fail(f"{key}.headers.{hk}", UNSENDABLE)
+        api_key = self.opt(t, "api_key", str, f"{key}.api_key")
+        if api_key and unsendable(api_key.strip()):
+            self.fail(f"{key}.api_key", UNSENDABLE)
+        timeout = self.positive(t, "timeout", float, f"{key}.timeout")
+        connect = self.positive(t, "connect_timeout", float, f"{key}.connect_timeout")
+        retries = self.opt(t, "retries", int, f"{key}.retries")
+        if retries is not None and retries < 0:
+            self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
+        models_t = self.opt(t, "models", dict, f"{key}.models") or {}
+        models = tuple(m for alias, mt in models_t.items() if (m := self.model(name, alias, mt)))
+        return ProviderSpec(
+            name=name,
+            type=ptype,
+            base_url=base_url.rstrip("/"),
+            api_key_env=self.opt(t, "api_key_env", str, f"{key}.api_key_env"),
+            api_key_cmd=self.opt(t, "api_key_cmd", str, f"{key}.api_key_cmd"),
+            api_key=api_key,
+            headers=tuple((hk, hv) for hk, hv in headers.items() if isinstance(hv, str)),
+            connect_timeout=connect or DEFAULT_CONNECT_TIMEOUT,
+            read_timeout=timeout or DEFAULT_READ_TIMEOUT,
+            retries=DEFAULT_RETRIES if retries is None else retries,
+            models=models,
+            local=bool(self.opt(t, "local", bool, f"{key}.local")),
+            managed=bool(self.opt(t, "managed", bool, f"{key}.managed")),
+            from_preset=from_preset,
+        )
+
+    def model(self, provider: str, alias: str, t: object) -> ModelSpec | None:
+        key = f"providers.{provider}.models.{alias}"
+        if not isinstance(t, dict):
+            self.fail(key, f"must be a table, got {_tname(t)}")
+            return None
+        if "/" in alias or not alias.strip():
+            self.fail(key, "an alias may not be empty or contain '/'")
+        self.check_keys(t, _MODEL_KEYS, key)
+        model_id = self.opt(t, "id", str, f"{key}.id") or ""
+        if not model_id:
+            self.fail(f"{key}.id", "missing: the provider's model id is required")
+        reasoning = self.opt(t, "reasoning", (bool, str, int), f"{key}.reasoning")
+        if isinstance(reasoning, str):  # the words `/set reasoning` takes mean the same here
+            try:
+                reasoning = parse_reasoning(reasoning)
+            except UsageError:
+                self.fail(f"{key}.reasoning", f"must be true, false, low, medium, high or a token budget, got {reasoning!r}")
+                reasoning = None
+        fallback = self.opt(t, "fallback", list, f"{key}.fallback") or []
+        for i, fb in enumerate(fallback):
+            if not isinstance(fb, str):
+                self.fail(f"{key}.fallback[{i}]", f"must be a model name, got {_tname(fb)}")
+        temperature = self.opt(t, "temperature", float, f"{key}.temperature")
+        low, high = TEMPERATURE_RANGE
+        if temperature is not None and not low <= temperature <= high:
+            self.fail(f"{key}.temperature", f"must be between {low:g} and {high:g}, got {temperature}")
+        retries = self.opt(t, "retries", int, f"{key}.retries")
+        if retries is not None and retries < 0:
+            self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
+        return ModelSpec(
+            provider=provider,
+            id=model_id,
+            alias=alias,
+            temperature=temperature,
+            max_tokens=self.positive(t, "max_tokens", int, f"{key}.max_tokens"),
+            reasoning=reasoning,
+            price=self.price(t, f"{key}.price"),
+            fallback=tuple(fb for fb in fallback if isinstance(fb, str)),
+            context_window=self.positive(t, "context_window", int, f"{key}.context_window"),
+            retries=retries,
+        )
+
+    def price(self, t: dict[str, Any], key: str) -> Price | None:
+        p = self.opt(t, "price", dict, key)
+        if p is None:
+            return None
+        self.check_keys(p, _PRICE_KEYS, key)
+        values = {}
+        for name in ("input", "output", "cached_input"):
+            value = self.opt(p, name, float, f"{key}.{name}")
+            if value is not None and value < 0:
+                self.fail(f"{key}.{name}", f"must be 0 or more, got {value}")
+            values[name] = value
+        if values["input"] is None or values["output"] is None:
+            self.fail(key, "needs both input and output (price per million tokens)")
+            return None
+        currency = self.opt(p, "currency", str, f"{key}.currency") or "USD"
+        if len(currency) != 3 or not currency.isalpha():
+            self.fail(f"{key}.currency", f"must be an ISO currency code like USD or CNY, got {currency!r}")
+        return Price(
+            input=values["input"], output=values["output"], currency=currency.upper(),
+            cached_input=values["cached_input"], date=self.opt(p, "date", str, f"{key}.date"),
+        )

@@ -1,0 +1,100 @@
+"""Every model, its provider, reasoning, key status and price, as values (`models`, `/models`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config.load import Config, ModelSpec, ProviderSpec
+from ..config.keys import key_available, key_source
+
+
+def key_status(p: ProviderSpec) -> str:
+    if p.managed:
+        return "managed (starts on use)"
+    if not p.needs_key:
+        return "local" if p.local else "no key needed"
+    if key_available(p):
+        return f"ok ({key_source(p)})"
+    return f"set {p.api_key_env}" if p.api_key_env else "missing"
+
+
+def price_text(m: ModelSpec) -> str:
+    if not m.price:
+        return "—"
+    return f"{m.price.input:g}/{m.price.output:g} {m.price.currency}"
+
+
+def first_local_model(config: Config) -> ModelSpec | None:
+    """The first model a running local server offers (a user with no key may still have one)."""
+    for p in config.providers.values():
+        if p.local:
+            found = list(p.models) or local_models(p, timeout=0.3)
+            if found:
+                return found[0]
+    return None
+
+
+def local_models(p: ProviderSpec, timeout: float = 0.5) -> list[ModelSpec]:
+    """Models a reachable local server reports; nothing (quietly) when it is not running."""
+    from .. import errors
+    from ..providers import transport
+    from ..providers import get_protocol
+
+    protocol = get_protocol(p.type)
+    request_for = getattr(protocol, "models_request", None)
+    parse = getattr(protocol, "parse_models", None)
+    if request_for is None or parse is None:
+        return []
+    try:
+        body = transport.fetch(request_for(p.base_url), timeout=timeout)
+    except errors.ConnectError:
+        return []
+    known = {m.id for m in p.models}
+    return [ModelSpec(provider=p.name, id=mid) for mid in parse(body) if mid not in known]
+
+
+def all_models(config: Config) -> list[tuple[ProviderSpec, ModelSpec]]:
+    """Every configured model, and what running local servers offer besides."""
+    out = []
+    for p in config.providers.values():
+        models = list(p.models) + (local_models(p) if p.local else [])
+        out += [(p, m) for m in models]
+    return out
+
+
+def is_default(config: Config, m: ModelSpec) -> bool:
+    return config.default is not None and config.default in (m.alias, m.full_id)
+
+
+def as_json(config: Config, models: list[tuple[ProviderSpec, ModelSpec]]) -> list[dict]:
+    """`models --json`: one object per model."""
+    return [
+        {
+            "alias": m.alias,
+            "model": m.full_id,
+            "provider": p.name,
+            "type": p.type,
+            "reasoning": m.reasoning not in (None, False),
+            "key": key_status(p),
+            "key_present": key_available(p),
+            "price": None if not m.price else {
+                "input": m.price.input, "output": m.price.output,
+                "cached_input": m.price.cached_input, "currency": m.price.currency,
+                "date": m.price.date,
+            },
+            "default": is_default(config, m),
+        }
+        for p, m in models
+    ]
+
+
+TABLE_HEADERS = ["alias", "provider/model", "reasoning", "key", "price in/out per 1M"]
+
+
+def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[ModelSpec], bool]) -> list[list[str]]:
+    """The models table (`models`, `/models`); `marked` models get a `*` (default, or current)."""
+    return [
+        [(m.alias or "") + (" *" if marked(m) else ""), m.full_id,
+         "yes" if m.reasoning not in (None, False) else "", key_status(p), price_text(m)]
+        for p, m in models
+    ]

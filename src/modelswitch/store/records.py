@@ -1,0 +1,161 @@
+"""What a stored session is, as values: SessionInfo, Turn, SessionSummary. No SQL here.
+
+Kept apart from store.py so formatting code (show, export) can use the values without the
+database; store.py re-exports every name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config.pricing import Cost
+from ..conversation import Message, ModelRef, Timing
+from ..errors import UsageError
+from ..events import ReplayState, Usage, clean_text
+from ..redaction import redact
+
+MAX_NAME_LEN = 100
+
+
+class SessionNotFoundError(UsageError):
+    """No session by that name or id (exit 2, like any bad name on the command line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: int
+    name: str | None
+    created: datetime
+    updated: datetime
+    model: str | None = None
+    system: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What a user types to refer to it: the name, else `#id`."""
+        return self.name or f"#{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A message as stored: its cost, and whether it is a compare answer that was not kept.
+
+    `idx` and `created` are None until the turn has been written.
+    """
+
+    message: Message
+    cost: Cost | None = None
+    alternate: bool = False
+    idx: int | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One row of `sessions list`. Usage and cost include alternates: they were paid for."""
+
+    info: SessionInfo
+    turns: int
+    models: tuple[ModelRef, ...]
+    usage: Usage
+    costs: tuple[Cost, ...]
+
+
+def check_name(name: str) -> str:
+    """A usable session name (stripped), or UsageError saying why not."""
+    name = name.strip()
+    if not name:
+        raise UsageError("a session name cannot be empty")
+    if len(name) > MAX_NAME_LEN:
+        raise UsageError(f"a session name is at most {MAX_NAME_LEN} characters")
+    if any(not c.isprintable() for c in name):
+        raise UsageError("a session name cannot contain control characters")
+    # Digits and '#digits' refer to session ids; a name shaped like one would be ambiguous.
+    if name.lstrip("#").isdigit() or name.startswith("#"):
+        raise UsageError(f"'{name}' looks like a session id; names cannot start with '#' or be all digits")
+    return name
+
+
+# -- values <-> flat rows (store.py binds these to SQL) ----------------------------------------
+
+# The turns table's columns after `session`, in the order turn_row() fills and row_turn() reads;
+# SESSION_COLUMNS likewise for row_session().
+SESSION_COLUMNS = ("id", "name", "created", "updated", "model", "system")
+TURN_COLUMNS = (
+    "idx", "role", "text", "reasoning", "model_alias", "model_id", "provider", "protocol",
+    "status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
+    "cost_amount", "cost_currency", "ttft_s", "total_s", "tokens_per_s", "finish_reason",
+    "fallback_from", "error", "replay", "alternate", "created",
+    "cache_write_tokens", "cache_write_1h_tokens",
+)
+
+
+def now_iso() -> str:
+    return iso(datetime.now(UTC))
+
+
+def iso(when: datetime) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def redacted(text: str | None) -> str | None:
+    """Every text bound for the file goes through here: keys never reach the disk, and neither
+    does a lone UTF-16 surrogate (SQLite cannot encode one; an imported file may hold one)."""
+    return redact(clean_text(text)) if text else text
+
+
+def _replay_json(states: Sequence[ReplayState]) -> str:
+    kept = []
+    for s in states:
+        # Masking part of a signature would corrupt it and the provider would reject the whole
+        # request on replay; dropping the state only loses that turn's thinking blocks.
+        if redact(s.data) != s.data:
+            continue
+        kept.append({"protocol": redacted(s.protocol), "model": redacted(s.model), "data": s.data})
+    return json.dumps(kept, ensure_ascii=False)
+
+
+def turn_row(turn: Turn, created: str) -> tuple[object, ...]:
+    """Column values after `idx`, in TURN_COLUMNS order."""
+    m, u, t, c, ref = turn.message, turn.message.usage, turn.message.timing, turn.cost, turn.message.model
+    return (
+        m.role, redacted(m.text) or "", redacted(m.reasoning) or "",
+        redacted(ref.alias) if ref else None, redacted(ref.id) if ref else None,
+        redacted(ref.provider) if ref else None, redacted(ref.protocol) if ref else None,
+        m.status,
+        u.input_tokens if u else None, u.output_tokens if u else None,
+        u.reasoning_tokens if u else None, u.cached_tokens if u else None,
+        c.amount if c else None, c.currency if c else None,
+        t.ttft_s if t else None, t.total_s if t else None, t.tokens_per_s if t else None,
+        redacted(m.finish_reason), redacted(m.fallback_from), redacted(m.error),
+        _replay_json(m.replay), int(turn.alternate), created,
+        u.cache_write_tokens if u else None, u.cache_write_1h_tokens if u else None,
+    )
+
+
+def row_turn(row: Sequence[Any]) -> Turn:
+    (idx, role, text, reasoning, alias, model_id, provider, protocol, status, inp, out, rsn, cached,
+     amount, currency, ttft, total, tps, finish, fallback, error, replay, alternate, created,
+     written, written_1h) = row
+    model = ModelRef(provider, model_id, protocol or "", alias) if model_id is not None else None
+    usage = (Usage(inp or 0, out or 0, rsn or 0, cached or 0, written or 0, written_1h or 0)
+             if inp is not None or out is not None else None)
+    timing = Timing(ttft, total, tps) if (ttft, total, tps) != (None, None, None) else None
+    states = tuple(ReplayState(d["protocol"], d["model"], d["data"]) for d in json.loads(replay or "[]"))
+    message = Message(
+        role=role, text=text, reasoning=reasoning or "", model=model, status=status, replay=states,
+        usage=usage, timing=timing, finish_reason=finish, fallback_from=fallback, error=error,
+    )
+    cost = Cost(amount, currency) if amount is not None and currency else None
+    return Turn(message, cost, bool(alternate), idx, datetime.fromisoformat(created))
+
+
+def row_session(row: Sequence[Any]) -> SessionInfo:
+    sid, name, created, updated, model, system = row
+    return SessionInfo(sid, name, datetime.fromisoformat(created), datetime.fromisoformat(updated), model, system)

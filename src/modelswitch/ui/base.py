@@ -1,0 +1,63 @@
+"""What every renderer shares: the Renderer interface and the footer and thought lines.
+
+Below render.py (which picks a renderer) and live.py / compare.py (which draw in a terminal), so
+neither has to import the other's module to reach them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.pricing import Cost
+    from ..conversation import Message
+
+
+class Renderer:
+    """Receives one answer's stream: begin, reasoning/text/notice pieces, then end or abort."""
+
+    def begin(self, model_name: str) -> None:
+        """An answer from `model_name` is on its way."""
+
+    def reasoning(self, text: str) -> None:
+        """A piece of the model's chain of thought."""
+
+    def text(self, text: str) -> None:
+        """A piece of the answer."""
+
+    def notice(self, text: str) -> None:
+        """One line the user should see that is not part of the answer."""
+
+    def end(self, message: Message, cost: Cost | None) -> None:
+        """The answer is over; finish drawing it."""
+
+    def abort(self) -> None:
+        """Stop drawing now, keeping what is on screen (Ctrl-C or an error). Idempotent."""
+
+
+def footer_text(message: Message, cost: Cost | None) -> str:
+    """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""
+    name = message.model.name if message.model is not None else "answer"
+    if message.fallback_from:
+        name += f" (instead of {message.fallback_from})"
+    parts = [name]
+    if message.status == "interrupted":
+        parts.append("interrupted")
+    elif message.status == "error":
+        parts.append("failed")
+    timing = message.timing
+    if timing is not None and timing.ttft_s is not None:
+        parts.append(f"{timing.ttft_s:.1f} s to first token")
+    if timing is not None and timing.tokens_per_s:
+        parts.append(f"{timing.tokens_per_s:.0f} tok/s")
+    usage = message.usage
+    if usage is not None and usage.output_tokens:
+        parts.append(f"{usage.output_tokens} tokens")
+    if cost is not None:
+        parts.append(str(cost))
+    return " · ".join(parts)
+
+
+def thought_text(seconds: float, tokens: int) -> str:
+    """The one line a collapsed chain of thought leaves behind."""
+    return f"Thought for {seconds:.1f} s · {tokens} tokens"

@@ -1,0 +1,193 @@
+"""Drawing for /compare: live columns (or stacked sections) while the answers stream, then the
+final answers printed once as Markdown. Part of the rendering layer: nothing else draws.
+
+Pipes get each answer in turn under an `== alias ==` header, plain text, once all have finished.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..safetext import visible
+from .base import footer_text, thought_text
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderResult
+
+    from ..conversation import Message
+    from ..config.pricing import Cost
+
+MIN_COLUMN = 38
+
+
+@dataclass
+class _Lane:
+    name: str
+    text: list[str] = field(default_factory=list)
+    reasoning_chunks: int = 0
+    r_start: float | None = None
+    r_end: float | None = None
+    notice: str = ""
+    notices: list[str] = field(default_factory=list)  # all of them, for the final view ("hit max_tokens")
+    footer: str = ""
+    error: str | None = None
+    done: bool = False
+
+    def thought(self) -> str:
+        if self.r_start is None:
+            return ""
+        end = self.r_end or time.monotonic()
+        if self.r_end is None:
+            return f"▸ Thinking… {end - self.r_start:.1f} s"
+        return thought_text(end - self.r_start, self.reasoning_chunks)
+
+
+class CompareView:
+    def __init__(self, names: list[str], *, terminal: bool, color: bool = True, reasoning: str = "collapse",
+                 quiet: bool = False, out: TextIO | None = None, width: int | None = None) -> None:
+        self.lanes = [_Lane(n) for n in names]
+        self.terminal = terminal
+        self.quiet = quiet
+        self.show_reasoning = reasoning != "hide"
+        self.out = out or sys.stdout
+        self._lock = threading.Lock()
+        self._live: Any = None
+        self._console: Any = None
+        if terminal:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._console = Console(file=self.out, force_terminal=True, width=width, highlight=False,
+                                    no_color=not color or bool(os.environ.get("NO_COLOR")))
+            self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
+                              transient=True, vertical_overflow="crop", redirect_stdout=False,
+                              redirect_stderr=False)
+            self._live.start()
+
+    @property
+    def side_by_side(self) -> bool:
+        width = self._console.width if self._console else 80
+        n = len(self.lanes)
+        return width >= n * MIN_COLUMN + (n - 1) * 3
+
+    # -- events from the lanes --------------------------------------------------------------
+    def text(self, i: int, text: str) -> None:
+        lane = self.lanes[i]
+        if lane.r_start is not None and lane.r_end is None:
+            lane.r_end = time.monotonic()
+        lane.text.append(text)
+
+    def reasoning(self, i: int, text: str) -> None:
+        lane = self.lanes[i]
+        if lane.r_start is None:
+            lane.r_start = time.monotonic()
+        lane.reasoning_chunks += 1
+
+    def notice(self, i: int, text: str) -> None:
+        self.lanes[i].notice = text
+        self.lanes[i].notices.append(text)
+
+    def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
+        lane = self.lanes[i]
+        if lane.r_start is not None and lane.r_end is None:
+            lane.r_end = time.monotonic()
+        if message.usage is not None and message.usage.reasoning_tokens:
+            lane.reasoning_chunks = message.usage.reasoning_tokens
+        lane.footer = footer_text(message, cost)
+        lane.error = error
+        lane.done = True
+
+    def abort(self) -> None:
+        for lane in self.lanes:
+            if not lane.done:
+                lane.error = lane.error or "stopped"
+                lane.done = True
+
+    # -- the end ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the live view and print every answer once, in full."""
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+                self._console.print(self._final())
+            elif not self.quiet:
+                self._plain()
+
+    def _plain(self) -> None:
+        # Sections for reading, not data (`--json` is that): remote text is shown safe here too.
+        for lane in self.lanes:
+            self.out.write(f"== {visible(lane.name)} ==\n")
+            text = visible("".join(lane.text))
+            if text:
+                self.out.write(text.rstrip("\n") + "\n")
+            for notice in lane.notices:
+                sys.stderr.write(f"{visible(lane.name)}: {visible(notice)}\n")
+            if lane.error:
+                sys.stderr.write(f"error: {visible(lane.error)}\n")
+            self.out.write("\n")
+        self.out.flush()
+
+    def _section(self, lane: _Lane, *, live: bool, height: int | None = None) -> Any:
+        from rich.console import Group
+        from rich.markdown import Markdown
+        from rich.text import Text
+
+        # Every piece of a lane may come from a server (answer, error body, notice, model id).
+        parts: list[Any] = [Text(visible(lane.name), style="bold")]
+        if self.show_reasoning and lane.thought():
+            parts.append(Text(lane.thought(), style="dim italic"))
+        if lane.notice and live and not lane.done:
+            parts.append(Text(visible(lane.notice), style="dim"))
+        text = visible("".join(lane.text))
+        if live:
+            # While streaming: the plain tail that fits (Markdown is drawn once, at the end).
+            lines = text.splitlines() or [""]
+            parts.append(Text("\n".join(lines[-(height or 10):])))
+            if not lane.done and not text and lane.r_start is None:
+                parts.append(Text("…", style="dim"))
+        else:
+            if text:
+                parts.append(Markdown(text, code_theme="monokai"))
+            parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
+        if lane.error:
+            parts.append(Text(f"error: {visible(lane.error)}", style="red"))
+        if lane.footer:
+            parts.append(Text(visible(lane.footer), style="dim"))
+        return Group(*parts)
+
+    def _layout(self, *, live: bool, height: int | None = None) -> Any:
+        from rich.console import Group
+        from rich.rule import Rule
+        from rich.table import Table
+
+        if self.side_by_side:
+            grid = Table.grid(expand=True, padding=(0, 2))
+            for _ in self.lanes:
+                grid.add_column(ratio=1)
+            grid.add_row(*[self._section(lane, live=live, height=height) for lane in self.lanes])
+            return grid
+        per = max(3, (height or 30) // max(1, len(self.lanes)) - 3) if live else None
+        items: list[Any] = []
+        for lane in self.lanes:
+            items += [Rule(style="dim"), self._section(lane, live=live, height=per)]
+        return Group(*items)
+
+    def _final(self) -> Any:
+        return self._layout(live=False)
+
+
+class _Frame:
+    """The live frame, rebuilt from the lanes at each refresh and cut to the screen's height."""
+
+    def __init__(self, view: CompareView) -> None:
+        self.view = view
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = max(5, options.size.height - 6)
+        yield self.view._layout(live=True, height=height)

@@ -1,0 +1,224 @@
+"""The rendering layer's front: streamed answers (plain or terminal) and the CLI's other output.
+
+Only render*.py modules draw. Plain mode (stdout is a pipe) writes each text chunk and flushes;
+it never imports rich. Terminal mode lives in render_live.py (finished Markdown blocks printed
+once above a Live region holding only the open tail). rich is imported inside functions only:
+`modelswitch --help` must not load it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TextIO
+
+from ..events import Event, Notice, ReasoningDelta, TextDelta
+from ..vocab import REASONING_VIEWS
+from .base import Renderer
+from .mdstream import MarkdownStream
+from ..safetext import visible
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from ..config.pricing import Cost
+    from ..conversation import Message
+
+_MODES = (*REASONING_VIEWS, "stderr")
+
+
+def make_renderer(
+    *,
+    terminal: bool,
+    reasoning: str = "collapse",
+    color: bool = True,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    width: int | None = None,
+) -> Renderer:
+    """A renderer for one answer at a time: plain text for pipes, live Markdown for terminals."""
+    if reasoning not in _MODES:
+        raise ValueError(f"reasoning must be one of {', '.join(_MODES)}, not {reasoning!r}")
+    if not terminal:
+        return PlainRenderer(out or sys.stdout, err or sys.stderr, reasoning == "stderr")
+    from .live import TerminalRenderer
+
+    return TerminalRenderer(out or sys.stdout, reasoning, color, width)
+
+
+class PlainRenderer(Renderer):
+    """For pipes: the answer's text exactly as it arrives, flushed per chunk; nothing else.
+
+    The answer on a pipe is data and stays byte for byte; what goes to stderr (reasoning,
+    notices), or to stdout when it is a terminal after all, has its control characters shown.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO, reasoning_to_err: bool) -> None:
+        self._out = out
+        self._err = err
+        self._out_shown = _is_tty(out)
+        self._reasoning_to_err = reasoning_to_err
+        self._last = ""  # last chunk written to out: end() adds a final newline only if needed
+        self._reasoning_open = False  # reasoning written to err without a closing newline yet
+
+    def reasoning(self, text: str) -> None:
+        if self._reasoning_to_err and text:
+            self._err.write(visible(text))
+            self._err.flush()
+            self._reasoning_open = not text.endswith("\n")
+
+    def text(self, text: str) -> None:
+        if text:
+            if self._reasoning_open:
+                self._close_reasoning()
+            self._out.write(visible(text) if self._out_shown else text)
+            self._out.flush()
+            self._last = text
+
+    def notice(self, text: str) -> None:
+        self._close_reasoning()
+        self._err.write(visible(text) + "\n")
+        self._err.flush()
+
+    def end(self, message: Message, cost: Cost | None) -> None:
+        self._finish_line()
+
+    def abort(self) -> None:
+        self._finish_line()  # a partial answer ends its line too: an error goes below it
+
+    def _finish_line(self) -> None:
+        self._close_reasoning()
+        if self._last and not self._last.endswith("\n"):
+            self._out.write("\n")  # a shell prompt must not land on the answer's last line
+        self._out.flush()
+        self._last = ""
+
+    def _close_reasoning(self) -> None:
+        if self._reasoning_open:
+            self._err.write("\n")
+            self._err.flush()
+            self._reasoning_open = False
+
+
+def draw(renderer: Renderer, events: Iterable[Event]) -> None:
+    """Hand a stream's events to a renderer: content and notices (the rest is bookkeeping)."""
+    for event in events:
+        if isinstance(event, TextDelta):
+            renderer.text(event.text)
+        elif isinstance(event, ReasoningDelta):
+            renderer.reasoning(event.text)
+        elif isinstance(event, Notice):
+            renderer.notice(event.text)
+
+
+# -- everything else the CLI and REPL print -------------------------------------------------
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _color_ok(stream: TextIO) -> bool:
+    return _is_tty(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _is_stderr(stream: TextIO) -> bool:
+    if stream is sys.stderr or stream is sys.__stderr__:
+        return True
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _shown(stream: TextIO, text: str) -> str:
+    """Text as it may go to `stream`: control characters made visible on a terminal or stderr;
+    as is on a piped stdout, where it is data."""
+    return visible(text) if _is_tty(stream) or _is_stderr(stream) else text
+
+
+def _console(stream: TextIO) -> Console:
+    from rich.console import Console
+
+    return Console(file=stream, highlight=False, markup=False, emoji=False)
+
+
+def print_error(message: str, *, err: TextIO | None = None) -> None:
+    """"error: ..." on stderr, the prefix red in a colour terminal; the message (which may quote
+    a provider) with its control characters made visible."""
+    stream = err or sys.stderr
+    prefix = "\x1b[1;31merror:\x1b[0m " if _color_ok(stream) else "error: "
+    stream.write(prefix + visible(message) + "\n")
+    stream.flush()
+
+
+def print_info(message: str, *, style: str | None = None, out: TextIO | None = None) -> None:
+    """One message on stdout, styled (rich style string) only in a terminal."""
+    stream = out or sys.stdout
+    message = _shown(stream, message)
+    if style and _is_tty(stream):
+        from rich.text import Text
+
+        _console(stream).print(Text(message, style=style))
+        return
+    stream.write(message + "\n")
+    stream.flush()
+
+
+def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None) -> None:
+    """A table: rich in a terminal, plain columns separated by two spaces otherwise."""
+    stream = out or sys.stdout
+    if _is_tty(stream) or _is_stderr(stream):  # model ids and session names may come from servers
+        rows = [[visible(cell) for cell in row] for row in rows]
+    if _is_tty(stream):
+        from rich import box
+        from rich.table import Table
+
+        table = Table(*headers, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
+        for row in rows:
+            table.add_row(*row)
+        _console(stream).print(table)
+        return
+    widths = [_cells(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row[: len(widths)]):
+            widths[i] = max(widths[i], _cells(cell))
+    for row in [headers, *rows]:
+        cells = [c + " " * (widths[i] - _cells(c)) for i, c in enumerate(row[: len(widths)])]
+        stream.write("  ".join(cells).rstrip() + "\n")
+    stream.flush()
+
+
+def print_markdown(text: str, *, out: TextIO | None = None) -> None:
+    """A whole Markdown text at once (history views): rendered in a terminal, as is otherwise."""
+    stream = out or sys.stdout
+    if _is_tty(stream):
+        from rich.console import Group
+        from rich.text import Text
+
+        from .live import markdown
+
+        # Block by block, as a streamed answer is drawn: history looks like it did live.
+        md = MarkdownStream()
+        items: list[RenderableType] = []
+        for block in md.feed(text) + md.close():
+            if items:
+                items.append(Text(""))
+            items.append(markdown(block.text))
+        _console(stream).print(Group(*items))
+        return
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
+
+
+def _cells(text: str) -> int:
+    """Terminal columns of `text`: wide East Asian characters take two."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)

@@ -448,6 +448,11 @@ def test_our_own_child_running_another_program_is_not_the_server(paths: LocalPat
     binary = _fake_install(paths)
     other = subprocess.Popen(["sleep", "60"])  # a child of ours that holds a recorded pid's number
     try:
+        cmdline = Path(f"/proc/{other.pid}/cmdline")
+        for _ in range(500):  # "running another program": once its exec shows in /proc
+            if cmdline.read_bytes():
+                break
+            time.sleep(0.01)
         assert not local._is_our_server(other.pid, str(binary))
     finally:
         other.kill()

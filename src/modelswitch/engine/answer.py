@@ -19,7 +19,7 @@ from ..conversation import Conversation, Message, ModelRef, Status, Timing
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
-from .catalog import can_search
+from .catalog import search_vendor
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -64,7 +64,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         reasoning=pick(settings.reasoning, spec.reasoning),
         key_hint=secrets.key_source(provider) if provider.needs_key else "",
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
-        search=bool(pick(settings.search, spec.search)) and can_search(config, spec),
+        search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
     )
 
 

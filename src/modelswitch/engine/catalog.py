@@ -101,17 +101,21 @@ def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[M
     ]
 
 
+def search_vendor(config: Config, spec: ModelSpec) -> str:
+    """The web search mechanism this model's provider offers ("" for none known): the provider's
+    own search, never a client-side one. OpenAI's Chat Completions searches only with its search
+    models (`…-search-…`)."""
+    provider = config.providers.get(spec.provider)
+    if provider is None:
+        return ""
+    vendor = _search.vendor(provider.type, provider.base_url, provider.search)
+    if vendor == "openai" and "search" not in spec.id:
+        return ""
+    return vendor or ""
+
+
 def can_search(config: Config, spec: ModelSpec) -> bool:
-    """Whether modelswitch knows how to make this model search the web with its provider's own
-    search. OpenAI's Chat Completions searches only with its search models (`…-search-…`)."""
-    try:
-        provider = config.provider(spec.provider)
-    except Exception:  # noqa: BLE001 - an unknown provider simply cannot search
-        return False
-    vendor = _search.vendor(provider.type, provider.base_url)
-    if vendor == "openai":
-        return "search" in spec.id
-    return vendor is not None
+    return bool(search_vendor(config, spec))
 
 
 def no_search_line(config: Config, spec: ModelSpec, limit: int = 6) -> str:

@@ -122,7 +122,7 @@ class AnthropicProtocol:
         body: dict = {
             "model": target.model_id,
             "max_tokens": plan.max_tokens,
-            "messages": _messages(conversation, target.model_id, target.search),
+            "messages": _messages(conversation, target.model_id, bool(target.search)),
             "stream": True,
         }
         if conversation.system and conversation.system.strip():

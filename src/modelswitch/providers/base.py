@@ -28,8 +28,9 @@ class Target:
     reasoning: bool | str | int | None = None
     # How the user supplies the key ("DEEPSEEK_API_KEY"), named when the key is rejected.
     key_hint: str = ""
-    # Ask the provider to search the web itself (its own mechanism; see providers/search.py).
-    search: bool = False
+    # Ask the provider to search the web itself, by this mechanism: the protocol's name, or an
+    # OpenAI-compatible vendor of providers/search.py ("openrouter", "qwen", ...); "": no search.
+    search: str = ""
 
 
 @dataclass(frozen=True, slots=True)

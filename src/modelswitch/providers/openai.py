@@ -74,7 +74,7 @@ class OpenAIProtocol:
         if isinstance(target.reasoning, str):
             body["reasoning_effort"] = target.reasoning
         if target.search:
-            body.update(_search.request_fields(target.base_url))
+            body.update(_search.request_fields(target.search))
         return HttpRequest("POST", f"{target.base_url.rstrip('/')}/chat/completions", headers, body)
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
@@ -174,7 +174,7 @@ class _Stream:
             events.append(self.usage)
         finish = "stop" if self.finish in _NORMAL_STOPS else self.finish
         if self.target.search:
-            events.extend(_search.ending_notices(self.target.base_url, self.sources))
+            events.extend(_search.ending_notices(self.target.search, self.sources))
         if self.refusal:
             # A refusal is the model's message about the answer, not part of it.
             events.append(Notice(f"{self.target.model_id} refused: {_one_line(''.join(self.refusal))}"))

@@ -2,7 +2,8 @@
 
 Anthropic (the `web_search` server tool) and Gemini (the `google_search` tool) have a protocol of
 their own and handle search in anthropic.py and gemini.py. Behind the one Chat Completions wire
-every vendor spells search differently, so the vendor is told by the host of `base_url`:
+every vendor spells search differently. The vendor is the provider's `search` setting when it
+has one (a relay, a private host), else told by the host of `base_url`:
 
 - OpenRouter: the web plugin, `plugins: [{"id": "web"}]`; sources as `url_citation` annotations.
 - OpenAI: `web_search_options: {}` (search models only, e.g. gpt-4o-search-preview); sources as
@@ -39,6 +40,8 @@ _VENDORS = (
     ("api.z.ai", "zhipu"),
 )
 
+OPENAI_VENDORS = ("openrouter", "openai", "perplexity", "qwen", "hunyuan", "zhipu")
+
 # Top-level chunk keys that carry sources; a chunk without any of them skips this module.
 TOP_LEVEL_KEYS = frozenset(("citations", "search_results", "search_info", "web_search"))
 
@@ -46,13 +49,15 @@ QWEN_NO_SOURCES = ("Qwen searched the web (enable_search), but its OpenAI-compat
                    "return the sources, so none can be listed")
 
 
-def vendor(protocol: str, base_url: str) -> str | None:
+def vendor(protocol: str, base_url: str, declared: str | None = None) -> str | None:
     """Which search mechanism a provider offers: "anthropic", "gemini", an OpenAI-compatible
     vendor from the list above, or None when modelswitch knows of none."""
     if protocol in ("anthropic", "gemini"):
         return protocol
     if protocol != "openai":
         return None
+    if declared in OPENAI_VENDORS:
+        return declared
     host = (urlsplit(base_url).hostname or "").lower()
     for suffix, name in _VENDORS:
         if host == suffix or host.endswith("." + suffix):
@@ -60,9 +65,8 @@ def vendor(protocol: str, base_url: str) -> str | None:
     return None
 
 
-def request_fields(base_url: str) -> dict:
-    """What a Chat Completions body gains to search, for the vendor at `base_url` ({} if none)."""
-    name = vendor("openai", base_url)
+def request_fields(name: str) -> dict:
+    """What a Chat Completions body gains to search with vendor `name` ({} for none)."""
     if name == "openrouter":
         return {"plugins": [{"id": "web"}]}
     if name == "openai":
@@ -119,8 +123,8 @@ def annotation_citations(annotations: object, sources: Sources) -> list[Citation
     return found
 
 
-def ending_notices(base_url: str, sources: Sources) -> list[Event]:
+def ending_notices(name: str, sources: Sources) -> list[Event]:
     """What the end of a searched answer says besides its sources."""
-    if vendor("openai", base_url) == "qwen" and not sources:
+    if name == "qwen" and not sources:
         return [Notice(QWEN_NO_SOURCES)]
     return []

@@ -320,3 +320,42 @@ def test_imported_session_keeps_sources(relay: FakeChatSearch, tmp_path: Path) -
 
 def exported_citations() -> list[dict]:
     return [{"title": t, "url": u, "cited_text": q} for t, u, q in SOURCES]
+
+
+# -- the REPL ------------------------------------------------------------------------------------
+
+
+def test_search_command_and_toolbar(relay: FakeChatSearch, tmp_path: Path) -> None:
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.repl import builtins  # noqa: F401 - registers the commands
+    from modelswitch.repl.loop import Repl
+
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    session = ChatSession(cfg, cfg.resolve("plain"))
+    repl = Repl(session, color=False, interactive=False)
+    assert session.searching is False and "search on" not in repl.toolbar()
+    assert session.set_search(True) == "web search on (plain searches with its provider's own search)"
+    assert repl.toolbar().endswith("search on")
+    said = session.switch("nosearch")
+    # Models whose key is set come first.
+    assert "\nnosearch cannot search the web here; models that can: web, plain, " in said
+    assert repl.toolbar().endswith("search on (this model cannot)")
+    session.set_search(False)
+    assert "search" not in repl.toolbar()
+    # The model's own `search = true` is the default until /search says otherwise.
+    assert ChatSession(cfg, cfg.resolve("web")).searching is True
+
+
+def test_search_command_rejects_other_words(relay: FakeChatSearch, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.repl.builtins import BUILTINS
+    from modelswitch.repl.loop import Repl
+
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    repl = Repl(ChatSession(cfg, cfg.resolve("plain")), color=False, interactive=False)
+    handler = next(c for c in BUILTINS if c.name == "search").handler
+    with pytest.raises(errors.UsageError, match="on or off"):
+        handler(repl, "maybe")
+    handler(repl, "")
+    assert "web search is off (/search on|off)" in capsys.readouterr().err

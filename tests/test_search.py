@@ -341,7 +341,7 @@ def test_search_command_and_toolbar(relay: FakeChatSearch, tmp_path: Path) -> No
     assert "\nnosearch cannot search the web here; models that can: web, plain, " in said
     assert repl.toolbar().endswith("search on (this model cannot)")
     session.set_search(False)
-    assert "search" not in repl.toolbar()
+    assert "search on" not in repl.toolbar()
     # The model's own `search = true` is the default until /search says otherwise.
     assert ChatSession(cfg, cfg.resolve("web")).searching is True
 

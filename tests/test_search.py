@@ -359,3 +359,46 @@ def test_search_command_rejects_other_words(relay: FakeChatSearch, tmp_path: Pat
         handler(repl, "maybe")
     handler(repl, "")
     assert "web search is off (/search on|off)" in capsys.readouterr().err
+
+
+# -- recorded real streams -----------------------------------------------------------------------
+
+
+def test_recorded_gemini_grounding_stream(server: LoopbackServer) -> None:
+    from tests.loopback import FIXTURES, Reply
+    from tests.validators import splits
+
+    data = (FIXTURES / "gemini25pro_stream_google_search_grounding.sse").read_bytes()
+    target = Target("gemini", server.url, "gemini-2.5-pro", api_key="k", search="gemini")
+    for chunks in splits(data, range(3)):
+        server.add(Reply(chunks=chunks))
+        events = drive(get_protocol("gemini"), target, ASK)
+        # Read from the file by eye: one query, five sources (four redirects and a google.com link).
+        assert of(SearchQuery, events) == [SearchQuery("weather in San Francisco today")]
+        cited = of(Citation, events)
+        assert [c.title for c in cited] == ["wunderground.com", "weatherbug.com", "ktvu.com",
+                                            "Weather information for San Francisco, CA, US", "weather.gov"]
+        assert cited[3].url == "https://www.google.com/search?q=weather+in+San Francisco, CA,+US"
+        assert all(c.url.startswith("https://vertexaisearch.cloud.google.com/grounding-api-redirect/")
+                   for c in cited if c is not cited[3])
+        assert text_of(events).endswith("a similar mild and dry weather pattern.")
+
+
+def test_recorded_openrouter_web_plugin_stream(server: LoopbackServer) -> None:
+    from tests.loopback import FIXTURES, Reply
+    from tests.validators import splits
+
+    data = (FIXTURES / "openrouter_stream_web_plugin_url_citations.sse").read_bytes()
+    target = Target("openrouter", server.url, "deepseek/deepseek-chat", api_key="k", search="openrouter")
+    for chunks in splits(data, range(3)):
+        server.add(Reply(chunks=chunks))
+        events = drive(get_protocol("openai"), target, ASK)
+        assert text_of(events) == "https://github.com/pydantic/pydantic-ai"
+        cited = of(Citation, events)
+        assert [c.url for c in cited] == [
+            "https://github.com/pydantic/pydantic-ai", "https://github.com/pydantic/pydantic-ai/tree/v1.84.0",
+            "https://pydantic.dev/pydantic-ai", "https://github.com/pydantic/pydantic-ai/blob/main/AGENTS.md",
+            "https://github.com/pydantic/pydantic-ai/tree/v1.67.0"]
+        assert cited[2].title == ""  # recorded so; the list then shows the URL alone
+        assert cited[0].cited_text.startswith("# pydantic/pydantic-ai ... How Python does AI")
+        assert not of(Notice, events)

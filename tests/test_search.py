@@ -402,3 +402,27 @@ def test_recorded_openrouter_web_plugin_stream(server: LoopbackServer) -> None:
         assert cited[2].title == ""  # recorded so; the list then shows the URL alone
         assert cited[0].cited_text.startswith("# pydantic/pydantic-ai ... How Python does AI")
         assert not of(Notice, events)
+
+
+def test_ask_jsonl_shows_the_search_before_the_text(server: LoopbackServer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "claude.toml"
+    cfg.write_text(f"""
+default = "claude"
+[providers.anth]
+type = "anthropic"
+base_url = "{server.url}"
+api_key_env = "ANTH_KEY"
+retries = 0
+[providers.anth.models.claude]
+id = "claude-sonnet-4-5"
+search = true
+""", "utf-8")
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    monkeypatch.setenv("ANTH_KEY", "sk-ant-test")
+    server.default = fake = FakeAnthropicSearch()
+    lines = [json.loads(line) for line in invoke(["ask", "--jsonl", "pelicans?"]).stdout.splitlines()]
+    kinds = [e["type"] for e in lines]
+    assert lines[kinds.index("search")] == {"type": "search", "query": QUERY}
+    assert kinds.index("search") < kinds.index("text") < kinds.index("citation")
+    assert fake.rejected == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .events import ReplayState, Usage
+from .events import Citation, ReplayState, Usage
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "interrupted", "error"]
@@ -52,6 +52,8 @@ class Message:
     finish_reason: str | None = None
     fallback_from: str | None = None
     error: str | None = None
+    # The sources of a searched answer, numbered from 1 in this order (the answer's [n] markers).
+    citations: tuple[Citation, ...] = ()
 
     @property
     def has_answer(self) -> bool:
@@ -61,6 +63,13 @@ class Message:
         An interrupted answer with partial text counts: the user saw it.
         """
         return self.role == "assistant" and self.status != "error" and bool(self.text.strip())
+
+    def text_with_sources(self) -> str:
+        """The answer followed by its numbered sources as plain text: what another model is sent,
+        so the [n] markers and the sources stay readable after a switch (no provider's blocks)."""
+        if not self.citations:
+            return self.text
+        return self.text.rstrip() + "\n\n" + sources_text(self.citations)
 
     def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
         """Provider state this turn may hand back to exactly that protocol and model."""
@@ -106,3 +115,12 @@ class Conversation:
             elif not (i + 1 < len(msgs) and msgs[i + 1].role == "assistant" and not msgs[i + 1].has_answer):
                 out.append(m)
         return tuple(out)
+
+
+def sources_text(citations: tuple[Citation, ...]) -> str:
+    """"Sources:" and one "[n] title — url" line per source: the plain form, for pipes and history."""
+    lines = ["Sources:"]
+    for n, c in enumerate(citations, 1):
+        title = " ".join(c.title.split())
+        lines.append(f"[{n}] {title} — {c.url}" if title and title != c.url else f"[{n}] {c.url}")
+    return "\n".join(lines)

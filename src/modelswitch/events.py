@@ -120,4 +120,21 @@ class Done:
     tokens_per_s: float | None = None
 
 
-Event = TextDelta | ReasoningDelta | Usage | ReplayState | Notice | Done
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer rests on, from the provider's own web search: the page's title, its
+    URL, and the passage quoted from it when the provider gives one. Untrusted text, like the answer."""
+
+    title: str
+    url: str
+    cited_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A web search the provider ran (or is running) for this answer: shown as it happens."""
+
+    query: str
+
+
+Event = TextDelta | ReasoningDelta | Usage | ReplayState | Notice | Done | Citation | SearchQuery

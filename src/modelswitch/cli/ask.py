@@ -12,9 +12,11 @@ from .. import errors
 from ..config.load import Config
 from ..config.pricing import message_cost
 from ..conversation import Conversation, Message
-from ..engine.answer import Answer
+from ..engine.answer import Answer, Settings
+from ..engine.catalog import can_search, no_search_line
 from ..engine.choice import choose_for_session, load_config, warn
-from ..events import Notice, ReasoningDelta, TextDelta, finish_status
+from ..events import Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, finish_status
+from ..store.records import citation_dict
 from ..vocab import ASK_REASONING_VIEWS
 
 STDIN_WARN_BYTES = 1_000_000
@@ -35,6 +37,7 @@ class AskOptions:
     config_path: str | None = None
     color: bool = True
     debug: bool = False
+    search: bool | None = None  # --search / --no-search; None: the model's own `search` setting
 
 
 def read_stdin(stream: TextIO | None = None) -> str:
@@ -87,7 +90,10 @@ def run_ask(opts: AskOptions) -> int:
     user = Message(role="user", text=text)
     conversation = conversation.add(user)
 
-    answer = Answer(config, conversation, spec, fallback=opts.fallback, debug=opts.debug)
+    if opts.search and not can_search(config, spec):
+        warn(no_search_line(config, spec))  # one line; the question is still answered, unsearched
+    answer = Answer(config, conversation, spec, settings=Settings(search=opts.search),
+                    fallback=opts.fallback, debug=opts.debug)
     try:
         if opts.json:
             return _as_json(config, answer)
@@ -151,6 +157,8 @@ def result_object(config: Config, answer: Answer) -> dict:
         # (length, content_filter, refusal, tool_calls, paused, cut) of an answer that did end.
         "status": finish_status(m.finish_reason) if m.status == "complete" else m.status,
         "error": m.error,
+        # The answer's sources, in the order of its [n] markers; [] when it did not search.
+        "citations": [citation_dict(c) for c in m.citations],
     }
 
 
@@ -185,6 +193,10 @@ def _as_jsonl(config: Config, answer: Answer) -> int:
                 emit({"type": "reasoning", "text": event.text})
             elif isinstance(event, Notice):
                 emit({"type": "notice", "text": event.text})
+            elif isinstance(event, SearchQuery):
+                emit({"type": "search", "query": event.query})
+            elif isinstance(event, Citation):
+                emit({"type": "citation", **citation_dict(event)})
     except KeyboardInterrupt:
         answer.close()
         raise

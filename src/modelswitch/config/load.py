@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, UsageError
 from ..providers import PROTOCOL_NAMES as PROTOCOLS
+from ..providers.search import OPENAI_VENDORS
 from ..vocab import TEMPERATURE_RANGE, parse_reasoning
 from .keys import UNSENDABLE, key_available, unsendable
 
@@ -27,11 +28,11 @@ DEFAULT_RETRIES = 2
 _TOP_KEYS = {"default", "providers"}
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
-    "connect_timeout", "retries", "models", "local", "managed",
+    "connect_timeout", "retries", "models", "local", "managed", "search",
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
-    "retries",
+    "retries", "search",
 }
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
 # Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
@@ -60,6 +61,8 @@ class ModelSpec:
     fallback: tuple[str, ...] = ()
     context_window: int | None = None
     retries: int | None = None
+    # Search the web by default (the provider's own search); `/search` and `ask --search` override.
+    search: bool = False
 
     @property
     def name(self) -> str:
@@ -86,6 +89,9 @@ class ProviderSpec:
     local: bool = False
     managed: bool = False  # modelswitch runs this server itself: local.ensure_running() has its URL
     from_preset: bool = False
+    # Whose web search an OpenAI-compatible endpoint speaks ("openrouter", "qwen", ...), for a relay
+    # or a host modelswitch cannot tell by name; None: told by the base_url's host.
+    search: str | None = None
 
     @property
     def needs_key(self) -> bool:
@@ -405,7 +411,15 @@ class _Validator:
             local=bool(self.opt(t, "local", bool, f"{key}.local")),
             managed=bool(self.opt(t, "managed", bool, f"{key}.managed")),
             from_preset=from_preset,
+            search=self.search_vendor(t, f"{key}.search"),
         )
+
+    def search_vendor(self, t: dict[str, Any], key: str) -> str | None:
+        name = self.opt(t, "search", str, key)
+        if name is not None and name not in OPENAI_VENDORS:
+            self.fail(key, f"must be one of {', '.join(OPENAI_VENDORS)}, got {name!r}")
+            return None
+        return name
 
     def model(self, provider: str, alias: str, t: object) -> ModelSpec | None:
         key = f"providers.{provider}.models.{alias}"
@@ -447,6 +461,7 @@ class _Validator:
             fallback=tuple(fb for fb in fallback if isinstance(fb, str)),
             context_window=self.positive(t, "context_window", int, f"{key}.context_window"),
             retries=retries,
+            search=bool(self.opt(t, "search", bool, f"{key}.search")),
         )
 
     def price(self, t: dict[str, Any], key: str) -> Price | None:

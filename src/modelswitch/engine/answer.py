@@ -16,9 +16,10 @@ from .. import errors
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Status, Timing
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
+from .catalog import search_vendor
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -31,6 +32,7 @@ class Settings:
     temperature: float | None = None
     max_tokens: int | None = None
     reasoning: bool | str | int | None = None
+    search: bool | None = None  # `/search on|off`, `ask --search`; None keeps the model's `search`
 
 
 def model_ref(config: Config, spec: ModelSpec) -> ModelRef:
@@ -61,6 +63,8 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         max_tokens=pick(settings.max_tokens, spec.max_tokens),
         reasoning=pick(settings.reasoning, spec.reasoning),
         key_hint=secrets.key_source(provider) if provider.needs_key else "",
+        # Only where a mechanism is known: elsewhere the request is sent as it always was.
+        search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
     )
 
 
@@ -91,6 +95,7 @@ class Answer:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._replay: list[ReplayState] = []
+        self._citations: dict[str, Citation] = {}  # by URL, in first-cited order (the [n] numbers)
         self._usage: Usage | None = None
         self._finish: str | None = None
         self._server_tps: float | None = None
@@ -161,6 +166,7 @@ class Answer:
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
             self._t0 = time.monotonic()
+            self._citations.clear()  # no text was shown yet: sources of a failed attempt do not count
             try:
                 for event in stream(
                     protocol, target, self.conversation,
@@ -199,6 +205,8 @@ class Answer:
             self._usage = event
         elif isinstance(event, ReplayState):
             self._replay.append(event)
+        elif isinstance(event, Citation):
+            self._citations.setdefault(event.url, event)
         elif isinstance(event, Done):
             self._finish = event.finish_reason
             self._server_tps = event.tokens_per_s
@@ -233,6 +241,7 @@ class Answer:
             finish_reason=self._finish,
             fallback_from=self._fallback_from,
             error=self.error.message if self.error else None,
+            citations=tuple(self._citations.values()),
         )
 
 

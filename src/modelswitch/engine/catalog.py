@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..config.load import Config, ModelSpec, ProviderSpec
 from ..config.keys import key_available, key_source
+from ..providers import search as _search
 
 
 def key_status(p: ProviderSpec) -> str:
@@ -98,3 +99,29 @@ def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[M
          "yes" if m.reasoning not in (None, False) else "", key_status(p), price_text(m)]
         for p, m in models
     ]
+
+
+def search_vendor(config: Config, spec: ModelSpec) -> str:
+    """The web search mechanism this model's provider offers ("" for none known): the provider's
+    own search, never a client-side one. OpenAI's Chat Completions searches only with its search
+    models (`…-search-…`)."""
+    provider = config.providers.get(spec.provider)
+    if provider is None:
+        return ""
+    vendor = _search.vendor(provider.type, provider.base_url, provider.search)
+    if vendor == "openai" and "search" not in spec.id:
+        return ""
+    return vendor or ""
+
+
+def can_search(config: Config, spec: ModelSpec) -> bool:
+    return bool(search_vendor(config, spec))
+
+
+def no_search_line(config: Config, spec: ModelSpec, limit: int = 6) -> str:
+    """The one line for a model that cannot search: which models can (those with a key first)."""
+    able = [m for m in config.models() if m.alias and can_search(config, m)]
+    able.sort(key=lambda m: not key_available(config.provider(m.provider)))
+    names = [m.name for m in able[:limit]] + ([f"+{len(able) - limit} more"] if len(able) > limit else [])
+    which = f"models that can: {', '.join(names)}" if names else "no configured model can"
+    return f"{spec.name} cannot search the web here; {which}"

@@ -17,6 +17,7 @@ from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
+from .catalog import can_search, no_search_line
 from .choice import ensure_usable
 
 if TYPE_CHECKING:
@@ -70,7 +71,22 @@ class ChatSession:
             self.log.set_model(spec.name)
         n = len(self.conversation.for_request())
         kept = f"history kept ({n} turn{'s' if n != 1 else ''})" if n else "new conversation"
-        return f"switched to {spec.name} ({spec.full_id}); {kept}"
+        said = f"switched to {spec.name} ({spec.full_id}); {kept}"
+        if self.searching and not can_search(self.config, spec):
+            said += "\n" + no_search_line(self.config, spec)
+        return said
+
+    # -- web search ------------------------------------------------------------------------
+    @property
+    def searching(self) -> bool:
+        """Whether answers ask for the provider's web search: `/search`, else the model's `search`."""
+        return self.settings.search if self.settings.search is not None else self.model.search
+
+    def set_search(self, on: bool) -> str:
+        self.settings = replace(self.settings, search=on)
+        if on and not can_search(self.config, self.model):
+            return no_search_line(self.config, self.model)
+        return f"web search {'on' if on else 'off'}" + (f" ({self.model.name} searches with its provider's own search)" if on else "")
 
     # -- turns -----------------------------------------------------------------------------
     def attach(self, path: str) -> str:

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProviderError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, Usage
 from .sse import iter_sse, loads_event
-from .base import HttpRequest, Target, error_text
+from .base import HttpRequest, Sources, Target, error_text
 
 NAME = "anthropic"
 API_VERSION = "2023-06-01"
@@ -34,6 +34,9 @@ MIN_THINKING_BUDGET = 1024
 # Budgets for effort words; True means "think" without saying how much.
 EFFORT_BUDGETS: dict[str, int] = {"low": 2048, "medium": 8192, "high": 16384}
 DEFAULT_THINKING_BUDGET = EFFORT_BUDGETS["medium"]
+# The web search server tool (Anthropic runs the searches; we only read the blocks it streams).
+WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+_SEARCH_BLOCKS = ("server_tool_use", "web_search_tool_result")
 # The Claude 3 (not 3.5/3.7) family cannot emit more than 4096 tokens; asking for more is a 400.
 _SMALL_OUTPUT = re.compile(r"claude-3-(haiku|sonnet|opus)")
 
@@ -119,11 +122,13 @@ class AnthropicProtocol:
         body: dict = {
             "model": target.model_id,
             "max_tokens": plan.max_tokens,
-            "messages": _messages(conversation, target.model_id),
+            "messages": _messages(conversation, target.model_id, bool(target.search)),
             "stream": True,
         }
         if conversation.system and conversation.system.strip():
             body["system"] = conversation.system
+        if target.search:
+            body["tools"] = [dict(WEB_SEARCH_TOOL)]
         if plan.budget is not None:
             body["thinking"] = {"type": "enabled", "budget_tokens": plan.budget}
         elif target.temperature is not None:
@@ -138,8 +143,10 @@ class AnthropicProtocol:
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
         """Raw response bytes (any chunking) to events, ending in Done."""
-        open_blocks: dict[int, dict] = {}  # index -> thinking/redacted block being received
+        open_blocks: dict[int, dict] = {}  # index -> thinking/redacted/search block being received
         finished: list[dict] = []
+        sources = Sources()
+        markers: dict[int, list[int]] = {}  # text block index -> the source numbers it cites
         usage: dict[str, int] = {}
         stop_reason: str | None = None
         explanation = ""  # stop_details.explanation: why Claude refused, when it says
@@ -156,11 +163,16 @@ class AnthropicProtocol:
             elif kind == "content_block_start":
                 yield from _block_start(data, open_blocks)
             elif kind == "content_block_delta":
-                yield from _block_delta(data, open_blocks)
+                yield from _block_delta(data, open_blocks, sources, markers)
             elif kind == "content_block_stop":
                 block = open_blocks.pop(_index(data), None)
                 if block is not None:
+                    yield from _block_done(block)
                     finished.append(block)
+                cited = markers.pop(_index(data), None)
+                if cited:
+                    # The numbers of the sources this passage rests on, after it, as [n] markers.
+                    yield TextDelta(" " + "".join(f"[{n}]" for n in cited))
             elif kind == "message_delta":
                 delta = _obj(data.get("delta"))
                 stop_reason = _str(delta.get("stop_reason")) or stop_reason
@@ -196,11 +208,12 @@ PROTOCOL = AnthropicProtocol()
 # -- request ---------------------------------------------------------------------------------
 
 
-def _messages(conversation: Conversation, model_id: str) -> list[dict]:
+def _messages(conversation: Conversation, model_id: str, search: bool = False) -> list[dict]:
     out: list[dict] = []
     for message in conversation.for_request():
-        thinking = _replay_blocks(message, model_id) if message.role == "assistant" else []
-        texts = [{"type": "text", "text": message.text}] if message.text.strip() else []
+        thinking = _replay_blocks(message, model_id, search) if message.role == "assistant" else []
+        text = message.text_with_sources()
+        texts = [{"type": "text", "text": text}] if message.text.strip() else []
         if not texts:
             # A whitespace-only text block is a 400, and thinking alone is not a turn.
             continue
@@ -214,15 +227,16 @@ def _messages(conversation: Conversation, model_id: str) -> list[dict]:
     return out
 
 
-def _replay_blocks(message: Message, model_id: str) -> list[dict]:
-    """This model's own thinking blocks for the turn, exactly as it produced them."""
+def _replay_blocks(message: Message, model_id: str, search: bool = False) -> list[dict]:
+    """This model's own thinking blocks for the turn, exactly as it produced them, and its search
+    blocks when the request offers the search tool again (they name it; its text keeps the sources)."""
     blocks = []
     for state in message.replay_for(NAME, model_id):
         try:
             block = json.loads(state.data)
         except ValueError:
             continue
-        if isinstance(block, dict) and _replayable(block):
+        if isinstance(block, dict) and _replayable(block) and (search or block.get("type") not in _SEARCH_BLOCKS):
             blocks.append(block)
     return blocks
 
@@ -232,6 +246,10 @@ def _replayable(block: dict) -> bool:
         return isinstance(block.get("thinking"), str) and bool(block.get("signature"))
     if block.get("type") == "redacted_thinking":
         return isinstance(block.get("data"), str) and bool(block.get("data"))
+    if block.get("type") == "server_tool_use":
+        return bool(_str(block.get("id"))) and bool(_str(block.get("name"))) and isinstance(block.get("input"), dict)
+    if block.get("type") == "web_search_tool_result":
+        return bool(_str(block.get("tool_use_id"))) and "content" in block
     return False
 
 
@@ -250,16 +268,55 @@ def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
     elif kind == "redacted_thinking":
         # Encrypted thinking: nothing to show, but it must go back to the model unchanged.
         open_blocks[index] = {"type": "redacted_thinking", "data": _str(block.get("data"))}
+    elif kind == "server_tool_use":
+        # The query arrives as input_json_delta pieces; it is complete at content_block_stop.
+        open_blocks[index] = {"type": "server_tool_use", "id": _str(block.get("id")),
+                              "name": _str(block.get("name")), "input": _obj(block.get("input")), "_json": ""}
+    elif kind == "web_search_tool_result":
+        open_blocks[index] = {"type": kind, "tool_use_id": _str(block.get("tool_use_id")),
+                              "content": block.get("content")}
     elif kind == "text" and _str(block.get("text")):
         yield TextDelta(block["text"])
     # tool_use and other block types carry nothing a chat shows.
 
 
-def _block_delta(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
+def _block_done(block: dict) -> Iterator[Event]:
+    """A search block is complete: say what was searched, or why the search failed."""
+    if block["type"] == "server_tool_use":
+        raw = block.pop("_json", "")
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                block["input"] = parsed
+        query = _str(block["input"].get("query"))
+        if block["name"] == "web_search" and query.strip():
+            yield SearchQuery(query)
+    elif block["type"] == "web_search_tool_result":
+        content = block.get("content")
+        if isinstance(content, dict) and content.get("type") == "web_search_tool_result_error":
+            yield Notice(f"web search failed ({_str(content.get('error_code'))[:40] or 'error'})")
+
+
+def _block_delta(data: dict, open_blocks: dict[int, dict], sources: Sources | None = None,
+                 markers: dict[int, list[int]] | None = None) -> Iterator[Event]:
     delta = _obj(data.get("delta"))
     kind = delta.get("type")
     block = open_blocks.get(_index(data))
-    if kind == "text_delta":
+    if kind == "input_json_delta":
+        if block is not None and block["type"] == "server_tool_use":
+            block["_json"] += _str(delta.get("partial_json"))
+    elif kind == "citations_delta" and sources is not None and markers is not None:
+        cite = _obj(delta.get("citation"))
+        number, citation = sources.add(cite.get("title"), cite.get("url"), cite.get("cited_text"))
+        if citation is not None:
+            yield citation
+        cited = markers.setdefault(_index(data), [])
+        if number and number not in cited:
+            cited.append(number)
+    elif kind == "text_delta":
         if _str(delta.get("text")):
             yield TextDelta(delta["text"])
     elif kind == "thinking_delta":

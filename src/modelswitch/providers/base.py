@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Protocol as _TypingProtocol
 
 from ..conversation import Conversation
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, clean_text, is_high_surrogate
+from ..events import (
+    Citation, Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, clean_text, is_high_surrogate,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,9 @@ class Target:
     reasoning: bool | str | int | None = None
     # How the user supplies the key ("DEEPSEEK_API_KEY"), named when the key is rejected.
     key_hint: str = ""
+    # Ask the provider to search the web itself, by this mechanism: the protocol's name, or an
+    # OpenAI-compatible vendor of providers/search.py ("openrouter", "qwen", ...); "": no search.
+    search: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,10 @@ def valid_text(events: Iterable[Event]) -> Iterator[Event]:
                 event = Notice(clean_text(event.text))
             elif isinstance(event, ReplayState):
                 event = ReplayState(event.protocol, event.model, clean_text(event.data))
+            elif isinstance(event, Citation):
+                event = Citation(clean_text(event.title), clean_text(event.url), clean_text(event.cited_text))
+            elif isinstance(event, SearchQuery):
+                event = SearchQuery(clean_text(event.query))
             yield event
     except Exception:
         # The held half is part of the partial answer the caller keeps.
@@ -122,3 +131,34 @@ def _flush(held: dict[type, str]) -> Iterator[Event]:
     for kind in list(held):
         del held[kind]
         yield kind("\ufffd")
+
+
+# A quoted passage longer than this is cut: it is shown under the answer and stored with it.
+_CITED_TEXT_LIMIT = 500
+
+
+class Sources:
+    """The sources one answer cites, numbered from 1 by first appearance of their URL.
+
+    The engine keeps citations in the same order (first of each URL), so a number a protocol
+    writes into the answer as a "[n]" marker is the number the sources list shows.
+    """
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def add(self, title: object, url: object, cited_text: object = "") -> tuple[int, Citation | None]:
+        """The source's number (0 for no usable URL) and its Citation when it is new, else None."""
+        if not isinstance(url, str) or not url.strip():
+            return 0, None
+        url = url.strip()
+        if url in self._numbers:
+            return self._numbers[url], None
+        self._numbers[url] = n = len(self._numbers) + 1
+        quote = " ".join(cited_text.split()) if isinstance(cited_text, str) else ""
+        if len(quote) > _CITED_TEXT_LIMIT:
+            quote = quote[: _CITED_TEXT_LIMIT - 1] + "…"
+        return n, Citation(" ".join(title.split()) if isinstance(title, str) else "", url, quote)
+
+    def __len__(self) -> int:
+        return len(self._numbers)

@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 from ..conversation import Conversation, Message
 from ..errors import OverloadedError, ProtocolError, ProviderError, RateLimitError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, Usage
 from .sse import iter_sse, loads_event
-from .base import HttpRequest, Target, error_text
+from .base import HttpRequest, Sources, Target, error_text
 
 NAME = "gemini"
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
@@ -83,6 +83,9 @@ class GeminiProtocol:
             config["thinkingConfig"] = thinking
         if config:
             body["generationConfig"] = config
+        if target.search:
+            # Grounding with Google Search: Google runs the searches; groundingMetadata says which.
+            body["tools"] = [{"google_search": {}}]
         model = quote(target.model_id.removeprefix("models/"), safe="-._~")
         url = f"{target.base_url.rstrip('/')}/v1beta/models/{model}:streamGenerateContent?alt=sse"
         headers = {"content-type": "application/json"}
@@ -97,6 +100,8 @@ class GeminiProtocol:
         usage: dict = {}  # stays empty when no usageMetadata came: usage unknown, not 0
         finish: str | None = None
         blocked: str | None = None
+        sources = Sources()
+        queries: set[str] = set()
         for obj in _objects(chunks):
             if "error" in obj:
                 raise _stream_error(obj["error"])
@@ -114,6 +119,9 @@ class GeminiProtocol:
             for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict):
                     yield from _part(part, answer_parts)
+            grounding = candidate.get("groundingMetadata")
+            if isinstance(grounding, dict):
+                yield from _grounding(grounding, sources, queries)
             reason = candidate.get("finishReason")
             finish = reason if isinstance(reason, str) and reason else finish
         if finish is None and blocked is None:
@@ -151,7 +159,7 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
         if parts is None:
             if not message.text.strip():
                 continue  # an empty text part is a 400
-            parts = [{"text": message.text}]
+            parts = [{"text": message.text_with_sources()}]
         if out and out[-1]["role"] == role:
             out[-1]["parts"].extend(parts)
         else:
@@ -175,6 +183,24 @@ def _replay_parts(message: Message, model_id: str) -> list[dict] | None:
 
 
 # -- response --------------------------------------------------------------------------------
+
+
+def _grounding(meta: dict, sources: Sources, queries: set[str]) -> Iterator[Event]:
+    """groundingMetadata: the searches Google ran (webSearchQueries) and the pages the answer
+    rests on (groundingChunks[].web: uri, title). It may come in several chunks, so each query
+    and source is yielded once."""
+    asked = meta.get("webSearchQueries")
+    for query in asked if isinstance(asked, list) else ():
+        if isinstance(query, str) and query.strip() and query not in queries:
+            queries.add(query)
+            yield SearchQuery(query)
+    chunks = meta.get("groundingChunks")
+    for chunk in chunks if isinstance(chunks, list) else ():
+        web = chunk.get("web") if isinstance(chunk, dict) else None
+        if isinstance(web, dict):
+            citation = sources.add(web.get("title"), web.get("uri"))[1]
+            if citation is not None:
+                yield citation
 
 
 def _objects(chunks: Iterable[bytes]) -> Iterator[dict]:

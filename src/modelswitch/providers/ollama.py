@@ -84,9 +84,9 @@ class OllamaProtocol:
                 continue
             if messages and messages[-1]["role"] == message.role:
                 # Many models' chat templates refuse two turns of one role in a row.
-                messages[-1]["content"] += "\n\n" + message.text
+                messages[-1]["content"] += "\n\n" + message.text_with_sources()
             else:
-                messages.append({"role": message.role, "content": message.text})
+                messages.append({"role": message.role, "content": message.text_with_sources()})
         body: dict = {"model": target.model_id, "messages": messages, "stream": True}
         think = think_value(target.reasoning)
         if think is not None:

@@ -21,6 +21,7 @@ A 200 body that is one JSON chat.completion object rather than a stream (a serve
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -34,7 +35,8 @@ from ..errors import (
 )
 from ..events import Done, Event, Notice, ReasoningDelta, Usage
 from .sse import SSEDecoder, SSEEvent, loads_event
-from .base import HttpRequest, Target
+from . import search as _search
+from .base import HttpRequest, Sources, Target
 from .thinktags import CLOSE as _CLOSE
 from .thinktags import OPEN as _OPEN
 from .thinktags import ThinkSplitter
@@ -71,6 +73,8 @@ class OpenAIProtocol:
             body["max_tokens"] = target.max_tokens
         if isinstance(target.reasoning, str):
             body["reasoning_effort"] = target.reasoning
+        if target.search:
+            body.update(_search.request_fields(target.search))
         return HttpRequest("POST", f"{target.base_url.rstrip('/')}/chat/completions", headers, body)
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
@@ -111,6 +115,9 @@ def _messages(conversation: Conversation) -> list[dict[str, str]]:
         out.append({"role": "system", "content": conversation.system})
     for message in conversation.for_request():
         text = _answer_only(message)
+        if message.citations:
+            # The sources stay readable by whichever model comes next, as text.
+            text = replace(message, text=text).text_with_sources()
         if out and out[-1]["role"] == message.role:
             out[-1]["content"] = f"{out[-1]['content']}\n\n{text}"
         else:
@@ -147,7 +154,8 @@ _NORMAL_STOPS = frozenset(("stop", "eos", "end_turn", "stop_sequence"))
 class _Stream:
     """What the parse has seen so far; Usage and Done are emitted once, at the end."""
 
-    __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen", "refusal", "noticed")
+    __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen", "refusal", "noticed",
+                 "sources")
 
     def __init__(self, target: Target, hold_untagged: bool) -> None:
         self.target = target
@@ -158,12 +166,15 @@ class _Stream:
         self.reasoning_seen = False
         self.refusal: list[str] = []
         self.noticed: set[str] = set()  # kinds of unknown content already told about, once each
+        self.sources = Sources()
 
     def ending(self) -> list[Event]:
         events = self.think.close()
         if self.usage is not None:
             events.append(self.usage)
         finish = "stop" if self.finish in _NORMAL_STOPS else self.finish
+        if self.target.search:
+            events.extend(_search.ending_notices(self.target.search, self.sources))
         if self.refusal:
             # A refusal is the model's message about the answer, not part of it.
             events.append(Notice(f"{self.target.model_id} refused: {_one_line(''.join(self.refusal))}"))
@@ -252,6 +263,14 @@ _PLAIN_DELTA_KEYS = frozenset(("content", "role"))
 
 def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
     """Events from one chat.completion.chunk (or a completion's message)."""
+    if obj.keys().isdisjoint(_search.TOP_LEVEL_KEYS):
+        return _choice_events(obj, st)
+    # Sources at the chunk's top level (Perplexity, Hunyuan, Zhipu): they open the events, so
+    # a [n] marker in this chunk's text is never ahead of its source.
+    return _search.chunk_citations(obj, st.sources) + _choice_events(obj, st)
+
+
+def _choice_events(obj: dict, st: _Stream) -> list[Event]:
     choices = obj.get("choices")
     if type(choices) is list and len(choices) == 1 and obj.get("usage") is None and "error" not in obj:
         # Fast path for a plain content delta: same result as below, a fraction of the checks.
@@ -302,6 +321,8 @@ def _chunk_events(obj: dict, st: _Stream) -> list[Event]:
         events.extend(_content_parts(content, st))
     elif content is not None:
         events.extend(st.unknown(f"content of an unknown shape ({type(content).__name__})"))
+    if delta.get("annotations"):
+        events.extend(_search.annotation_citations(delta["annotations"], st.sources))
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
         st.refusal.append(refusal)

@@ -49,6 +49,19 @@ def _think(repl: Repl, arg: str) -> None:
     repl.say(f"reasoning: {arg}", "dim")
 
 
+@command("search", "/search on|off", "let the provider search the web and cite its sources; bare: show the setting",
+         args="text")
+def _search(repl: Repl, arg: str) -> None:
+    s = repl.session
+    word = arg.strip().lower()
+    if word not in ("on", "off"):
+        if word:
+            raise UsageError(f"/search takes on or off, not {arg.strip()[:40]!r}")
+        repl.say(f"web search is {'on' if s.searching else 'off'} (/search on|off)")
+        return
+    repl.say(s.set_search(word == "on"), "dim")
+
+
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")
 def _system(repl: Repl, arg: str) -> None:
     s = repl.session

@@ -15,6 +15,7 @@ from .. import errors
 from ..config.load import ModelSpec
 from ..conversation import Message
 from ..engine.choice import choose_for_session, first_run_local, load_config
+from ..engine.catalog import can_search
 from ..engine.session import ChatSession
 from ..errors import StdoutError
 from ..interrupts import Terminated, deferred
@@ -233,4 +234,6 @@ class Repl:
             parts.append(" + ".join(str(c) for c in total.costs))
         if s.attachments:
             parts.append(f"{len(s.attachments)} file(s) attached")
+        if s.searching:
+            parts.append("search on" if can_search(s.config, s.model) else "search on (this model cannot)")
         return " · ".join(parts)

@@ -32,7 +32,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -71,6 +71,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER",
         "ALTER TABLE turns ADD COLUMN cache_write_1h_tokens INTEGER",
+    ),
+    # The sources of a searched answer (JSON list of events.Citation). A column of its own, not
+    # inside `replay`: replay is provider state sent back to one model only, sources go to all.
+    3: (
+        "ALTER TABLE turns ADD COLUMN citations TEXT NOT NULL DEFAULT '[]'",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION

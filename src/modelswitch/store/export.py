@@ -15,7 +15,7 @@ from ..conversation import Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
-from .records import SessionInfo, Turn
+from .records import SessionInfo, Turn, citation_dict, citations_from
 
 FORMAT = "modelswitch-session"
 FORMAT_VERSION = 1
@@ -66,6 +66,7 @@ def _turn_json(t: Turn) -> dict[str, Any]:
         "fallback_from": m.fallback_from,
         "error": m.error,
         "replay": [{"protocol": r.protocol, "model": r.model, "data": r.data} for r in m.replay],
+        "citations": [citation_dict(c) for c in m.citations],
         "created": t.created.isoformat() if t.created else None,
     }
 
@@ -198,6 +199,8 @@ def _turn_from(t: _Doc) -> Turn:
         status=t.get("status").choice("complete", "interrupted", "error"), replay=replay,
         usage=usage, timing=timing, finish_reason=t.get("finish_reason").text(optional=True),
         fallback_from=t.get("fallback_from").text(optional=True), error=t.get("error").text(optional=True),
+        # Absent from exports written before search; a malformed entry is left out, not fatal.
+        citations=citations_from(getattr(t.opt("citations"), "value", [])),
     )
     return Turn(message, cost, alternate, t.get("idx").number(int, optional=True),
                 t.get("created").when(optional=True))
@@ -248,11 +251,22 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
         lines += ["> *Reasoning*", ">", _quote(m.reasoning), ""]
     if m.text:
         lines += [m.text.rstrip(), ""]
+    if m.citations:
+        lines += ["Sources:", "", *_sources_markdown(m), ""]
     if m.status == "interrupted":
         lines.append("*(interrupted: the answer above is partial)*")
     elif m.status == "error":
         lines.append(f"*(failed: {m.error or 'no answer'})*")
     return "\n".join(lines).rstrip()
+
+
+def _sources_markdown(m: Message) -> list[str]:
+    """One numbered link per source; brackets in a title and spaces in a URL cannot break the link."""
+    lines = []
+    for n, c in enumerate(m.citations, 1):
+        title = " ".join(c.title.split()).replace("[", "\\[").replace("]", "\\]") or c.url
+        lines.append(f"{n}. [{title}](<{c.url.replace('<', '%3C').replace('>', '%3E')}>)")
+    return lines
 
 
 def _details(m: Message, cost: Cost | None) -> list[str]:

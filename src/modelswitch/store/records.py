@@ -15,7 +15,7 @@ from typing import Any
 from ..config.pricing import Cost
 from ..conversation import Message, ModelRef, Timing
 from ..errors import UsageError
-from ..events import ReplayState, Usage, clean_text
+from ..events import Citation, ReplayState, Usage, clean_text
 from ..redaction import redact
 
 MAX_NAME_LEN = 100
@@ -90,7 +90,7 @@ TURN_COLUMNS = (
     "status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
     "cost_amount", "cost_currency", "ttft_s", "total_s", "tokens_per_s", "finish_reason",
     "fallback_from", "error", "replay", "alternate", "created",
-    "cache_write_tokens", "cache_write_1h_tokens",
+    "cache_write_tokens", "cache_write_1h_tokens", "citations",
 )
 
 
@@ -121,6 +121,25 @@ def _replay_json(states: Sequence[ReplayState]) -> str:
     return json.dumps(kept, ensure_ascii=False)
 
 
+def citations_json(citations: Sequence[Citation]) -> str:
+    return json.dumps([citation_dict(c) for c in citations], ensure_ascii=False)
+
+
+def citation_dict(c: Citation) -> dict[str, str]:
+    """A source as stored and exported; its text is scrubbed like every other text."""
+    return {"title": redacted(c.title) or "", "url": redacted(c.url) or "", "cited_text": redacted(c.cited_text) or ""}
+
+
+def citations_from(items: object) -> tuple[Citation, ...]:
+    """Sources read back (the store, an imported file): anything not shaped like one is left out."""
+    out = []
+    for d in items if isinstance(items, list) else ():
+        if isinstance(d, dict) and isinstance(d.get("url"), str) and d["url"]:
+            title, text = d.get("title"), d.get("cited_text")
+            out.append(Citation(title if isinstance(title, str) else "", d["url"], text if isinstance(text, str) else ""))
+    return tuple(out)
+
+
 def turn_row(turn: Turn, created: str) -> tuple[object, ...]:
     """Column values after `idx`, in TURN_COLUMNS order."""
     m, u, t, c, ref = turn.message, turn.message.usage, turn.message.timing, turn.cost, turn.message.model
@@ -136,13 +155,14 @@ def turn_row(turn: Turn, created: str) -> tuple[object, ...]:
         redacted(m.finish_reason), redacted(m.fallback_from), redacted(m.error),
         _replay_json(m.replay), int(turn.alternate), created,
         u.cache_write_tokens if u else None, u.cache_write_1h_tokens if u else None,
+        citations_json(m.citations),
     )
 
 
 def row_turn(row: Sequence[Any]) -> Turn:
     (idx, role, text, reasoning, alias, model_id, provider, protocol, status, inp, out, rsn, cached,
      amount, currency, ttft, total, tps, finish, fallback, error, replay, alternate, created,
-     written, written_1h) = row
+     written, written_1h, citations) = row
     model = ModelRef(provider, model_id, protocol or "", alias) if model_id is not None else None
     usage = (Usage(inp or 0, out or 0, rsn or 0, cached or 0, written or 0, written_1h or 0)
              if inp is not None or out is not None else None)
@@ -151,6 +171,7 @@ def row_turn(row: Sequence[Any]) -> Turn:
     message = Message(
         role=role, text=text, reasoning=reasoning or "", model=model, status=status, replay=states,
         usage=usage, timing=timing, finish_reason=finish, fallback_from=fallback, error=error,
+        citations=citations_from(json.loads(citations or "[]")),
     )
     cost = Cost(amount, currency) if amount is not None and currency else None
     return Turn(message, cost, bool(alternate), idx, datetime.fromisoformat(created))

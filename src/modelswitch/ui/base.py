@@ -28,6 +28,10 @@ class Renderer:
     def notice(self, text: str) -> None:
         """One line the user should see that is not part of the answer."""
 
+    def search(self, query: str) -> None:
+        """The provider is searching the web for `query` (its own search, for this answer)."""
+        self.notice(search_text(query))
+
     def end(self, message: Message, cost: Cost | None) -> None:
         """The answer is over; finish drawing it."""
 
@@ -56,6 +60,15 @@ def footer_text(message: Message, cost: Cost | None) -> str:
     if cost is not None:
         parts.append(str(cost))
     return " · ".join(parts)
+
+
+def search_text(query: str) -> str:
+    return "searching: " + " ".join(query.split())
+
+
+def linkable(url: str) -> bool:
+    """Only a web address becomes a clickable link; anything else is shown as text."""
+    return url.lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url)
 
 
 def thought_text(seconds: float, tokens: int) -> str:

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
-from ..events import Event, Notice, ReasoningDelta, TextDelta
+from ..conversation import sources_text
+from ..events import Event, Notice, ReasoningDelta, SearchQuery, TextDelta
 from ..vocab import REASONING_VIEWS
 from .base import Renderer
 from .mdstream import MarkdownStream
@@ -83,9 +84,17 @@ class PlainRenderer(Renderer):
 
     def end(self, message: Message, cost: Cost | None) -> None:
         self._finish_line()
+        self._sources(message)
 
     def abort(self) -> None:
         self._finish_line()  # a partial answer ends its line too: an error goes below it
+
+    def _sources(self, message: Message) -> None:
+        """The numbered sources under the answer, plain: part of what was answered."""
+        if message.citations:
+            text = "\n" + sources_text(message.citations) + "\n"
+            self._out.write(visible(text) if self._out_shown else text)
+            self._out.flush()
 
     def _finish_line(self) -> None:
         self._close_reasoning()
@@ -110,6 +119,8 @@ def draw(renderer: Renderer, events: Iterable[Event]) -> None:
             renderer.reasoning(event.text)
         elif isinstance(event, Notice):
             renderer.notice(event.text)
+        elif isinstance(event, SearchQuery):
+            renderer.search(event.query)
 
 
 # -- everything else the CLI and REPL print -------------------------------------------------

@@ -1,0 +1,258 @@
+"""Loopback stand-ins for each provider's own web search, built from the vendors' documented shapes.
+
+Each fake rejects what its API rejects (an unknown field, a malformed tool, a search block it did
+not issue) in that API's error shape, and answers a searching request with the stream shape the
+vendor documents: Anthropic's server_tool_use / web_search_tool_result blocks and citations_delta,
+Gemini's groundingMetadata, `url_citation` annotations (OpenAI, OpenRouter), Perplexity's
+`citations` / `search_results`, Hunyuan's `search_info`, Zhipu's chunk `web_search` list, and
+Qwen's enable_search answer, which carries no sources on the OpenAI-compatible path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from tests.loopback import Received, Reply
+from tests.validators import FakeAnthropic, FakeAPI, FakeGemini, Problem
+
+SOURCES = [
+    ("Pelican - Wikipedia", "https://en.wikipedia.org/wiki/Pelican",
+     "Pelicans are a genus of large water birds that make up the family Pelecanidae."),
+    ("Brown pelican | Audubon", "https://www.audubon.org/field-guide/bird/brown-pelican",
+     "The Brown Pelican is found along the coasts."),
+]
+QUERY = "pelican facts"
+
+_WEB_SEARCH_TOOL = re.compile(r"web_search_\d{8}$")
+_WEB_SEARCH_KEYS = {"type", "name", "max_uses", "allowed_domains", "blocked_domains", "user_location",
+                    "cache_control"}
+
+
+@dataclass
+class FakeAnthropicSearch(FakeAnthropic):
+    """The Messages API with the web_search server tool."""
+
+    search_issued: dict[str, dict] = field(default_factory=dict)  # block id -> the block as sent
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        tools = body.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list):
+                return Problem(400, "tools: Input should be a valid list")
+            for i, tool in enumerate(tools):
+                if not isinstance(tool, dict) or not _WEB_SEARCH_TOOL.match(str(tool.get("type"))):
+                    return Problem(400, f"tools.{i}: Input tag does not match any of the expected tags")
+                extra = set(tool) - _WEB_SEARCH_KEYS
+                if extra:
+                    return Problem(400, f"tools.{i}.{sorted(extra)[0]}: Extra inputs are not permitted")
+                if tool.get("name") != "web_search":
+                    return Problem(400, f"tools.{i}.name: Input should be 'web_search'")
+                uses = tool.get("max_uses")
+                if uses is not None and (not isinstance(uses, int) or uses < 1):
+                    return Problem(400, f"tools.{i}.max_uses: Input should be greater than 0")
+        # Search blocks in history: checked here, then taken out for the thinking/text rules.
+        searching = bool(tools)
+        rest: list = []  # the messages without their search blocks, for the parent's rules
+        for i, m in enumerate(body.get("messages") or []):
+            content = m.get("content") if isinstance(m, dict) else None
+            if not isinstance(content, list):
+                rest.append(m)
+                continue
+            kept = []
+            for j, block in enumerate(content):
+                kind = block.get("type") if isinstance(block, dict) else None
+                if kind not in ("server_tool_use", "web_search_tool_result"):
+                    kept.append(block)
+                    continue
+                where = f"messages.{i}.content.{j}"
+                if m.get("role") != "assistant":
+                    return Problem(400, f"{where}.type: {kind} blocks may only appear in assistant messages")
+                if not searching:
+                    # Stricter than documented, so a pass here passes there: a block naming a tool
+                    # the request does not offer.
+                    return Problem(400, f"{where}: {kind} names the web_search tool, which is not in `tools`")
+                key = block.get("id") if kind == "server_tool_use" else block.get("tool_use_id")
+                issued = self.search_issued.get(f"{kind}:{key}")
+                if issued != block:
+                    return Problem(400, f"{where}: this {kind} block was not issued by the API (or was changed)")
+            rest.append({**m, "content": kept})
+        return super().validate(rec, {**body, "messages": rest} if "messages" in body else body)
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        if not body.get("tools"):
+            return super().answer(rec, body)
+        n, model = len(self.accepted), body["model"]
+        tool_id = f"srvtoolu_{uuid.uuid4().hex[:24]}"
+        results = [{"type": "web_search_result", "title": t, "url": u, "encrypted_content": f"Eq{uuid.uuid4().hex}",
+                    "page_age": None} for t, u, _ in SOURCES]
+        self.search_issued[f"server_tool_use:{tool_id}"] = {"type": "server_tool_use", "id": tool_id,
+                                                             "name": "web_search", "input": {"query": QUERY}}
+        self.search_issued[f"web_search_tool_result:{tool_id}"] = {"type": "web_search_tool_result",
+                                                                    "tool_use_id": tool_id, "content": results}
+        events: list[dict] = [
+            {"type": "message_start", "message": {"id": f"msg_{n}", "type": "message", "role": "assistant",
+             "model": model, "content": [], "usage": {"input_tokens": 2037, "output_tokens": 1}}},
+        ]
+
+        def block(start: dict, *deltas: dict) -> None:
+            index = sum(e["type"] == "content_block_start" for e in events)
+            events.append({"type": "content_block_start", "index": index, "content_block": start})
+            events.extend({"type": "content_block_delta", "index": index, "delta": d} for d in deltas)
+            events.append({"type": "content_block_stop", "index": index})
+
+        block({"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {}},
+              {"type": "input_json_delta", "partial_json": ""},
+              {"type": "input_json_delta", "partial_json": '{"query": "peli'},
+              {"type": "input_json_delta", "partial_json": 'can facts"}'})
+        block({"type": "web_search_tool_result", "tool_use_id": tool_id, "content": results})
+        block({"type": "text", "text": ""}, {"type": "text_delta", "text": "Here is what I found. "})
+
+        def cite(k: int) -> dict:
+            title, url, quote = SOURCES[k]
+            return {"type": "citations_delta", "citation": {"type": "web_search_result_location", "cited_text": quote,
+                                                            "url": url, "title": title, "encrypted_index": "Eo8BCioI"}}
+
+        block({"type": "text", "text": "", "citations": []}, cite(0),
+              {"type": "text_delta", "text": "Pelicans are large water birds"})
+        block({"type": "text", "text": ""}, {"type": "text_delta", "text": ", and "})
+        block({"type": "text", "text": "", "citations": []}, cite(1), cite(0),
+              {"type": "text_delta", "text": "the brown pelican lives on coasts"})
+        block({"type": "text", "text": ""}, {"type": "text_delta", "text": "."})
+        events += [{"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 60, "server_tool_use": {"web_search_requests": 1}}},
+                   {"type": "message_stop"}]
+        return Reply(chunks=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events])
+
+
+@dataclass
+class FakeGeminiSearch(FakeGemini):
+    """generateContent with Grounding with Google Search."""
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        tools = body.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list) or not tools:
+                return Problem(400, "Invalid value at 'tools'", "INVALID_ARGUMENT")
+            for i, tool in enumerate(tools):
+                if not isinstance(tool, dict) or len(tool) != 1:
+                    return Problem(400, f"Invalid value at 'tools[{i}]'", "INVALID_ARGUMENT")
+                (name, value), = tool.items()
+                if name not in ("google_search", "googleSearch") or value != {}:
+                    return Problem(400, f'Invalid JSON payload received. Unknown name "{name}" at \'tools[{i}]\': '
+                                        "Cannot find field.", "INVALID_ARGUMENT")
+        return super().validate(rec, body)
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        if not body.get("tools"):
+            return super().answer(rec, body)
+        text = "Pelicans are large water birds. The brown pelican lives on coasts."
+        objs = [
+            {"candidates": [{"content": {"role": "model", "parts": [{"text": text[:31]}]}, "index": 0}]},
+            {"candidates": [{"content": {"role": "model", "parts": [{"text": text[31:]}]}, "finishReason": "STOP",
+                             "index": 0, "groundingMetadata": {
+                                 "webSearchQueries": [QUERY, "brown pelican habitat"],
+                                 "searchEntryPoint": {"renderedContent": "<style>.container{}</style>"},
+                                 "groundingChunks": [{"web": {"uri": u, "title": t}} for t, u, _ in SOURCES],
+                                 "groundingSupports": [
+                                     {"segment": {"startIndex": 0, "endIndex": 31, "text": text[:31]},
+                                      "groundingChunkIndices": [0]},
+                                     {"segment": {"startIndex": 32, "endIndex": 67, "text": text[32:]},
+                                      "groundingChunkIndices": [1, 0]},
+                                 ]}}],
+             "usageMetadata": {"promptTokenCount": 17, "candidatesTokenCount": 37, "toolUsePromptTokenCount": 308,
+                               "totalTokenCount": 362}},
+        ]
+        return Reply(chunks=[f"data: {json.dumps(o)}\r\n\r\n".encode() for o in objs])
+
+
+_CHAT_KEYS = {"model", "messages", "stream", "stream_options", "temperature", "max_tokens", "reasoning_effort"}
+# What each vendor adds to Chat Completions for search, and how each value must look.
+_VENDOR_KEYS: dict[str, dict[str, object]] = {
+    "openrouter": {"plugins": [{"id": "web"}]},
+    "openai": {"web_search_options": {}},
+    "perplexity": {},
+    "qwen": {"enable_search": True},
+    "hunyuan": {"enable_enhancement": True, "citation": True, "search_info": True},
+    "zhipu": {"tools": [{"type": "web_search", "web_search": {"enable": True, "search_result": True}}]},
+}
+
+
+@dataclass
+class FakeChatSearch(FakeAPI):
+    """One OpenAI-compatible vendor's Chat Completions with its own search fields."""
+
+    vendor: str = "openrouter"
+    key: str = "sk-test"
+
+    def matches(self, rec: Received) -> bool:
+        return rec.path.split("?")[0].endswith("/chat/completions")
+
+    def error_reply(self, p: Problem) -> Reply:
+        return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "code": None}})
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if rec.headers.get("authorization") != f"Bearer {self.key}":
+            return Problem(401, "Incorrect API key provided", "authentication_error")
+        allowed = _VENDOR_KEYS[self.vendor]
+        for k, value in body.items():
+            if k in _CHAT_KEYS:
+                continue
+            if k not in allowed:
+                return Problem(400, f"Unrecognized request argument supplied: {k}")
+            if value != allowed[k]:
+                return Problem(400, f"Invalid value for '{k}': {json.dumps(value)[:80]}")
+        if self.vendor == "openai" and "web_search_options" in body and "search" not in str(body.get("model")):
+            return Problem(400, "web_search_options is only supported by search models")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return Problem(400, "messages: at least one message is required")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
+                return Problem(400, f"messages[{i}].role: invalid")
+            if not isinstance(m.get("content"), str) or not m["content"].strip():
+                return Problem(400, f"messages[{i}].content: expected a non-empty string")
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        n, model = len(self.accepted), body["model"]
+        searched = any(k in body for k in _VENDOR_KEYS[self.vendor]) or self.vendor == "perplexity"
+
+        def chunk(delta: dict, finish: str | None = None, **top: object) -> dict:
+            return {"id": f"c{n}", "object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **top}
+
+        text = ["Pelicans are large water birds", " [1]; the brown pelican lives on coasts [2]."]
+        if not searched:
+            return Reply.sse(chunk({"role": "assistant", "content": f"{model} answer {n}"}), chunk({}, "stop"))
+        chunks: list[dict] = []
+        v = self.vendor
+        if v in ("openrouter", "openai"):
+            # Annotations arrive on a delta of their own, after the text they cite.
+            notes = [{"type": "url_citation", "url_citation": {
+                "url": u, "title": t, "start_index": 0, "end_index": 30, **({"content": q} if v == "openrouter" else {}),
+            }} for t, u, q in SOURCES]
+            chunks += [chunk({"role": "assistant", "content": text[0]}), chunk({"content": text[1]}),
+                       chunk({"content": "", "annotations": notes}), chunk({}, "stop")]
+        elif v == "perplexity":
+            top = {"citations": [u for _, u, _ in SOURCES],
+                   "search_results": [{"title": t, "url": u, "date": "2025-01-01"} for t, u, _ in SOURCES]}
+            chunks += [chunk({"role": "assistant", "content": text[0]}, **top), chunk({"content": text[1]}, **top),
+                       chunk({}, "stop", **top)]
+        elif v == "hunyuan":
+            info = {"search_results": [{"index": i + 1, "title": t, "url": u, "icon": ""}
+                                       for i, (t, u, _) in enumerate(SOURCES)]}
+            chunks += [chunk({"role": "assistant", "content": text[0]}, search_info=info),
+                       chunk({"content": text[1]}), chunk({}, "stop")]
+        elif v == "zhipu":
+            found = [{"icon": "", "title": t, "link": u, "media": "", "refer": f"ref_{i + 1}", "content": q}
+                     for i, (t, u, q) in enumerate(SOURCES)]
+            chunks += [chunk({"role": "assistant", "content": ""}, web_search=found),
+                       chunk({"content": text[0]}), chunk({"content": text[1]}), chunk({}, "stop")]
+        else:  # qwen: the answer is searched, but no sources come back on this endpoint
+            chunks += [chunk({"role": "assistant", "content": text[0]}), chunk({"content": text[1]}), chunk({}, "stop")]
+        chunks.append({"id": f"c{n}", "object": "chat.completion.chunk", "model": model, "choices": [],
+                       "usage": {"prompt_tokens": 20, "completion_tokens": 30, "total_tokens": 50}})
+        return Reply.sse(*chunks)

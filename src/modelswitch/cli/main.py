@@ -86,6 +86,9 @@ def ask(
     no_fallback: Annotated[bool, typer.Option("--no-fallback", help="Do not try the model's fallbacks.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Continue (or create) a named session.")] = None,
+    files: Annotated[Optional[list[str]], typer.Option(
+        "-f", "--file", help="Attach a file, image, directory, http(s) URL or '!command' (repeatable).")] = None,
+    run_commands: Annotated[bool, typer.Option("--run", help="Allow -f '!command' to run the command.")] = False,
 ) -> None:
     """Ask one question and stream the answer (pipes cleanly)."""
     g = _globals(ctx)
@@ -97,7 +100,8 @@ def ask(
             AskOptions(
                 prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
                 json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
-                config_path=g.config, color=g.color, debug=g.debug,
+                config_path=g.config, color=g.color, debug=g.debug, files=tuple(files or ()),
+                run_commands=run_commands,
             )
         )
 

@@ -31,7 +31,7 @@ _PROVIDER_KEYS = {
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
-    "retries",
+    "retries", "vision",
 }
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
 # Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
@@ -60,6 +60,7 @@ class ModelSpec:
     fallback: tuple[str, ...] = ()
     context_window: int | None = None
     retries: int | None = None
+    vision: bool = False  # takes images; without it they are refused, or sent as placeholders
 
     @property
     def name(self) -> str:
@@ -447,6 +448,7 @@ class _Validator:
             fallback=tuple(fb for fb in fallback if isinstance(fb, str)),
             context_window=self.positive(t, "context_window", int, f"{key}.context_window"),
             retries=retries,
+            vision=bool(self.opt(t, "vision", bool, f"{key}.vision")),
         )
 
     def price(self, t: dict[str, Any], key: str) -> Price | None:

@@ -158,12 +158,20 @@ class Answer:
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
         protocol = get_protocol(provider.type)
+        conversation = self.conversation
+        if not spec.vision and conversation.has_images:
+            # A model without vision would answer an image part with a 400: it gets a placeholder
+            # naming the image instead, and the user is told.
+            n = sum(len(m.images) for m in conversation.for_request())
+            conversation = conversation.without_images(spec.id)
+            if n:
+                yield Notice(f"{spec.name} does not take images: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
             self._t0 = time.monotonic()
             try:
                 for event in stream(
-                    protocol, target, self.conversation,
+                    protocol, target, conversation,
                     connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
                     debug=self.debug,
                 ):

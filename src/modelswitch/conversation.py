@@ -54,6 +54,15 @@ class Attachment:
         name = self.name.rstrip("/")
         return name if self.kind in ("url", "command") else name.rsplit("/", 1)[-1] or name
 
+    @property
+    def summary(self) -> str:
+        """`error.png (image/png; 12,345 bytes)`: how /file, /history and exports name it."""
+        if self.kind == "directory":
+            return f"{self.name} ({self.note})"
+        what = {"image": self.media_type, "command": self.note or "command output", "url": "web page",
+                "withheld": f"not sent to {self.note}"}.get(self.kind, "text")
+        return f"{self.name} ({what}; {self.size:,} bytes)"
+
     def as_text(self) -> str:
         """The attachment as prompt text (images are sent as image parts, never through here)."""
         if self.kind == "withheld":

@@ -13,7 +13,7 @@ from ..config.load import Config
 from ..config.pricing import message_cost
 from ..conversation import Attachment, Conversation, Message
 from ..engine.answer import Answer
-from ..engine.attach import check_images, describe, load
+from ..engine.attach import check_images, load
 from ..engine.choice import choose_for_session, load_config, warn
 from ..events import Notice, ReasoningDelta, TextDelta, finish_status
 from ..vocab import ASK_REASONING_VIEWS
@@ -79,7 +79,7 @@ def load_files(sources: tuple[str, ...], run_commands: bool) -> tuple[Attachment
     for source in sources:
         a = load(source, confirm=allowed)
         if a.kind == "directory":
-            warn(f"attached {describe(a)}")
+            warn(f"attached {a.summary}")
         out.append(a)
     return tuple(out)
 

@@ -365,12 +365,3 @@ def run_command(command: str, confirm: Confirm | None) -> Attachment:
     text = _text(raw, f"the output of `{command}`")
     note = f"exit status {code}" if code else ""
     return Attachment(f"!{command}", "command", "text/plain", text.encode("utf-8"), note=note)
-
-
-def describe(a: Attachment) -> str:
-    """`error.png (image/png; 12,345 bytes)`: how /file, /history and exports name an attachment."""
-    if a.kind == "directory":
-        return f"{a.name} ({a.note})"
-    what = {"image": a.media_type, "command": a.note or "command output", "url": "web page",
-            "withheld": f"not sent to {a.note}"}.get(a.kind, "text")
-    return f"{a.name} ({what}; {a.size:,} bytes)"

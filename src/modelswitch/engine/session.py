@@ -15,7 +15,7 @@ from ..config.load import Config, ModelSpec
 from ..conversation import Attachment, Conversation, Message
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
-from .attach import Confirm, check_images, describe, load
+from .attach import Confirm, check_images, load
 from .choice import ensure_usable
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ def _shown(a: Attachment) -> str:
     """How /file confirms an attachment: `notes.txt (1,234 bytes)`, `error.png (image/png; 12 bytes)`."""
     if a.kind == "text":
         return f"{a.label} ({a.size:,} bytes)"
-    return describe(a)
+    return a.summary
 
 
 def _replaces(message: Message) -> bool:

@@ -10,7 +10,6 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from .commands import Command, declare, help_rows
-from ..engine.attach import describe
 from ..errors import UsageError
 from ..vocab import REASONING_VIEWS, SETTINGS
 
@@ -108,7 +107,7 @@ def _history(repl: Repl, arg: str) -> None:
         text = " ".join(m.text.split())
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
         for a in m.attachments:
-            repl.say(f"       + {describe(a)}", "dim")
+            repl.say(f"       + {a.summary}", "dim")
 
 
 @command("set", "/set KEY VALUE", "temperature, max_tokens or reasoning for this chat", args="setting")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..conversation import Message, ModelRef, Timing
+from ..conversation import Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
@@ -67,6 +67,12 @@ def _turn_json(t: Turn) -> dict[str, Any]:
         "error": m.error,
         "replay": [{"protocol": r.protocol, "model": r.model, "data": r.data} for r in m.replay],
         "created": t.created.isoformat() if t.created else None,
+        # Embedded whole (base64, images and text alike) so an import restores them byte for byte.
+        "attachments": [
+            {"name": a.name, "kind": a.kind, "media_type": a.media_type, "note": a.note,
+             "sha256": a.digest, "size": a.size, "data": a.base64}
+            for a in m.attachments
+        ],
     }
 
 
@@ -189,6 +195,7 @@ def _turn_from(t: _Doc) -> Turn:
         ReplayState(r.get("protocol").text(), r.get("model").text(), r.get("data").text())
         for r in (t.opt("replay") or _Doc([], "")).items()
     )
+    attachments = tuple(_attachment_from(a) for a in (t.opt("attachments") or _Doc([], "")).items())
     alternate = t.get("alternate").value
     if not isinstance(alternate, bool):
         raise t.get("alternate").fail("expected true or false")
@@ -198,9 +205,26 @@ def _turn_from(t: _Doc) -> Turn:
         status=t.get("status").choice("complete", "interrupted", "error"), replay=replay,
         usage=usage, timing=timing, finish_reason=t.get("finish_reason").text(optional=True),
         fallback_from=t.get("fallback_from").text(optional=True), error=t.get("error").text(optional=True),
+        attachments=attachments,
     )
     return Turn(message, cost, alternate, t.get("idx").number(int, optional=True),
                 t.get("created").when(optional=True))
+
+
+def _attachment_from(a: _Doc) -> Attachment:
+    import base64
+    import binascii
+
+    try:
+        data = base64.b64decode(a.get("data").text(), validate=True)
+    except (binascii.Error, ValueError):
+        raise a.get("data").fail("expected base64") from None
+    kind = a.get("kind").choice("image", "text", "directory", "url", "command")
+    found = Attachment(a.get("name").text(), kind, a.get("media_type").text(), data,
+                       a.get("note").text(optional=True) or "")
+    if found.digest != a.get("sha256").text():
+        raise a.get("sha256").fail("does not match the data (the export was changed or damaged)")
+    return found
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -248,6 +272,9 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
         lines += ["> *Reasoning*", ">", _quote(m.reasoning), ""]
     if m.text:
         lines += [m.text.rstrip(), ""]
+    if m.attachments:
+        # Listed, not inlined: the JSON export carries the contents.
+        lines += [f"*Attached:* {a.summary}  " for a in m.attachments] + [""]
     if m.status == "interrupted":
         lines.append("*(interrupted: the answer above is partial)*")
     elif m.status == "error":

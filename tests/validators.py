@@ -501,9 +501,10 @@ class FakeOllama(FakeAPI):
 class FakeDeepSeek(FakeAPI):
     key: str = "sk-ds-test"
     models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner")
+    prefix: str = ""  # only paths under it: two OpenAI-shaped fakes behind one server
 
     def matches(self, rec: Received) -> bool:
-        return rec.path.split("?")[0].endswith("/chat/completions")
+        return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
 
     def error_reply(self, p: Problem) -> Reply:
         return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "param": None,

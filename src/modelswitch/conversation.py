@@ -68,7 +68,9 @@ class Attachment:
         if self.kind == "withheld":
             return f"[image: {self.label}, not sent to {self.note}]"
         text = self.data.decode("utf-8", "replace").rstrip()
-        head = {"url": "Web page", "command": "Output of", "directory": "Directory"}.get(self.kind, "File")
+        if self.kind == "directory":  # already one fenced block per file
+            return f"Directory {self.name} ({self.note}):\n\n{text}"
+        head = {"url": "Web page", "command": "Output of"}.get(self.kind, "File")
         return f"{head} {self.name}:\n```\n{text}\n```"
 
     def withheld(self, model: str) -> Attachment:

@@ -173,7 +173,7 @@ def get_page(url: str, *, timeout: float, max_bytes: int, redirects: int = 5) ->
                         raise errors.UsageError(f"{url} redirects to {visible(seen)[:200]}, which is not a web page")
                     continue
                 if response.status_code >= 400:
-                    word = STATUS_WORDS.get(response.status_code, response.reason_phrase or "error")
+                    word = response.reason_phrase or "error"  # not STATUS_WORDS: those speak of models
                     raise errors.UsageError(f"cannot fetch {url}: {response.status_code} {word}")
                 size = response.headers.get("content-length", "")
                 if size.isdigit() and int(size) > max_bytes:

@@ -194,6 +194,25 @@ def test_switching_to_a_model_without_vision_sends_a_placeholder(chat: ChatSessi
     assert oa["messages"][0]["content"][1]["image_url"]["url"] == f"data:image/png;base64,{B64}"
 
 
+def test_a_resumed_session_sends_its_images_again(chat: ChatSession, server: LoopbackServer, tmp_path: Path) -> None:
+    from modelswitch.store.chatlog import ChatLog
+
+    shot = tmp_path / "error.png"
+    shot.write_bytes(PNG)
+    chat.log = ChatLog.open_for("shots", False, model="mini", system=None)
+    chat.switch("mini")
+    chat.attach(str(shot))
+    exchange(chat, "what is it?")
+    log = ChatLog.open_for("shots", False, model=None, system=None)
+    assert log is not None
+    again = ChatSession(chat.config, chat.config.resolve("mini"), conversation=log.conversation, log=log)
+    answer, _ = exchange(again, "and the colour?")
+    assert answer.status == "complete"
+    first = [r for r in server.requests if r.path.startswith("/oa/")][-1].json["messages"][0]
+    assert first["content"] == [{"type": "text", "text": "what is it?"},
+                                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{B64}"}}]
+
+
 def test_an_image_over_the_providers_limit_is_refused_before_sending(chat: ChatSession, server: LoopbackServer,
                                                                     tmp_path: Path) -> None:
     big = tmp_path / "big.png"

@@ -84,7 +84,7 @@ def load(source: str, *, confirm: Confirm | None = None) -> Attachment:
         return read_directory(p, source)
     raw, media = read_file(p, source)
     if media:
-        return Attachment(source, "image", media, raw)
+        return Attachment(str(p), "image", media, raw)
     return Attachment(str(p), "text", "text/plain", _text(raw, source).encode("utf-8"))
 
 

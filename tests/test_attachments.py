@@ -123,21 +123,17 @@ def test_the_fakes_reject_what_the_apis_reject(server: LoopbackServer) -> None:
 # -- vision per model ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def chat(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> ChatSession:
-    monkeypatch.setenv("DS_KEY", "sk-ds-test")
-    monkeypatch.setenv("OA_KEY", "sk-oa-test")
-    monkeypatch.setenv("AN_KEY", "sk-ant-test")
-    server.default = router(FakeDeepSeek(prefix="/ds/"), FakeOpenAIVision(prefix="/oa/"), FakeAnthropic())
-    cfg = config_mod.build(tomllib.loads(f"""
+def config_text(url: str) -> str:
+    """DeepSeek without vision, OpenAI and Anthropic with it, each behind its own path."""
+    return f"""
 [providers.deepseek]
-base_url = "{server.url}/ds"
+base_url = "{url}/ds"
 api_key_env = "DS_KEY"
 retries = 0
 [providers.deepseek.models.v3]
 id = "deepseek-chat"
 [providers.oa]
-base_url = "{server.url}/oa/v1"
+base_url = "{url}/oa/v1"
 api_key_env = "OA_KEY"
 retries = 0
 [providers.oa.models.mini]
@@ -145,13 +141,22 @@ id = "gpt-4o-mini"
 vision = true
 [providers.an]
 type = "anthropic"
-base_url = "{server.url}/an"
+base_url = "{url}/an"
 api_key_env = "AN_KEY"
 retries = 0
 [providers.an.models.haiku]
 id = "claude-haiku-4-5"
 vision = true
-"""), Path("t.toml"), presets={})
+"""
+
+
+@pytest.fixture
+def chat(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> ChatSession:
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    monkeypatch.setenv("OA_KEY", "sk-oa-test")
+    monkeypatch.setenv("AN_KEY", "sk-ant-test")
+    server.default = router(FakeDeepSeek(prefix="/ds/"), FakeOpenAIVision(prefix="/oa/"), FakeAnthropic())
+    cfg = config_mod.build(tomllib.loads(config_text(server.url)), Path("t.toml"), presets={})
     return ChatSession(cfg, cfg.resolve("v3"))
 
 
@@ -266,6 +271,8 @@ def make_tree(root: Path) -> Path:
     (tree / "src" / "shot.png").write_bytes(PNG)
     os.symlink("..", tree / "src" / "up")  # a loop: src/up/src/up/...
     os.symlink("self", tree / "src" / "self")  # resolves to itself
+    (root / "private.txt").write_text("outside the tree\n")
+    os.symlink(root / "private.txt", tree / "src" / "private.txt")  # not part of the project
     return tree
 
 
@@ -276,11 +283,11 @@ def test_a_directory_attaches_its_text_files_honouring_gitignore(tmp_path: Path)
     text = a.data.decode()
     files = [line[5:-1] for line in text.splitlines() if line.startswith("File ") and line.endswith(":")]
     assert files == [".gitignore", "README.md", "keep.log", "src/.gitignore", "src/main.py", "src/top-only.txt"]
-    for absent in ("noise", "built", "hunter2", "also ignored", "[core]", "ignored at the top"):
+    for absent in ("noise", "built", "hunter2", "also ignored", "[core]", "ignored at the top", "outside the tree"):
         assert absent not in text
     size = sum((tree / f).stat().st_size for f in files)
     assert a.note == (f"6 text files, {size:,} bytes; left out: 5 ignored by .gitignore, 1 binary, "
-                      "1 image (attach images one by one), 2 symlink loop")
+                      "1 image (attach images one by one), 2 symlink loop, 1 symlink out of the directory")
     assert a.summary == f"{tree}/ ({a.note})"
 
 
@@ -346,6 +353,9 @@ def test_a_command_runs_only_when_confirmed(tmp_path: Path, monkeypatch: pytest.
     a = attach_mod.load("!printf 'a\\nb\\n'; exit 3", confirm=lambda c: True)
     assert (a.kind, a.data, a.note) == ("command", b"a\nb\n", "exit status 3")
     assert a.as_text() == "Output of !printf 'a\\nb\\n'; exit 3:\n```\na\nb\n```"
+    monkeypatch.setattr(attach_mod, "COMMAND_TIMEOUT_S", 0.5)
+    with pytest.raises(errors.UsageError, match="`sleep 30` did not finish in 0 s; nothing attached"):
+        attach_mod.load("!sleep 30", confirm=lambda c: True)
 
 
 # -- sessions ------------------------------------------------------------------------------------
@@ -422,23 +432,8 @@ def test_exports_list_and_embed_attachments(tmp_path: Path) -> None:
 
 def ask_env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
     cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "v3"
-[providers.deepseek]
-base_url = "{server.url}/ds"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.deepseek.models.v3]
-id = "deepseek-chat"
-[providers.oa]
-base_url = "{server.url}/oa/v1"
-api_key_env = "OA_KEY"
-retries = 0
-[providers.oa.models.mini]
-id = "gpt-4o-mini"
-vision = true
-""")
-    return command_env(cfg, tmp_path, DS_KEY="sk-ds-test", OA_KEY="sk-oa-test")
+    cfg.write_text('default = "v3"\n' + config_text(server.url))
+    return command_env(cfg, tmp_path, DS_KEY="sk-ds-test", OA_KEY="sk-oa-test", AN_KEY="sk-ant-test")
 
 
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
@@ -457,7 +452,7 @@ def test_ask_file_is_repeatable_and_vision_aware(tmp_path: Path, server: Loopbac
     (tmp_path / "a.txt").write_text("alpha\n")
     refused = run_ask(env, "-f", "shot.png", "what is it?", cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "v3 does not take images; models that do: mini" in refused.stderr
+    assert "v3 does not take images; models that do: mini, haiku" in refused.stderr
     done = run_ask(env, "-m", "mini", "-f", "a.txt", "--file", "shot.png", "what is it?", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("gpt-4o-mini answer")
@@ -516,6 +511,6 @@ def test_repl_file_takes_a_directory_and_asks_before_running_a_command(tmp_path:
     assert child.exitstatus == 0
     sent = server.requests[-1].json["messages"][-1]["content"]
     assert sent.startswith("Directory tree/ (6 text files, ")
-    assert "ignored by .gitignore, 1 binary, 1 image (attach images one by one), 2 symlink loop):\n\nFile .gitignore:\n```\n" in sent
+    assert "ignored by .gitignore, 1 binary, 1 image (attach images one by one), 2 symlink loop, 1 symlink out of the directory):\n\nFile .gitignore:\n```\n" in sent
     assert "File src/main.py:\n```\nprint('hi')\n```" in sent and "hunter2" not in sent
     assert sent.endswith("Output of !echo pty-marker:\n```\npty-marker\n```\n\nreview this")

@@ -154,6 +154,7 @@ class _Walk:
     unreadable: int = 0
     over_cap: int = 0
     loops: int = 0
+    outside: int = 0
     seen: set[tuple[int, int]] = field(default_factory=set)
 
 
@@ -164,7 +165,7 @@ def read_directory(root: Path, shown: str) -> Attachment:
     recognised by device and inode and skipped. `.git` itself is never read. What was left out,
     and why, is in the attachment's note.
     """
-    walk = _Walk(root)
+    walk = _Walk(root.resolve())
     _walk_dir(walk, root, "", [])
     if not walk.files:
         raise errors.UsageError(f"{shown} has no text files to attach{_left_out(walk)}")
@@ -179,7 +180,7 @@ def _left_out(walk: _Walk) -> str:
         (walk.ignored, "ignored by .gitignore"), (walk.binary, "binary"),
         (walk.images, "image (attach images one by one)"), (walk.unreadable, "unreadable"),
         (walk.over_cap, f"over the {MAX_DIRECTORY_BYTES // 1_000_000} MB total"),
-        (walk.loops, "symlink loop")) if n]
+        (walk.loops, "symlink loop"), (walk.outside, "symlink out of the directory")) if n]
     return f"; left out: {', '.join(parts)}" if parts else ""
 
 
@@ -237,6 +238,9 @@ def _walk_dir(walk: _Walk, directory: Path, rel: str, specs: list[tuple[str, pat
         if _ignored(specs, child, is_dir):
             walk.ignored += 1
             continue
+        if entry.is_symlink() and (is_dir or is_file) and not _inside(walk.root, Path(entry.path)):
+            walk.outside += 1  # ~/.ssh linked into a project is not part of the project
+            continue
         if is_dir:
             _walk_dir(walk, Path(entry.path), child + "/", specs)
         elif is_file:
@@ -245,6 +249,13 @@ def _walk_dir(walk: _Walk, directory: Path, rel: str, specs: list[tuple[str, pat
             walk.loops += 1  # a link that resolves to nothing, or to itself
         else:
             walk.unreadable += 1  # a FIFO, socket or device inside the tree
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):
+        return False
 
 
 def _add_file(walk: _Walk, path: Path, rel: str) -> None:

@@ -419,8 +419,10 @@ def test_exports_list_and_embed_attachments(tmp_path: Path) -> None:
         "name": "shot.png", "kind": "image", "media_type": "image/png", "note": "", "sha256": SHOT.digest,
         "size": len(PNG), "data": B64,
     }
-    _, back = from_json(doc)
+    info, back = from_json(doc)
     assert back[0].message.attachments == (SHOT, NOTES)
+    store.import_session(info, back, name="copy")
+    assert store.load("copy")[1].messages[0].attachments == (SHOT, NOTES)
     doc["turns"][0]["attachments"][0]["data"] = base64.b64encode(png(rgb=(0, 0, 0))).decode()
     with pytest.raises(errors.UsageError, match=r"turns\[0\]\.attachments\[0\]\.sha256: does not match"):
         from_json(doc)
@@ -514,3 +516,42 @@ def test_repl_file_takes_a_directory_and_asks_before_running_a_command(tmp_path:
     assert "ignored by .gitignore, 1 binary, 1 image (attach images one by one), 2 symlink loop, 1 symlink out of the directory):\n\nFile .gitignore:\n```\n" in sent
     assert "File src/main.py:\n```\nprint('hi')\n```" in sent and "hunter2" not in sent
     assert sent.endswith("Output of !echo pty-marker:\n```\npty-marker\n```\n\nreview this")
+
+
+class FakeRepl:
+    """What a slash command sees of the REPL: a session, `say`, and `confirm` (answers scripted)."""
+
+    def __init__(self, session: ChatSession, answers: list[bool]) -> None:
+        self.session = session
+        self.said: list[str] = []
+        self.asked: list[str] = []
+        self.answers = answers
+
+    def say(self, text: str, style: str | None = None) -> None:
+        self.said.append(text)
+
+    def confirm(self, question: str) -> bool:
+        self.asked.append(question)
+        return self.answers.pop(0)
+
+
+def test_slash_file_takes_several_sources_quoted_paths_and_a_command_line(chat: ChatSession, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelswitch.repl import builtins
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("A\n")
+    (tmp_path / "b c.txt").write_text("BC\n")
+    repl = FakeRepl(chat, [True])
+    builtins._file(repl, 'a.txt "b c.txt"')  # type: ignore[arg-type]
+    builtins._file(repl, "b c.txt")  # type: ignore[arg-type]
+    builtins._file(repl, "!echo one | tr o O")  # type: ignore[arg-type]
+    assert repl.said == ["attached a.txt (2 bytes) to your next message",
+                         "attached b c.txt (3 bytes) to your next message",
+                         "attached b c.txt (3 bytes) to your next message",
+                         "attached !echo one | tr o O (command output; 4 bytes) to your next message"]
+    assert repl.asked == [f"run `echo one | tr o O` in {tmp_path} and attach its output?"]
+    message = chat.user_message("go")
+    assert [a.kind for a in message.attachments] == ["text", "text", "text", "command"]
+    assert message.prompt_text.endswith("Output of !echo one | tr o O:\n```\nOne\n```\n\ngo")
+    assert chat.attachments == []  # sent once, then cleared

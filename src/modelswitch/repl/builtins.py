@@ -125,6 +125,8 @@ def _file(repl: Repl, arg: str) -> None:
         raise UsageError("usage: /file PATH… (a file, image, directory, http(s) URL, or !command)")
     if arg.startswith("!"):
         sources = [arg]  # the rest of the line is the command, spaces and pipes included
+    elif os.path.exists(os.path.expanduser(arg)):
+        sources = [arg]  # one path with spaces in it, typed without quotes
     else:
         try:
             sources = shlex.split(arg)

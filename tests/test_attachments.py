@@ -555,3 +555,13 @@ def test_slash_file_takes_several_sources_quoted_paths_and_a_command_line(chat: 
     assert [a.kind for a in message.attachments] == ["text", "text", "text", "command"]
     assert message.prompt_text.endswith("Output of !echo one | tr o O:\n```\nOne\n```\n\ngo")
     assert chat.attachments == []  # sent once, then cleared
+
+
+def test_vision_is_a_model_key_and_the_presets_set_it() -> None:
+    with pytest.raises(errors.ConfigError, match=r"providers\.p\.models\.m\.vision"):
+        config_mod.build(tomllib.loads('[providers.p]\nbase_url = "http://127.0.0.1:1"\n'
+                                       '[providers.p.models.m]\nid = "x"\nvision = "yes"\n'), Path("t.toml"), presets={})
+    presets = tomllib.loads((Path(config_mod.__file__).parent / "presets.toml").read_text())
+    cfg = config_mod.build({}, Path("t.toml"), presets=presets)
+    assert {m.name for m in cfg.models() if m.vision} >= {"gpt-4o-mini", "sonnet", "haiku", "flash"}
+    assert not cfg.resolve("v3").vision and not cfg.resolve("r1").vision

@@ -14,7 +14,6 @@ Status = Literal["complete", "interrupted", "error"]
 # What the user attached: an image, a text file, a directory's text files, a web page, a
 # command's output; "withheld" is an image a model without vision gets as a placeholder.
 AttachmentKind = Literal["image", "text", "directory", "url", "command", "withheld"]
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,6 +234,21 @@ def test_an_image_over_the_providers_limit_is_refused_before_sending(chat: ChatS
     assert server.requests == []
 
 
+def test_a_history_image_too_large_for_the_next_model_goes_as_a_placeholder(chat: ChatSession, server: LoopbackServer,
+                                                                             tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(PNG + b"\x00" * 4_000_000)
+    chat.switch("mini")
+    chat.attach(str(big))
+    exchange(chat, "what is it?")
+    chat.switch("haiku")
+    answer, notices = exchange(chat, "and you?")
+    assert answer.status == "complete", answer.error
+    assert notices == ["haiku takes smaller images: 1 image sent as a placeholder"]
+    sent = [r for r in server.requests if r.path.startswith("/an/")][-1].json["messages"][0]["content"]
+    assert sent == [{"type": "text", "text": "[image: big.png, not sent to claude-haiku-4-5]\n\nwhat is it?"}]
+
+
 def test_binary_files_that_are_not_images_are_refused(tmp_path: Path) -> None:
     blob = tmp_path / "a.out"
     blob.write_bytes(b"\x7fELF\x00\x01\x02")

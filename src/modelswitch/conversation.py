@@ -187,13 +187,17 @@ class Conversation:
     def has_images(self) -> bool:
         return any(m.images for m in self.messages)
 
-    def without_images(self, model: str) -> Conversation:
-        """Every image replaced by a placeholder naming `model`: for a model without vision."""
+    def without_images(self, model: str, max_bytes: int | None = None) -> Conversation:
+        """Images replaced by a placeholder naming `model`: every one for a model without vision,
+        or (with `max_bytes`) those larger than its API takes."""
         if not self.has_images:
             return self
-        msgs = tuple(
-            replace(m, attachments=tuple(a.withheld(model) if a.is_image else a for a in m.attachments))
-            if m.images else m
-            for m in self.messages
-        )
+
+        def send(a: Attachment) -> Attachment:
+            if not a.is_image or (max_bytes is not None and a.size <= max_bytes):
+                return a
+            return a.withheld(model)
+
+        msgs = tuple(replace(m, attachments=tuple(send(a) for a in m.attachments)) if m.images else m
+                     for m in self.messages)
         return replace(self, messages=msgs)

@@ -159,13 +159,16 @@ class Answer:
             yield Notice(text)
         protocol = get_protocol(provider.type)
         conversation = self.conversation
-        if not spec.vision and conversation.has_images:
-            # A model without vision would answer an image part with a 400: it gets a placeholder
-            # naming the image instead, and the user is told.
-            n = sum(len(m.images) for m in conversation.for_request())
-            conversation = conversation.without_images(spec.id)
+        if conversation.has_images:
+            # An image part a model cannot take (no vision, or over its API's size limit, as after
+            # a switch or a fallback) would be a 400: a placeholder naming it goes instead, said.
+            limit = None if not spec.vision else getattr(protocol, "max_image_bytes", None)
+            before = sum(len(m.images) for m in conversation.for_request())
+            conversation = conversation.without_images(spec.id, limit) if not spec.vision or limit else conversation
+            n = before - sum(len(m.images) for m in conversation.for_request())
             if n:
-                yield Notice(f"{spec.name} does not take images: {n} image{'s' if n != 1 else ''} sent as a placeholder")
+                why = "does not take images" if not spec.vision else "takes smaller images"
+                yield Notice(f"{spec.name} {why}: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
             self._t0 = time.monotonic()

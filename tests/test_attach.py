@@ -54,8 +54,9 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     assert attach_in_child(str(fifo)) == f"REFUSED {fifo} is a FIFO; only regular text files can be attached"
 
 
-def test_a_directory_and_a_socket_are_refused(tmp_path: Path) -> None:
-    assert attach_in_child(str(tmp_path)) == f"REFUSED {tmp_path} is a directory; only regular text files can be attached"
+def test_an_empty_directory_and_a_socket_are_refused(tmp_path: Path) -> None:
+    # A directory is an attachment now (its text files); one with none is refused.
+    assert attach_in_child(str(tmp_path)) == f"REFUSED {tmp_path} has no text files to attach"
     path = tmp_path / "s.sock"
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(path))

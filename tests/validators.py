@@ -81,6 +81,31 @@ def _nonblank(text: object) -> bool:
     return isinstance(text, str) and bool(text.strip())
 
 
+# The image types every one of these APIs documents (PNG, JPEG, WebP, GIF).
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+_MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8"}
+
+
+def _image_problem(media_type: object, data: object) -> str | None:
+    """What a server decoding this image would reject: an unknown type, bad base64, bytes that are
+    not what the type says. None if it is a real image of that type."""
+    import base64
+    import binascii
+
+    if media_type not in IMAGE_TYPES:
+        return f"unsupported image type {media_type!r}"
+    if not isinstance(data, str) or not data:
+        return "image data must be a non-empty base64 string"
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return "image data is not valid base64"
+    magic = _MAGIC.get(str(media_type))
+    if magic and not raw.startswith(magic) or media_type == "image/webp" and raw[8:12] != b"WEBP":
+        return f"image data is not {media_type}"
+    return None
+
+
 # -- Anthropic -------------------------------------------------------------------------------
 
 _ANTHROPIC_KEYS = {
@@ -95,6 +120,7 @@ class FakeAnthropic(FakeAPI):
     output_limits: dict[str, int] = field(default_factory=dict)  # model -> max output tokens
     redacted: bool = False  # also answer with a redacted_thinking block
     issued: dict[str, tuple[str, str]] = field(default_factory=dict)  # signature -> (model, text)
+    images: int = 0  # image blocks seen in valid requests
 
     def matches(self, rec: Received) -> bool:
         return rec.path.split("?")[0].endswith("/v1/messages")
@@ -194,6 +220,19 @@ class FakeAnthropic(FakeAPI):
             if kind == "text":
                 if not _nonblank(block.get("text")):
                     return Problem(400, "messages: text content blocks must contain non-whitespace text")
+            elif kind == "image":
+                # {"type": "image", "source": {"type": "base64", "media_type": ..., "data": ...}}
+                source = block.get("source")
+                if set(block) != {"type", "source"} or not isinstance(source, dict):
+                    return Problem(400, f"{where}.source: Field required")
+                if source.get("type") != "base64" or set(source) != {"type", "media_type", "data"}:
+                    return Problem(400, f"{where}.source: Input tag does not match any of the expected tags")
+                bad = _image_problem(source.get("media_type"), source.get("data"))
+                if bad:
+                    return Problem(400, f"{where}.source.base64: {bad}")
+                if len(source["data"]) > 5 * 1024 * 1024:
+                    return Problem(400, f"{where}.source.base64: image exceeds 5 MB maximum")
+                self.images += 1
             elif kind in ("thinking", "redacted_thinking"):
                 if m["role"] != "assistant":
                     return Problem(400, f"{where}.type: thinking blocks may only appear in assistant messages")
@@ -325,6 +364,15 @@ class FakeGemini(FakeAPI):
                 bad = _unknown(p, _GEMINI_PART_KEYS, f"contents[{i}].parts[{j}]")
                 if bad:
                     return bad
+                if "inlineData" in p:
+                    inline = p["inlineData"]
+                    bad = _unknown(inline, {"mimeType", "data"}, f"contents[{i}].parts[{j}].inline_data")
+                    if bad:
+                        return bad
+                    problem = _image_problem(inline.get("mimeType"), inline.get("data"))
+                    if problem:
+                        return Problem(400, f"Invalid value at 'contents[{i}].parts[{j}].inline_data': {problem}",
+                                       "INVALID_ARGUMENT")
                 sig = p.get("thoughtSignature")
                 if sig is not None and (c["role"] != "model" or self.issued.get(sig) != model):
                     return Problem(400, "Corrupted thought signature.", "INVALID_ARGUMENT")
@@ -366,6 +414,20 @@ def _unknown(obj: object, allowed: set[str], where: str) -> Problem | None:
     return None
 
 
+def _sniff(data: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(data[:64], validate=False)
+    except (binascii.Error, ValueError):
+        return ""
+    for kind, magic in _MAGIC.items():
+        if raw.startswith(magic):
+            return kind
+    return "image/webp" if raw[8:12] == b"WEBP" else ""
+
+
 # -- Ollama ----------------------------------------------------------------------------------
 
 
@@ -373,6 +435,7 @@ def _unknown(obj: object, allowed: set[str], where: str) -> Problem | None:
 class FakeOllama(FakeAPI):
     # name -> whether it can think (Ollama refuses `think` for a model that cannot)
     models: dict[str, bool] = field(default_factory=lambda: {"qwen3:8b": True, "llama3.2": False})
+    vision: dict[str, bool] = field(default_factory=dict)  # name -> takes images
 
     def matches(self, rec: Received) -> bool:
         return rec.path.split("?")[0] in ("/api/chat", "/api/tags")
@@ -396,6 +459,16 @@ class FakeOllama(FakeAPI):
                 m.get("content", ""), str
             ):
                 return Problem(400, "json: cannot unmarshal message into Go value of type api.Message")
+            images = m.get("images", [])
+            if not isinstance(images, list) or not all(isinstance(x, str) for x in images):
+                return Problem(400, "json: cannot unmarshal images into Go struct field Message.images of type []byte")
+            for x in images:
+                # Go decodes []byte from standard base64; Ollama then sniffs the image format.
+                bad = _image_problem(_sniff(x), x)
+                if bad:
+                    return Problem(400, f"illegal base64 data or image format: {bad}")
+            if images and not self.vision.get(body.get("model"), False):
+                return Problem(500, "this model is missing data required for image input")
         think = body.get("think")
         if think is not None and not (isinstance(think, bool) or think in ("low", "medium", "high")):
             return Problem(400, f"invalid think value: {think!r}")
@@ -428,9 +501,10 @@ class FakeOllama(FakeAPI):
 class FakeDeepSeek(FakeAPI):
     key: str = "sk-ds-test"
     models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner")
+    prefix: str = ""  # only paths under it: two OpenAI-shaped fakes behind one server
 
     def matches(self, rec: Received) -> bool:
-        return rec.path.split("?")[0].endswith("/chat/completions")
+        return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
 
     def error_reply(self, p: Problem) -> Reply:
         return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "param": None,
@@ -485,6 +559,53 @@ class FakeDeepSeek(FakeAPI):
                  "completion_tokens_details": {"reasoning_tokens": 18}}
         chunks.append(chunk({"content": ""}, "stop", usage))
         return Reply.sse(*chunks)
+
+
+@dataclass
+class FakeOpenAIVision(FakeDeepSeek):
+    """OpenAI Chat Completions with vision: a user message's content may be a list of parts,
+    `{"type": "text", "text"}` and `{"type": "image_url", "image_url": {"url": "data:...;base64,..."}}`."""
+
+    key: str = "sk-oa-test"
+    models: tuple[str, ...] = ("gpt-4o-mini",)
+    images: int = 0
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            flat = []
+            for i, m in enumerate(messages):
+                content = m.get("content") if isinstance(m, dict) else None
+                if isinstance(content, list):
+                    if m.get("role") != "user":
+                        return Problem(400, f"Invalid 'messages[{i}]': image parts are only for user messages")
+                    problem = self._parts(i, content)
+                    if problem:
+                        return problem
+                    m = {**m, "content": " ".join(p.get("text", "") for p in content)}
+                flat.append(m)
+            body = {**body, "messages": flat}
+        return super().validate(rec, body)
+
+    def _parts(self, i: int, content: list) -> Problem | None:
+        if not content:
+            return Problem(400, f"Invalid 'messages[{i}].content': empty array.")
+        for j, part in enumerate(content):
+            where = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str):
+                continue
+            if kind != "image_url" or set(part) != {"type", "image_url"} or not isinstance(part["image_url"], dict):
+                return Problem(400, f"Invalid '{where}': expected a text or image_url part")
+            url = part["image_url"].get("url")
+            match = re.fullmatch(r"data:([a-z/]+);base64,(.*)", url or "", re.S)
+            if not match:
+                return Problem(400, f"Invalid '{where}.image_url.url': expected a URL or a base64 data URL")
+            bad = _image_problem(match.group(1), match.group(2))
+            if bad:
+                return Problem(400, f"Invalid image in '{where}': {bad}")
+            self.images += 1
+        return None
 
 
 # -- driving a protocol ----------------------------------------------------------------------

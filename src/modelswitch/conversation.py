@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -9,6 +11,69 @@ from .events import Citation, ReplayState, Usage
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "interrupted", "error"]
+# What the user attached: an image, a text file, a directory's text files, a web page, a
+# command's output; "withheld" is an image a model without vision gets as a placeholder.
+AttachmentKind = Literal["image", "text", "directory", "url", "command", "withheld"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One attached thing, as sent: its bytes, what they are, and the name the user gave it.
+
+    `name` is what the user typed (a path, a URL, `!git diff`); `note` says what a directory
+    attachment left out, or for a withheld image the model it was not sent to.
+    """
+
+    name: str
+    kind: AttachmentKind
+    media_type: str
+    data: bytes
+    note: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the bytes: how a session stores each attachment once."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @property
+    def label(self) -> str:
+        """The last part of the name: `error.png`, not the whole path."""
+        name = self.name.rstrip("/")
+        return name if self.kind in ("url", "command") else name.rsplit("/", 1)[-1] or name
+
+    @property
+    def summary(self) -> str:
+        """`error.png (image/png; 12,345 bytes)`: how /file, /history and exports name it."""
+        if self.kind == "directory":
+            return f"{self.name} ({self.note})"
+        what = {"image": self.media_type, "command": self.note or "command output", "url": "web page",
+                "withheld": f"not sent to {self.note}"}.get(self.kind, "text")
+        return f"{self.name} ({what}; {self.size:,} bytes)"
+
+    def as_text(self) -> str:
+        """The attachment as prompt text (images are sent as image parts, never through here)."""
+        if self.kind == "withheld":
+            return f"[image: {self.label}, not sent to {self.note}]"
+        text = self.data.decode("utf-8", "replace").rstrip()
+        if self.kind == "directory":  # already one fenced block per file
+            return f"Directory {self.name} ({self.note}):\n\n{text}"
+        head = {"url": "Web page", "command": "Output of"}.get(self.kind, "File")
+        return f"{head} {self.name}:\n```\n{text}\n```"
+
+    def withheld(self, model: str) -> Attachment:
+        return Attachment(self.name, "withheld", self.media_type, b"", note=model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +119,17 @@ class Message:
     error: str | None = None
     # The sources of a searched answer, numbered from 1 in this order (the answer's [n] markers).
     citations: tuple[Citation, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def images(self) -> tuple[Attachment, ...]:
+        return tuple(a for a in self.attachments if a.is_image)
+
+    @property
+    def prompt_text(self) -> str:
+        """The text to send: text attachments (and placeholders) first, then what was typed."""
+        parts = [a.as_text() for a in self.attachments if not a.is_image]
+        return "\n\n".join(parts + [self.text]) if parts else self.text
 
     @property
     def has_answer(self) -> bool:
@@ -116,6 +192,24 @@ class Conversation:
                 out.append(m)
         return tuple(out)
 
+    @property
+    def has_images(self) -> bool:
+        return any(m.images for m in self.messages)
+
+    def without_images(self, model: str, max_bytes: int | None = None) -> Conversation:
+        """Images replaced by a placeholder naming `model`: every one for a model without vision,
+        or (with `max_bytes`) those larger than its API takes."""
+        if not self.has_images:
+            return self
+
+        def send(a: Attachment) -> Attachment:
+            if not a.is_image or (max_bytes is not None and a.size <= max_bytes):
+                return a
+            return a.withheld(model)
+
+        msgs = tuple(replace(m, attachments=tuple(send(a) for a in m.attachments)) if m.images else m
+                     for m in self.messages)
+        return replace(self, messages=msgs)
 
 def sources_text(citations: tuple[Citation, ...]) -> str:
     """"Sources:" and one "[n] title — url" line per source: the plain form, for pipes and history."""

@@ -11,8 +11,9 @@ from typing import TextIO
 from .. import errors
 from ..config.load import Config
 from ..config.pricing import message_cost
-from ..conversation import Conversation, Message
+from ..conversation import Attachment, Conversation, Message
 from ..engine.answer import Answer, Settings
+from ..engine.attach import check_images, load
 from ..engine.catalog import can_search, no_search_line
 from ..engine.choice import choose_for_session, load_config, warn
 from ..events import Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, finish_status
@@ -38,6 +39,8 @@ class AskOptions:
     color: bool = True
     debug: bool = False
     search: bool | None = None  # --search / --no-search; None: the model's own `search` setting
+    files: tuple[str, ...] = ()  # -f/--file: paths, directories, URLs, `!command`s
+    run_commands: bool = False  # --run: a `!command` in --file may run (there is no one to ask)
 
 
 def read_stdin(stream: TextIO | None = None) -> str:
@@ -67,6 +70,23 @@ def join_prompt(stdin_text: str, prompt: str) -> str:
     return stdin_text or prompt
 
 
+def load_files(sources: tuple[str, ...], run_commands: bool) -> tuple[Attachment, ...]:
+    """`-f` sources as attachments; a `!command` runs only with --run (a pipe cannot be asked)."""
+
+    def allowed(command: str) -> bool:
+        if not run_commands:
+            raise errors.UsageError(f"-f '!{command}' runs a command: add --run to allow it")
+        return True
+
+    out = []
+    for source in sources:
+        a = load(source, confirm=allowed)
+        if a.kind == "directory":
+            warn(f"attached {a.summary}")
+        out.append(a)
+    return tuple(out)
+
+
 def run_ask(opts: AskOptions) -> int:
     if opts.json and opts.jsonl:
         raise errors.UsageError("choose one of --json and --jsonl")
@@ -74,6 +94,9 @@ def run_ask(opts: AskOptions) -> int:
         raise errors.UsageError(f"--reasoning must be one of {', '.join(REASONING_MODES)}, not '{opts.reasoning}'")
     config = load_config(opts.config_path)
     text = join_prompt(read_stdin(), opts.prompt.strip())
+    attachments = load_files(opts.files, opts.run_commands)
+    if not text.strip() and attachments:
+        text = "(see the attachments)"
     if not text.strip():
         raise errors.UsageError('nothing to ask: give a prompt (modelswitch ask "…") or pipe text in')
 
@@ -87,7 +110,8 @@ def run_ask(opts: AskOptions) -> int:
     if opts.system and log:
         conversation = conversation.with_system(opts.system)
         log.set_system(opts.system)
-    user = Message(role="user", text=text)
+    user = Message(role="user", text=text, attachments=attachments)
+    check_images(config, user.images, spec)
     conversation = conversation.add(user)
 
     if opts.search and not can_search(config, spec):

@@ -89,6 +89,9 @@ def ask(
     search: Annotated[Optional[bool], typer.Option(
         "--search/--no-search", help="Let the provider search the web and cite its sources (default: the model's `search`).",
     )] = None,
+    files: Annotated[Optional[list[str]], typer.Option(
+        "-f", "--file", help="Attach a file, image, directory, http(s) URL or '!command' (repeatable).")] = None,
+    run_commands: Annotated[bool, typer.Option("--run", help="Allow -f '!command' to run the command.")] = False,
 ) -> None:
     """Ask one question and stream the answer (pipes cleanly)."""
     g = _globals(ctx)
@@ -101,6 +104,7 @@ def ask(
                 prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
                 json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
                 config_path=g.config, color=g.color, debug=g.debug, search=search,
+                files=tuple(files or ()), run_commands=run_commands,
             )
         )
 

@@ -32,7 +32,7 @@ _PROVIDER_KEYS = {
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
-    "retries", "search",
+    "retries", "search", "vision",
 }
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
 # Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
@@ -63,6 +63,7 @@ class ModelSpec:
     retries: int | None = None
     # Search the web by default (the provider's own search); `/search` and `ask --search` override.
     search: bool = False
+    vision: bool = False  # takes images; without it they are refused, or sent as placeholders
 
     @property
     def name(self) -> str:
@@ -462,6 +463,7 @@ class _Validator:
             context_window=self.positive(t, "context_window", int, f"{key}.context_window"),
             retries=retries,
             search=bool(self.opt(t, "search", bool, f"{key}.search")),
+            vision=bool(self.opt(t, "vision", bool, f"{key}.vision")),
         )
 
     def price(self, t: dict[str, Any], key: str) -> Price | None:

@@ -163,13 +163,24 @@ class Answer:
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
         protocol = get_protocol(provider.type)
+        conversation = self.conversation
+        if conversation.has_images:
+            # An image part a model cannot take (no vision, or over its API's size limit, as after
+            # a switch or a fallback) would be a 400: a placeholder naming it goes instead, said.
+            limit = None if not spec.vision else getattr(protocol, "max_image_bytes", None)
+            before = sum(len(m.images) for m in conversation.for_request())
+            conversation = conversation.without_images(spec.id, limit) if not spec.vision or limit else conversation
+            n = before - sum(len(m.images) for m in conversation.for_request())
+            if n:
+                why = "does not take images" if not spec.vision else "takes smaller images"
+                yield Notice(f"{spec.name} {why}: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
             self._t0 = time.monotonic()
             self._citations.clear()  # no text was shown yet: sources of a failed attempt do not count
             try:
                 for event in stream(
-                    protocol, target, self.conversation,
+                    protocol, target, conversation,
                     connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
                     debug=self.debug,
                 ):

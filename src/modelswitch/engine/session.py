@@ -6,31 +6,22 @@ Drawing is not done here: the REPL iterates an Answer and hands events to render
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
-from ..conversation import Conversation, Message
+from ..conversation import Attachment, Conversation, Message
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
+from .attach import Confirm, check_images, load
 from .catalog import can_search, no_search_line
 from .choice import ensure_usable
 
 if TYPE_CHECKING:
     from ..store.chatlog import ChatLog
     from ..store.records import Turn
-
-MAX_ATTACHMENT_BYTES = 2_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    path: str
-    text: str
 
 
 class ChatSession:
@@ -71,6 +62,10 @@ class ChatSession:
             self.log.set_model(spec.name)
         n = len(self.conversation.for_request())
         kept = f"history kept ({n} turn{'s' if n != 1 else ''})" if n else "new conversation"
+        withheld = self.withheld_images(spec)
+        if withheld:
+            kept += (f"; {spec.name} does not take images: {withheld} image{'s' if withheld != 1 else ''} in"
+                     " the history will be sent as a placeholder")
         said = f"switched to {spec.name} ({spec.full_id}); {kept}"
         if self.searching and not can_search(self.config, spec):
             said += "\n" + no_search_line(self.config, spec)
@@ -89,23 +84,30 @@ class ChatSession:
         return f"web search {'on' if on else 'off'}" + (f" ({self.model.name} searches with its provider's own search)" if on else "")
 
     # -- turns -----------------------------------------------------------------------------
-    def attach(self, path: str) -> str:
-        p = Path(path).expanduser()
-        raw = _read_attachment(p, path)
-        if b"\x00" in raw:
-            raise errors.UsageError(f"{path} looks binary; only text files can be attached")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise errors.UsageError(f"{path} is not UTF-8 text") from None
-        self.attachments.append(Attachment(str(p), text))
-        return f"attached {p.name} ({len(raw):,} bytes) to your next message"
+    def attach(self, source: str, *, confirm: Confirm | None = None) -> str:
+        """`/file SOURCE`: a file, image, directory, URL or `!command` for the next message.
+
+        An image for a model without vision is refused here, naming models that have it, and so
+        is one larger than the current provider takes; `confirm` is asked before a command runs.
+        """
+        attachment = load(source, confirm=confirm)
+        if attachment.is_image and self.model is not None:
+            self.check_images((attachment,), self.model)
+        self.attachments.append(attachment)
+        return f"attached {_shown(attachment)} to your next message"
+
+    def check_images(self, images: tuple[Attachment, ...], spec: ModelSpec) -> None:
+        """A UsageError unless `spec` takes these images: vision, and each within its API's limit."""
+        check_images(self.config, images, spec)
+
+    def withheld_images(self, spec: ModelSpec) -> int:
+        """How many images in the history `spec` will get as placeholders (it has no vision)."""
+        return 0 if spec.vision else sum(len(m.images) for m in self.conversation.messages)
 
     def user_message(self, text: str) -> Message:
-        """The user's text with pending attachments folded in (they are sent once, then cleared)."""
-        parts = [f"File {a.path}:\n```\n{a.text.rstrip()}\n```" for a in self.attachments]
-        self.attachments = []
-        return Message(role="user", text="\n\n".join(parts + [text]) if parts else text)
+        """The user's text with the pending attachments (they are sent with it once, then cleared)."""
+        attachments, self.attachments = tuple(self.attachments), []
+        return Message(role="user", text=text, attachments=attachments)
 
     def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
             replacing: bool = False) -> Answer:
@@ -115,6 +117,7 @@ class ChatSession:
         the history before it — the old answer stays in history until `finish` replaces it.
         """
         spec = model or self.model
+        self.check_images(user.images, spec)
         base = self.conversation.without_last_exchange() if replacing else self.conversation
         return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback,
                       debug=self.debug)
@@ -269,42 +272,11 @@ class ChatSession:
         return f"{key} = {value}"
 
 
-def _read_attachment(p: Path, shown: str) -> bytes:
-    """At most MAX_ATTACHMENT_BYTES of a regular file, refused before reading if larger.
-
-    /dev/zero never ends, a FIFO blocks until a writer comes, a 1 GB file would be read whole
-    before its size was checked: the type and the size are known from stat without reading.
-    """
-    import stat
-
-    def refuse(mode: int, size: int) -> None:
-        if not stat.S_ISREG(mode):
-            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-                    else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode)
-                    or stat.S_ISBLK(mode) else "not a regular file")
-            raise errors.UsageError(f"{shown} is {kind}; only regular text files can be attached")
-        if size > MAX_ATTACHMENT_BYTES:
-            raise errors.UsageError(
-                f"{shown} is {size / 1e6:.1f} MB; attach at most {MAX_ATTACHMENT_BYTES // 1_000_000} MB"
-            )
-
-    try:
-        st = os.stat(p)
-        refuse(st.st_mode, st.st_size)
-        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open must not hang.
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except OSError as exc:
-        raise errors.UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        try:
-            st = os.fstat(fd)
-            refuse(st.st_mode, st.st_size)
-            raw = f.read(MAX_ATTACHMENT_BYTES + 1)  # a file growing meanwhile is still bounded
-        except OSError as exc:
-            raise errors.UsageError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_ATTACHMENT_BYTES:
-        refuse(stat.S_IFREG, len(raw))
-    return raw
+def _shown(a: Attachment) -> str:
+    """How /file confirms an attachment: `notes.txt (1,234 bytes)`, `error.png (image/png; 12 bytes)`."""
+    if a.kind == "text":
+        return f"{a.label} ({a.size:,} bytes)"
+    return a.summary
 
 
 def _replaces(message: Message) -> bool:

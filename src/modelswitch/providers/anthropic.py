@@ -115,6 +115,8 @@ class AnthropicProtocol:
     """The Messages API wire protocol."""
 
     name = NAME
+    # Anthropic rejects an image whose base64 text is over 5 MB: 3.75 MB of image bytes.
+    max_image_bytes = 5 * 1024 * 1024 * 3 // 4
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """The streaming request for this conversation, well-formed for this API."""
@@ -212,16 +214,19 @@ def _messages(conversation: Conversation, model_id: str, search: bool = False) -
     out: list[dict] = []
     for message in conversation.for_request():
         thinking = _replay_blocks(message, model_id, search) if message.role == "assistant" else []
-        text = message.text_with_sources()
-        texts = [{"type": "text", "text": text}] if message.text.strip() else []
+        text = message.prompt_text if message.role == "user" else message.text_with_sources()
+        texts: list[dict] = [{"type": "text", "text": text}] if text.strip() else []
         if not texts:
             # A whitespace-only text block is a 400, and thinking alone is not a turn.
             continue
+        # Images go before the text: Anthropic's docs advise image-then-text for best results.
+        texts = [{"type": "image", "source": {"type": "base64", "media_type": a.media_type, "data": a.base64}}
+                 for a in message.images] + texts
         if out and out[-1]["role"] == message.role:
             prev = out[-1]["content"]
             # Keep every thinking block ahead of every text block in the merged turn.
-            head = [b for b in prev if b["type"] != "text"] + thinking
-            prev[:] = head + [b for b in prev if b["type"] == "text"] + texts
+            head = [b for b in prev if b["type"] not in ("text", "image")] + thinking
+            prev[:] = head + [b for b in prev if b["type"] in ("text", "image")] + texts
         else:
             out.append({"role": message.role, "content": thinking + texts})
     return out

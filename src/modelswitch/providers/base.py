@@ -49,6 +49,7 @@ class Protocol(_TypingProtocol):
     Optional attributes, read with getattr where they exist:
       not_found_hint: str      said after a 404 ("run `ollama pull {model}`"); {model} is filled in
       unreachable_hint: str    said after connection refused ("is Ollama running? ...")
+      max_image_bytes: int     the largest image (raw bytes) the API accepts; larger is refused before sending
       models_request(base_url) -> HttpRequest and parse_models(body: bytes) -> list[str]
                                what a (local) server has loaded, for `models` and first-run discovery
     """

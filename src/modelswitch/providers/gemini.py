@@ -67,6 +67,8 @@ class GeminiProtocol:
     """The Gemini generateContent wire protocol."""
 
     name = NAME
+    # Inline data counts against Gemini's 20 MB request limit, in base64: 15 MB of image bytes.
+    max_image_bytes = 15_000_000
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """The streaming request for this conversation, well-formed for this API."""
@@ -157,9 +159,12 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
         role = "model" if message.role == "assistant" else "user"
         parts = _replay_parts(message, model_id) if role == "model" else None
         if parts is None:
-            if not message.text.strip():
+            text = message.prompt_text if role == "user" else message.text_with_sources()
+            if not text.strip():
                 continue  # an empty text part is a 400
-            parts = [{"text": message.text_with_sources()}]
+            # Images as inline data before the text, the order Google's vision guide uses.
+            parts = [{"inlineData": {"mimeType": a.media_type, "data": a.base64}} for a in message.images]
+            parts.append({"text": text})
         if out and out[-1]["role"] == role:
             out[-1]["parts"].extend(parts)
         else:

@@ -70,6 +70,8 @@ class OllamaProtocol:
     """Ollama's /api/chat wire protocol."""
 
     name = NAME
+    # Ollama documents no image size limit; what modelswitch reads at most is the bound.
+    max_image_bytes = 20_000_000
     # Read by the transport to finish its 404 and connection-refused messages.
     not_found_hint = "run `ollama pull {model}`"
     unreachable_hint = "is Ollama running? Start it with `ollama serve`"
@@ -80,13 +82,18 @@ class OllamaProtocol:
         if conversation.system and conversation.system.strip():
             messages.append({"role": "system", "content": conversation.system})
         for message in conversation.for_request():
-            if not message.text.strip():
+            text = message.prompt_text if message.role == "user" else message.text_with_sources()
+            if not text.strip():
                 continue
+            # /api/chat takes a message's images as a list of bare base64 strings beside content.
+            images = [a.base64 for a in message.images]
             if messages and messages[-1]["role"] == message.role:
                 # Many models' chat templates refuse two turns of one role in a row.
-                messages[-1]["content"] += "\n\n" + message.text_with_sources()
+                messages[-1]["content"] += "\n\n" + text
+                if images:
+                    messages[-1].setdefault("images", []).extend(images)
             else:
-                messages.append({"role": message.role, "content": message.text_with_sources()})
+                messages.append({"role": message.role, "content": text, **({"images": images} if images else {})})
         body: dict = {"model": target.model_id, "messages": messages, "stream": True}
         think = think_value(target.reasoning)
         if think is not None:

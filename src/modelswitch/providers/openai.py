@@ -50,6 +50,8 @@ class OpenAIProtocol:
     """Chat Completions: Conversation -> request; SSE bytes -> events."""
 
     name = "openai"
+    # OpenAI documents 20 MB per image; compatible servers that take less say so in their 400.
+    max_image_bytes = 20_000_000
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """A streaming /chat/completions request for the conversation."""
@@ -108,21 +110,45 @@ PROTOCOL = OpenAIProtocol()
 # --- request ----------------------------------------------------------------------------------
 
 
-def _messages(conversation: Conversation) -> list[dict[str, str]]:
-    """System first, then turns with same-role neighbours merged; assistant turns carry answers only."""
-    out: list[dict[str, str]] = []
+def _messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """System first, then turns with same-role neighbours merged; assistant turns carry answers only.
+
+    A user turn with images has a list of content parts: its text, then one `image_url` part per
+    image holding a base64 data URL (the shape every OpenAI-compatible vision server accepts).
+    """
+    out: list[dict[str, Any]] = []
     if conversation.system:
         out.append({"role": "system", "content": conversation.system})
     for message in conversation.for_request():
-        text = _answer_only(message)
-        if message.citations:
-            # The sources stay readable by whichever model comes next, as text.
-            text = replace(message, text=text).text_with_sources()
+        if message.role == "assistant":
+            text = _answer_only(message)
+            if message.citations:
+                # The sources stay readable by whichever model comes next, as text.
+                text = replace(message, text=text).text_with_sources()
+        else:
+            text = message.prompt_text
+        images = [{"type": "image_url", "image_url": {"url": f"data:{a.media_type};base64,{a.base64}"}}
+                  for a in message.images]
         if out and out[-1]["role"] == message.role:
-            out[-1]["content"] = f"{out[-1]['content']}\n\n{text}"
+            prev = out[-1]
+            if isinstance(prev["content"], str) and not images:
+                prev["content"] = f"{prev['content']}\n\n{text}"
+            else:
+                parts = _parts(prev["content"])
+                parts[0]["text"] = f"{parts[0]['text']}\n\n{text}"
+                prev["content"] = parts + images
+        elif images:
+            out.append({"role": message.role, "content": [{"type": "text", "text": text}, *images]})
         else:
             out.append({"role": message.role, "content": text})
     return out
+
+
+def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A message's content as parts with the text part first."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return content
 
 
 def _answer_only(message: Message) -> str:

@@ -156,6 +156,41 @@ def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
         raise errors.ConnectError(redact(f"{request.url}: {_describe(exc)}")) from None
 
 
+def get_page(url: str, *, timeout: float, max_bytes: int, redirects: int = 5) -> tuple[bytes, str]:
+    """A web page's body (at most `max_bytes`, or a UsageError) and its Content-Type, through the
+    same pooled client as every request: the proxies and loopback routing apply. Redirects are
+    followed here, a few at most, because the shared client does not follow them for the APIs."""
+    import httpx
+
+    seen = url
+    for _ in range(redirects + 1):
+        try:
+            with client(seen).stream("GET", seen, headers={"Accept": "text/html, text/*;q=0.9, image/*;q=0.8, */*;q=0.5"},
+                                     timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))) as response:
+                if response.is_redirect and response.headers.get("location"):
+                    seen = str(response.url.join(response.headers["location"]))
+                    if not seen.startswith(("http://", "https://")):
+                        raise errors.UsageError(f"{url} redirects to {visible(seen)[:200]}, which is not a web page")
+                    continue
+                if response.status_code >= 400:
+                    word = response.reason_phrase or "error"  # not STATUS_WORDS: those speak of models
+                    raise errors.UsageError(f"cannot fetch {url}: {response.status_code} {word}")
+                size = response.headers.get("content-length", "")
+                if size.isdigit() and int(size) > max_bytes:
+                    raise errors.UsageError(f"{url} is {int(size) / 1e6:.1f} MB; attach at most {max_bytes // 1_000_000} MB")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise errors.UsageError(f"{url} is more than {max_bytes // 1_000_000} MB; not attached")
+                return bytes(body), response.headers.get("content-type", "")
+        except errors.ModelSwitchError:
+            raise
+        except Exception as exc:
+            raise errors.ConnectError(redact(f"cannot fetch {url}: {_describe(exc)}")) from None
+    raise errors.UsageError(f"{url} redirects more than {redirects} times; not attached")
+
+
 def _open(
     request: HttpRequest, connect_timeout: float, read_timeout: float, debug: bool
 ) -> AbstractContextManager[httpx.Response]:

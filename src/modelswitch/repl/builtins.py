@@ -119,6 +119,8 @@ def _history(repl: Repl, arg: str) -> None:
                 flag = " [no answer]"
         text = " ".join(m.text.split())
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
+        for a in m.attachments:
+            repl.say(f"       + {a.summary}", "dim")
 
 
 @command("set", "/set KEY VALUE", "temperature, max_tokens or reasoning for this chat", args="setting")
@@ -129,11 +131,23 @@ def _set(repl: Repl, arg: str) -> None:
     repl.say(repl.session.set(key, value.strip()), "dim")
 
 
-@command("file", "/file PATH", "attach a text file to your next message", args="path")
+@command("file", "/file PATH…", "attach files, images, directories, URLs or !command output to your next message",
+         args="path")
 def _file(repl: Repl, arg: str) -> None:
     if not arg:
-        raise UsageError("usage: /file PATH")
-    repl.say(repl.session.attach(arg), "dim")
+        raise UsageError("usage: /file PATH… (a file, image, directory, http(s) URL, or !command)")
+    if arg.startswith("!"):
+        sources = [arg]  # the rest of the line is the command, spaces and pipes included
+    elif os.path.exists(os.path.expanduser(arg)):
+        sources = [arg]  # one path with spaces in it, typed without quotes
+    else:
+        try:
+            sources = shlex.split(arg)
+        except ValueError:
+            sources = [arg]
+    for source in sources:
+        repl.say(repl.session.attach(source, confirm=lambda cmd: repl.confirm(
+            f"run `{cmd}` in {os.getcwd()} and attach its output?")), "dim")
 
 
 @command("edit", "/edit", "write the next message in $EDITOR, then send it")

@@ -35,6 +35,8 @@ class Repl(Protocol):
 
     def toolbar(self) -> str: ...
 
+    def confirm(self, question: str) -> bool: ...
+
 # What Tab offers after the command name.
 ArgKind = Literal["none", "model", "session", "path", "think", "setting", "text"]
 

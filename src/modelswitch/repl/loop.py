@@ -73,6 +73,19 @@ class Repl:
 
         print_error(message)
 
+    def confirm(self, question: str) -> bool:
+        """A yes/no question at the prompt; no in a piped chat (nobody is there to answer)."""
+        if not self.interactive:
+            self.say(f"{question} — not asked in a piped chat: no", "yellow")
+            return False
+        from prompt_toolkit import prompt
+
+        try:
+            answer = prompt(f"{question} [y/N] ")
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
         """Read and handle lines until Ctrl-D or /exit; 1 when a piped run had an answer fail."""

@@ -18,13 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
-from ..conversation import Conversation, Message, ModelRef
+from ..conversation import Attachment, Conversation, Message, ModelRef
 from ..errors import StoreError, UsageError
 from ..events import Usage
 from ..config.pricing import Cost
 from .records import (
-    SESSION_COLUMNS, TURN_COLUMNS, SessionInfo, SessionNotFoundError, SessionSummary, Turn,
-    check_name, iso, now_iso, redacted, row_session, row_turn, turn_row,
+    SESSION_COLUMNS, TURN_COLUMNS, AttachmentRow, SessionInfo, SessionNotFoundError, SessionSummary,
+    Turn, attachment_rows, check_name, iso, now_iso, redacted, row_attachment, row_session, row_turn,
+    turn_row, with_attachments,
 )
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -76,6 +77,26 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # inside `replay`: replay is provider state sent back to one model only, sources go to all.
     3: (
         "ALTER TABLE turns ADD COLUMN citations TEXT NOT NULL DEFAULT '[]'",
+    ),
+    # Attachments: each distinct content stored once (by sha256), named per turn. A screenshot
+    # attached in three sessions, or a file kept across a retry, is one row in `blobs`.
+    4: (
+        """CREATE TABLE blobs (
+            digest  TEXT PRIMARY KEY,                  -- sha256 of data, hex
+            media_type TEXT NOT NULL,
+            data    BLOB NOT NULL
+        )""",
+        """CREATE TABLE turn_attachments (
+            session  INTEGER NOT NULL,
+            idx      INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            name     TEXT NOT NULL,
+            kind     TEXT NOT NULL,
+            note     TEXT NOT NULL DEFAULT '',
+            digest   TEXT NOT NULL REFERENCES blobs (digest),
+            PRIMARY KEY (session, idx, position),
+            FOREIGN KEY (session, idx) REFERENCES turns (session, idx) ON DELETE CASCADE
+        )""",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -217,8 +238,11 @@ class Store:
         """Delete a session and all its turns; returns what was deleted."""
         with self._write() as conn:
             info = self._resolve(conn, ref)
+            conn.execute("DELETE FROM turn_attachments WHERE session = ?", (info.id,))
             conn.execute("DELETE FROM turns WHERE session = ?", (info.id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (info.id,))
+            # Contents no other turn names go with the session: a deleted screenshot is gone.
+            conn.execute("DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM turn_attachments)")
         return info
 
     # -- turns ---------------------------------------------------------------------------------
@@ -228,6 +252,7 @@ class Store:
         # Redact and encode before taking the write lock: the other terminal waits less.
         now = now_iso()
         rows = [turn_row(t if isinstance(t, Turn) else Turn(t), now) for t in turns]
+        attached = [attachment_rows(t.message if isinstance(t, Turn) else t) for t in turns]
         if not rows:
             return ()
         with self._write() as conn:
@@ -236,6 +261,7 @@ class Store:
                 "SELECT coalesce(max(idx) + 1, 0) FROM turns WHERE session = ?", (session_id,)
             ).fetchone()[0]
             conn.executemany(_INSERT_TURN, [(session_id, start + i, *row) for i, row in enumerate(rows)])
+            _write_attachments(conn, session_id, start, attached)
         return tuple(range(start, start + len(rows)))
 
     def set_alternate(self, session_id: int, idx: int, alternate: bool = True) -> None:
@@ -274,7 +300,8 @@ class Store:
                 f"SELECT {', '.join(TURN_COLUMNS)} FROM turns WHERE session = ? ORDER BY idx",
                 (info.id,),
             ).fetchall()
-        return info, tuple(row_turn(row) for row in rows)
+            files = _read_attachments(conn, info.id)
+        return info, tuple(with_attachments(row_turn(row), files.get(row[0], ())) for row in rows)
 
     def kept(self, ref: str | int) -> tuple[SessionInfo, tuple[Turn, ...]]:
         """A session and the turns that make its conversation (alternates left out), in order."""
@@ -302,6 +329,7 @@ class Store:
             )
             session_id = cur.lastrowid or 0
             conn.executemany(_INSERT_TURN, [(session_id, i, *row) for i, row in enumerate(rows)])
+            _write_attachments(conn, session_id, 0, [attachment_rows(t.message) for t in turns])
             return self._resolve(conn, session_id)
 
     def list(self, limit: int = 50) -> builtins.list[SessionSummary]:
@@ -409,6 +437,31 @@ class Store:
 
 
 # -- opening -----------------------------------------------------------------------------------
+
+
+def _write_attachments(conn: sqlite3.Connection, session_id: int, start: int,
+                       per_turn: Sequence[Sequence[AttachmentRow]]) -> None:
+    """Each turn's attachments, their contents written once (INSERT OR IGNORE by digest)."""
+    for i, attached in enumerate(per_turn):
+        for position, row in enumerate(attached):
+            conn.execute("INSERT OR IGNORE INTO blobs (digest, media_type, data) VALUES (?, ?, ?)",
+                         (row.digest, row.media_type, row.data))
+            conn.execute(
+                "INSERT INTO turn_attachments (session, idx, position, name, kind, note, digest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, start + i, position, row.name, row.kind, row.note, row.digest),
+            )
+
+
+def _read_attachments(conn: sqlite3.Connection, session_id: int) -> dict[int, tuple[Attachment, ...]]:
+    found: dict[int, list[Attachment]] = {}
+    for idx, name, kind, note, media_type, data in conn.execute(
+        "SELECT a.idx, a.name, a.kind, a.note, b.media_type, b.data FROM turn_attachments a"
+        " JOIN blobs b ON b.digest = a.digest WHERE a.session = ? ORDER BY a.idx, a.position",
+        (session_id,),
+    ):
+        found.setdefault(idx, []).append(row_attachment(name, kind, note, media_type, data))
+    return {idx: tuple(a) for idx, a in found.items()}
 
 
 def _create_private(path: Path) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..conversation import Message, ModelRef, Timing
+from ..conversation import Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
@@ -68,6 +68,12 @@ def _turn_json(t: Turn) -> dict[str, Any]:
         "replay": [{"protocol": r.protocol, "model": r.model, "data": r.data} for r in m.replay],
         "citations": [citation_dict(c) for c in m.citations],
         "created": t.created.isoformat() if t.created else None,
+        # Embedded whole (base64, images and text alike) so an import restores them byte for byte.
+        "attachments": [
+            {"name": a.name, "kind": a.kind, "media_type": a.media_type, "note": a.note,
+             "sha256": a.digest, "size": a.size, "data": a.base64}
+            for a in m.attachments
+        ],
     }
 
 
@@ -190,6 +196,7 @@ def _turn_from(t: _Doc) -> Turn:
         ReplayState(r.get("protocol").text(), r.get("model").text(), r.get("data").text())
         for r in (t.opt("replay") or _Doc([], "")).items()
     )
+    attachments = tuple(_attachment_from(a) for a in (t.opt("attachments") or _Doc([], "")).items())
     alternate = t.get("alternate").value
     if not isinstance(alternate, bool):
         raise t.get("alternate").fail("expected true or false")
@@ -201,9 +208,26 @@ def _turn_from(t: _Doc) -> Turn:
         fallback_from=t.get("fallback_from").text(optional=True), error=t.get("error").text(optional=True),
         # Absent from exports written before search; a malformed entry is left out, not fatal.
         citations=citations_from(getattr(t.opt("citations"), "value", [])),
+        attachments=attachments,
     )
     return Turn(message, cost, alternate, t.get("idx").number(int, optional=True),
                 t.get("created").when(optional=True))
+
+
+def _attachment_from(a: _Doc) -> Attachment:
+    import base64
+    import binascii
+
+    try:
+        data = base64.b64decode(a.get("data").text(), validate=True)
+    except (binascii.Error, ValueError):
+        raise a.get("data").fail("expected base64") from None
+    kind = a.get("kind").choice("image", "text", "directory", "url", "command")
+    found = Attachment(a.get("name").text(), kind, a.get("media_type").text(), data,
+                       a.get("note").text(optional=True) or "")
+    if found.digest != a.get("sha256").text():
+        raise a.get("sha256").fail("does not match the data (the export was changed or damaged)")
+    return found
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -253,6 +277,9 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
         lines += [m.text.rstrip(), ""]
     if m.citations:
         lines += ["Sources:", "", *_sources_markdown(m), ""]
+    if m.attachments:
+        # Listed, not inlined: the JSON export carries the contents.
+        lines += [f"*Attached:* {a.summary}  " for a in m.attachments] + [""]
     if m.status == "interrupted":
         lines.append("*(interrupted: the answer above is partial)*")
     elif m.status == "error":

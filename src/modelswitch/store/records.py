@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config.pricing import Cost
-from ..conversation import Message, ModelRef, Timing
+from ..conversation import Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import Citation, ReplayState, Usage, clean_text
 from ..redaction import redact
@@ -175,6 +175,43 @@ def row_turn(row: Sequence[Any]) -> Turn:
     )
     cost = Cost(amount, currency) if amount is not None and currency else None
     return Turn(message, cost, bool(alternate), idx, datetime.fromisoformat(created))
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRow:
+    """One attachment as stored: its turn-side name and kind, and its content by digest."""
+
+    name: str
+    kind: str
+    note: str
+    media_type: str
+    data: bytes
+    digest: str
+
+
+def attachment_rows(message: Message) -> list[AttachmentRow]:
+    """A turn's attachments bound for the file. Text is redacted like every other text (a
+    key in an attached .env must not reach the disk); images are bytes and kept as they are.
+    A placeholder ("withheld") exists only inside a request and is never stored."""
+    rows = []
+    for a in message.attachments:
+        if a.kind == "withheld":
+            continue
+        data = a.data if a.is_image else (redacted(a.data.decode("utf-8", "replace")) or "").encode("utf-8")
+        stored = Attachment(redacted(a.name) or "", a.kind, a.media_type, data, redacted(a.note) or "")
+        rows.append(AttachmentRow(stored.name, stored.kind, stored.note, stored.media_type, data, stored.digest))
+    return rows
+
+
+def row_attachment(name: str, kind: str, note: str, media_type: str, data: bytes) -> Attachment:
+    known = ("image", "text", "directory", "url", "command")
+    return Attachment(name, kind if kind in known else "text", media_type, bytes(data), note)  # type: ignore[arg-type]
+
+
+def with_attachments(turn: Turn, attachments: tuple[Attachment, ...]) -> Turn:
+    if not attachments:
+        return turn
+    return replace(turn, message=replace(turn.message, attachments=attachments))
 
 
 def row_session(row: Sequence[Any]) -> SessionInfo:

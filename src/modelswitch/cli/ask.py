@@ -14,6 +14,7 @@ from ..config.pricing import message_cost
 from ..conversation import Conversation, Message
 from ..engine.answer import Answer
 from ..engine.choice import choose_for_session, load_config, warn
+from ..engine.context import Meter
 from ..events import Notice, ReasoningDelta, TextDelta, finish_status
 from ..vocab import ASK_REASONING_VIEWS
 
@@ -86,6 +87,11 @@ def run_ask(opts: AskOptions) -> int:
         log.set_system(opts.system)
     user = Message(role="user", text=text)
     conversation = conversation.add(user)
+    fit = Meter().learn(conversation).fit(conversation, spec)
+    if not fit.ok:
+        raise errors.ContextWindowError(
+            f"{fit.refusal()}; nothing was sent (use a model with a larger window, -m NAME, or /compact the"
+            " session in chat)")
 
     answer = Answer(config, conversation, spec, fallback=opts.fallback, debug=opts.debug)
     try:

@@ -117,6 +117,18 @@ class Meter:
         if low <= factor <= high:
             self.factors[spec_id] = factor
 
+    def learn(self, conversation: Conversation) -> Meter:
+        """Calibrate from a stored conversation: each model's last answer with reported usage
+        (a resumed chat, `ask --session`), against the turns that were sent before it."""
+        msgs = conversation.messages
+        seen: set[str] = set()
+        for i in range(len(msgs) - 1, -1, -1):
+            m = msgs[i]
+            if m.role == "assistant" and m.model is not None and m.usage is not None and m.model.full_id not in seen:
+                seen.add(m.model.full_id)
+                self.calibrate(m.model.full_id, replace(conversation, messages=msgs[:i]), m)
+        return self
+
     def factor(self, spec: ModelSpec) -> float:
         return self.factors.get(spec.full_id, 1.0)
 

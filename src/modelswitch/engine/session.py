@@ -58,7 +58,7 @@ class ChatSession:
         # for a resumed chat the same turns `sessions show --stats` counts.
         self.answered: list[Turn] = self._paid_for(log)
         self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
-        self.meter = Meter()
+        self.meter = Meter().learn(self.conversation)
         # The conversation before the last /compact or /trim, what replaced it, and the store's
         # record of both: /undo right after brings the turns back.
         self.replaced: tuple[Conversation, Conversation, _Record | None] | None = None
@@ -287,6 +287,9 @@ class ChatSession:
         if not any(m.role == "assistant" and m.has_answer for m in older):
             return None
         request = Conversation().add(Message(role="user", text=summary_request(older)))
+        fit = self.meter.fit(request, spec, self.settings.max_tokens)
+        if not fit.ok:
+            raise errors.UsageError(f"cannot summarise on {spec.name}: {fit.refusal()}; /compact MODEL picks another")
         return Answer(self.config, request, spec, settings=self.settings, fallback=False, debug=self.debug), len(older)
 
     def apply_compaction(self, answer: Answer, keep: int = 1) -> Message:
@@ -343,6 +346,7 @@ class ChatSession:
         self.answered = self._paid_for(log)
         self.held = None
         self.replaced = None
+        self.meter.learn(self.conversation)
 
     def set(self, key: str, value: str) -> str:
         key = key.strip().lower()

@@ -419,3 +419,30 @@ def test_trim_is_undoable_in_the_store_too(tiny: Guard) -> None:
     s.undo_replacement()
     with Store.open() as store:
         assert len(store.kept("long")[1]) == 12
+
+
+def test_the_toolbar_shows_the_conversation_against_the_current_models_window(tiny: Guard) -> None:
+    from modelswitch.repl.loop import Repl
+
+    long_session()
+    s = _chat()
+    bar = Repl(s, color=False, interactive=False).toolbar()
+    assert re.search(r"context (\d+)/300", bar), bar
+    used = int(re.search(r"context (\d+)/300", bar).group(1))
+    assert used == s.fit().used and used > 300
+
+
+@pytest.mark.parametrize("line", ["@oa and next?", "/retry oa", "/compare big oa and next?"])
+def test_one_off_retry_and_compare_are_checked_against_the_target_window(
+        tiny: Guard, server: LoopbackServer, tmp_path: Path, line: str) -> None:
+    long_session()
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(cfg.read_text("utf-8") + """
+[providers.o.models.big]
+id = "big-chat"
+""", "utf-8")
+    result = CliRunner().invoke(app, ["chat", "--session", "long", "-m", "big"], input=line + "\n",
+                                catch_exceptions=False)
+    assert "does not fit oa's 300-token window" in result.stderr
+    assert result.exit_code == 1
+    assert server.requests == []  # not even the compare's other model: nothing went out

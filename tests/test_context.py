@@ -161,38 +161,25 @@ class Guard:
 
 
 def tiny_config(tmp_path: Path, url: str, *, windows: bool = True) -> Path:
-    cw = f"context_window = {WINDOW}\n" if windows else ""
+    """Three providers, one per protocol, each with one model of a WINDOW-token window."""
+    cw = f"context_window = {WINDOW}" if windows else ""
+    blocks = ['default = "oa"']
+    for provider, kind, path, alias, model_id in [("o", "openai", "oa/v1", "oa", "tiny-chat"),
+                                                  ("a", "anthropic", "anth", "an", "claude-haiku-4-5"),
+                                                  ("g", "gemini", "gem", "ge", "gemini-2.0-flash")]:
+        blocks.append(f"""
+[providers.{provider}]
+type = "{kind}"
+base_url = "{url}/{path}"
+api_key_env = "T_KEY"
+retries = 0
+[providers.{provider}.models.{alias}]
+id = "{model_id}"
+max_tokens = 50
+{cw}
+""")
     p = tmp_path / "tiny.toml"
-    p.write_text(f"""
-default = "oa"
-[providers.o]
-type = "openai"
-base_url = "{url}/oa/v1"
-api_key_env = "T_KEY"
-retries = 0
-[providers.o.models.oa]
-id = "tiny-chat"
-max_tokens = 50
-{cw}
-[providers.a]
-type = "anthropic"
-base_url = "{url}/anth"
-api_key_env = "T_KEY"
-retries = 0
-[providers.a.models.an]
-id = "claude-haiku-4-5"
-max_tokens = 50
-{cw}
-[providers.g]
-type = "gemini"
-base_url = "{url}/gem"
-api_key_env = "T_KEY"
-retries = 0
-[providers.g.models.ge]
-id = "gemini-2.0-flash"
-max_tokens = 50
-{cw}
-""", "utf-8")
+    p.write_text("\n".join(blocks), "utf-8")
     return p
 
 

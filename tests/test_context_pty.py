@@ -130,7 +130,7 @@ def test_compact_replaces_older_turns_with_a_marked_summary_and_undo_restores(
         assert store.kept(store.latest().id)[1][0].message.text.startswith("[summary]")
 
     child.send("/undo\r")
-    child.expect("the 6 turns before the compaction are back")
+    child.expect("the 6 turns from before the /compact or /trim are back")
     child.send("/history\r")
     child.expect(r"1\. you: alpha question")
     child.expect("r1 ›")

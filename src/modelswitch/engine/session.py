@@ -220,7 +220,7 @@ class ChatSession:
         self.conversation = before
         if self.log is not None and record is not None:
             self.log.restore(*record)
-        return f"the {len(before.messages)} turns before the compaction are back"
+        return f"the {len(before.messages)} turns from before the /compact or /trim are back"
 
     def pop_last_exchange(self) -> Message:
         """For /retry and /undo: drop the last answer and the question it answered."""
@@ -310,8 +310,8 @@ class ChatSession:
         n = len(self.conversation.messages)
         if not 0 <= at <= n:
             raise errors.UsageError(f"turn {at} does not exist (this chat has {n} turns)")
-        parent = self.log.name or (f"#{self.log.session_id}" if self.log.session_id else "this chat")
         branch = self.log.fork(at, name or self._branch_name(at))
+        parent = self.log.name or f"#{self.log.session_id}"  # the fork saved an unsaved chat
         self.resume(branch)
         return f"branched {parent} at turn {at} into '{branch.name}'; you are on the branch (/load {parent} goes back)"
 

@@ -433,3 +433,51 @@ id = "big-chat"
     assert "does not fit oa's 300-token window" in result.stderr
     assert result.exit_code == 1
     assert server.requests == []  # not even the compare's other model: nothing went out
+
+
+def test_compact_at_compacts_before_the_send_that_crosses_it(
+        tiny: Guard, server: LoopbackServer, tmp_path: Path) -> None:
+    long_session()
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("compact_at = 0.5\n" + cfg.read_text("utf-8") + """
+[providers.big]
+type = "openai"
+base_url = "%s/big/v1"
+api_key_env = "T_KEY"
+retries = 0
+[providers.big.models.mid]
+id = "mid-chat"
+context_window = 1000
+max_tokens = 50
+""" % server.url, "utf-8")
+    result = CliRunner().invoke(app, ["chat", "--session", "long", "-m", "mid"], input="and next?\n",
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert "(compact_at = 0.5); compacting the older turns" in result.stderr
+    summarise, send = server.requests
+    assert "question 0" in summarise.json["messages"][0]["content"]
+    texts = [m["content"] for m in send.json["messages"]]
+    assert texts[0].startswith("[summary] The 10 earlier turns") and texts[1] == "fine"
+    assert texts[2].startswith("question 5") and texts[-1] == "and next?" and len(texts) == 5
+
+
+def test_the_default_summariser_is_the_cheapest_model_with_a_key(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelswitch.engine.session import ChatSession
+
+    monkeypatch.setenv("HAS_KEY", "sk-has-0123456789")
+    monkeypatch.delenv("NO_KEY", raising=False)
+    doc = {"providers": {
+        "a": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "HAS_KEY", "models": {
+            "dear": {"id": "dear", "price": {"input": 10.0, "output": 30.0, "currency": "USD"}},
+            "cheap": {"id": "cheap", "price": {"input": 0.1, "output": 0.4, "currency": "USD"}},
+            "yuan": {"id": "yuan", "price": {"input": 0.01, "output": 0.01, "currency": "CNY"}}}},
+        "b": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "NO_KEY", "models": {
+            "keyless": {"id": "keyless", "price": {"input": 0.0, "output": 0.0, "currency": "USD"}}}},
+    }}
+    config = build(doc, tmp_path / "c.toml")
+    assert ChatSession(config, config.resolve("dear")).summariser().name == "cheap"
+    # No price on the current model: nothing to compare with, the current model summarises.
+    config2 = build({"providers": {"a": {**doc["providers"]["a"], "models": {"plain": {"id": "plain"}}}}},
+                    tmp_path / "c.toml")
+    assert ChatSession(config2, config2.resolve("plain")).summariser().name == "plain"

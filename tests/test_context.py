@@ -481,3 +481,25 @@ def test_the_default_summariser_is_the_cheapest_model_with_a_key(tmp_path: Path,
     config2 = build({"providers": {"a": {**doc["providers"]["a"], "models": {"plain": {"id": "plain"}}}}},
                     tmp_path / "c.toml")
     assert ChatSession(config2, config2.resolve("plain")).summariser().name == "plain"
+
+
+def test_a_fallback_whose_window_is_too_small_is_skipped_not_sent(
+        tiny: Guard, server: LoopbackServer, tmp_path: Path) -> None:
+    long_session()
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(cfg.read_text("utf-8") + """
+[providers.big]
+type = "openai"
+base_url = "%s/big/v1"
+api_key_env = "T_KEY"
+retries = 0
+[providers.big.models.busy]
+id = "busy-chat"
+fallback = ["oa"]
+""" % server.url, "utf-8")
+    server.add(Reply.fixture("openrouter_429_provider_rate_limited.json", status=429,
+                             content_type="application/json", chunked=False, path="/big/"))
+    result = ask("--session", "long", "-m", "busy", "and next?")
+    assert result.exit_code == 1
+    assert "fallback oa skipped" in result.stderr and "300-token window" in result.stderr
+    assert [r.path for r in server.requests] == ["/big/v1/chat/completions"]  # nothing went to oa

@@ -503,3 +503,14 @@ fallback = ["oa"]
     assert result.exit_code == 1
     assert "fallback oa skipped" in result.stderr and "300-token window" in result.stderr
     assert [r.path for r in server.requests] == ["/big/v1/chat/completions"]  # nothing went to oa
+
+
+def test_history_shows_each_turns_tokens_reported_or_estimated(tiny: Guard, server: LoopbackServer) -> None:
+    result = CliRunner().invoke(app, ["chat", "-m", "oa"], input="x" * 400 + "\n/history\n",
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.lstrip()[:2] in ("1.", "2.")]
+    # The question: estimated (400 Latin characters: 100 + 4), then calibrated by the 40 input
+    # tokens the provider reported for exactly that request.
+    assert lines[0].endswith("(~40 tokens)")
+    assert lines[1].endswith("(6 tokens)")  # the answer: the 2 output tokens reported, + 4

@@ -9,6 +9,7 @@ estimate drifts toward that model's real tokenizer as the chat goes on.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ..config.load import ModelSpec
 from ..conversation import Conversation, Message
@@ -37,6 +38,7 @@ def _is_wide(ch: str) -> bool:
     )
 
 
+@lru_cache(maxsize=4096)  # the toolbar re-counts the whole chat at every keystroke
 def estimate_text(text: str) -> int:
     """Tokens in `text` by script: one per CJK character, one per four other characters."""
     if not text:
@@ -132,14 +134,18 @@ class Meter:
     def factor(self, spec: ModelSpec) -> float:
         return self.factors.get(spec.full_id, 1.0)
 
-    def message_tokens(self, m: Message, spec: ModelSpec) -> int:
-        """Reported usage where the message has it (an answer's own output tokens, reasoning left
-        out: it is not sent back), else the calibrated estimate."""
+    def counted(self, m: Message, spec: ModelSpec) -> tuple[int, bool]:
+        """A message's tokens for `spec`, and whether the provider reported them: an answer's own
+        output tokens (reasoning left out: it is not sent back) when `spec` wrote it, else the
+        calibrated estimate."""
         if m.role == "assistant" and m.usage is not None:
             own = m.usage.output_tokens - m.usage.reasoning_tokens
             if own > 0 and m.model is not None and m.model.full_id == spec.full_id:
-                return own + PER_MESSAGE
-        return round(estimate_message(m) * self.factor(spec))
+                return own + PER_MESSAGE, True
+        return round(estimate_message(m) * self.factor(spec)), False
+
+    def message_tokens(self, m: Message, spec: ModelSpec) -> int:
+        return self.counted(m, spec)[0]
 
     def size(self, conversation: Conversation, spec: ModelSpec) -> int:
         system = conversation.system or ""

@@ -98,7 +98,8 @@ def _clear(repl: Repl, arg: str) -> None:
     repl.say("new conversation" + ("; the comparison is closed" if ended else ""), "dim")
 
 
-@command("history", "/history", "every turn so far, with the model that wrote it")
+@command("history", "/history", "every turn so far, with the model that wrote it and its tokens "
+         "(~: estimated for the current model)")
 def _history(repl: Repl, arg: str) -> None:
     s = repl.session
     if not s.conversation.messages:
@@ -115,7 +116,9 @@ def _history(repl: Repl, arg: str) -> None:
             elif m.status == "complete":
                 flag = " [no answer]"
         text = " ".join(m.text.split())
-        repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
+        n, reported = s.meter.counted(m, s.model)
+        size = f"{n:,} tokens" if reported else f"~{n:,} tokens"
+        repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
 
 
 @command("set", "/set KEY VALUE", "temperature, max_tokens or reasoning for this chat", args="setting")

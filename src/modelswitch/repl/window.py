@@ -87,7 +87,10 @@ def before_send(repl: Repl, spec: ModelSpec, user: Message, *, replacing: bool =
     if at is not None and fit.window and fit.fraction >= at:
         repl.say(f"the conversation fills {fit.fraction:.0%} of {spec.name}'s window (compact_at = {at:g}); "
                  "compacting the older turns", "dim")
-        compact(repl, s.summariser(), keep=KEEP_VERBATIM)
+        try:
+            compact(repl, s.summariser(), keep=KEEP_VERBATIM)
+        except errors.UsageError as exc:  # e.g. the summariser's own window is too small
+            repl.say(f"not compacted: {exc.message}", "yellow")
     return make_room(repl, spec, check, verb="send", min_keep=1 if replacing else 0)
 
 

@@ -202,6 +202,18 @@ def tiny(tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
     return guard
 
 
+def add_big(tmp_path: Path, url: str, models: str, *, top: str = "") -> None:
+    """A provider at /big/ (the guard never refuses it) with `models`, added to the tiny config."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(top + cfg.read_text("utf-8") + f"""
+[providers.big]
+type = "openai"
+base_url = "{url}/big/v1"
+api_key_env = "T_KEY"
+retries = 0
+{models}""", "utf-8")
+
+
 def ask(*args: str):  # noqa: ANN201
     return CliRunner().invoke(app, ["ask", *args], catch_exceptions=False)
 
@@ -361,17 +373,7 @@ def test_compaction_puts_a_marked_summary_in_the_session_and_undo_brings_the_tur
     from modelswitch.store.export import to_markdown
 
     long_session()
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(cfg.read_text("utf-8") + """
-[providers.big]
-type = "openai"
-base_url = "%s/big/v1"
-api_key_env = "T_KEY"
-retries = 0
-[providers.big.models.big]
-id = "big-chat"
-context_window = 100000
-""" % server.url, "utf-8")
+    add_big(tmp_path, server.url, '[providers.big.models.big]\nid = "big-chat"\ncontext_window = 100000\n')
     s = _chat()
     assert not s.fit().ok
     job = s.compaction(s.config.resolve("big"), keep=1)
@@ -438,18 +440,8 @@ id = "big-chat"
 def test_compact_at_compacts_before_the_send_that_crosses_it(
         tiny: Guard, server: LoopbackServer, tmp_path: Path) -> None:
     long_session()
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text("compact_at = 0.5\n" + cfg.read_text("utf-8") + """
-[providers.big]
-type = "openai"
-base_url = "%s/big/v1"
-api_key_env = "T_KEY"
-retries = 0
-[providers.big.models.mid]
-id = "mid-chat"
-context_window = 1000
-max_tokens = 50
-""" % server.url, "utf-8")
+    add_big(tmp_path, server.url, '[providers.big.models.mid]\nid = "mid-chat"\ncontext_window = 1000\nmax_tokens = 50\n',
+            top="compact_at = 0.5\n")
     result = CliRunner().invoke(app, ["chat", "--session", "long", "-m", "mid"], input="and next?\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
@@ -486,17 +478,7 @@ def test_the_default_summariser_is_the_cheapest_model_with_a_key(tmp_path: Path,
 def test_a_fallback_whose_window_is_too_small_is_skipped_not_sent(
         tiny: Guard, server: LoopbackServer, tmp_path: Path) -> None:
     long_session()
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(cfg.read_text("utf-8") + """
-[providers.big]
-type = "openai"
-base_url = "%s/big/v1"
-api_key_env = "T_KEY"
-retries = 0
-[providers.big.models.busy]
-id = "busy-chat"
-fallback = ["oa"]
-""" % server.url, "utf-8")
+    add_big(tmp_path, server.url, '[providers.big.models.busy]\nid = "busy-chat"\nfallback = ["oa"]\n')
     server.add(Reply.fixture("openrouter_429_provider_rate_limited.json", status=429,
                              content_type="application/json", chunked=False, path="/big/"))
     result = ask("--session", "long", "-m", "busy", "and next?")

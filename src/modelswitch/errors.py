@@ -3,6 +3,7 @@
     ModelSwitchError                 exit_code 1 unless a subclass says otherwise
     ├── ConfigError                  exit 2: bad config file, unknown model, missing key
     ├── UsageError                   exit 2: bad command-line or REPL input
+    │   └── ContextWindowError       exit 2: the conversation would not fit the model's window
     ├── StoreError                   the session database cannot be used
     ├── ProtocolError                bytes that are not the wire format (decoders raise only this)
     └── ProviderError                the provider failed; names provider and model
@@ -64,6 +65,11 @@ class UsageError(ModelSwitchError):
     """The user asked for something that cannot be done as asked."""
 
     exit_code = 2
+
+
+class ContextWindowError(UsageError):
+    """The conversation would not fit the model's context window: refused before sending (exit 2,
+    like other input the user must change; the provider would have answered 400)."""
 
 
 class StoreError(ModelSwitchError):

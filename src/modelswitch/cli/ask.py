@@ -16,6 +16,7 @@ from ..engine.answer import Answer, Settings
 from ..engine.attach import check_images, load
 from ..engine.catalog import can_search, no_search_line
 from ..engine.choice import choose_for_session, load_config, warn
+from ..engine.context import Meter
 from ..events import Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, finish_status
 from ..store.records import citation_dict
 from ..vocab import ASK_REASONING_VIEWS
@@ -113,6 +114,11 @@ def run_ask(opts: AskOptions) -> int:
     user = Message(role="user", text=text, attachments=attachments)
     check_images(config, user.images, spec)
     conversation = conversation.add(user)
+    fit = Meter().learn(conversation).fit(conversation, spec)
+    if not fit.ok:
+        raise errors.ContextWindowError(
+            f"{fit.refusal()}; nothing was sent (use a model with a larger window, -m NAME, or /compact the"
+            " session in chat)")
 
     if opts.search and not can_search(config, spec):
         warn(no_search_line(config, spec))  # one line; the question is still answered, unsearched

@@ -1,4 +1,4 @@
-"""`modelswitch sessions list|show|export|import|rename|delete`, a Typer sub-app cli.py mounts.
+"""`modelswitch sessions list|show|tree|export|import|rename|delete`, a Typer sub-app cli.py mounts.
 
 Importing this module must stay cheap (it is loaded for every `modelswitch --help`): the store,
 the formatters and rich are imported inside the commands.
@@ -207,6 +207,26 @@ def import_(
         with _open() as store:
             made = store.import_session(info, turns, name=name)
         print_info(f"imported {made.label} ({len(turns)} turns)")
+
+    _run(run)
+
+
+@app.command()
+def tree(name: NameArg) -> None:
+    """The branches of a session (made by /fork and /edit N), from its root; /load opens any."""
+
+    def run() -> None:
+        from ..store.export import local
+        from ..ui.render import print_info
+
+        with _open() as store:
+            target = store.get(name)
+            family = store.tree(target.id)
+        for depth, info, turns in family:
+            lead = "   " * (depth - 1) + "└─ " if depth else ""
+            fork = f" · from turn {info.fork_at} of its parent" if info.parent is not None else ""
+            here = "  ◀" if info.id == target.id else ""
+            print_info(f"{lead}{info.label} · {turns} turns{fork} · {local(info.updated)}{here}")
 
     _run(run)
 

@@ -25,7 +25,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
 
-_TOP_KEYS = {"default", "providers"}
+_TOP_KEYS = {"default", "providers", "compact_at"}
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
     "connect_timeout", "retries", "models", "local", "managed", "search",
@@ -107,6 +107,8 @@ class Config:
     providers: dict[str, ProviderSpec]
     aliases: dict[str, ModelSpec]
     warnings: tuple[str, ...] = ()
+    # Compact the chat automatically once it fills this fraction of the model's window (0 < x <= 1).
+    compact_at: float | None = None
 
     def models(self) -> list[ModelSpec]:
         """Every named model, provider by provider, in config order."""
@@ -249,6 +251,10 @@ def build(
     v = _Validator(str(path), collect)
     v.check_keys(user, _TOP_KEYS, "")
     default = v.opt(user, "default", str, "default")
+    compact_at = v.opt(user, "compact_at", (int, float), "compact_at")
+    if compact_at is not None and (isinstance(compact_at, bool) or not 0 < compact_at <= 1):
+        v.fail("compact_at", f"must be a fraction of the window between 0 and 1 (e.g. 0.8), got {compact_at!r}")
+        compact_at = None
     user_providers = v.opt(user, "providers", dict, "providers") or {}
 
     preset_providers: dict[str, Any] = (presets or {}).get("providers", {})
@@ -288,7 +294,7 @@ def build(
 
     config = Config(
         path=path, exists=exists, default=default, providers=providers, aliases=aliases,
-        warnings=tuple(v.warnings),
+        warnings=tuple(v.warnings), compact_at=float(compact_at) if compact_at is not None else None,
     )
     _check_references(config, v)
     return config

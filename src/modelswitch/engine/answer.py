@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 
 from .. import errors
+from .context import Meter
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Status, Timing
@@ -126,12 +127,20 @@ class Answer:
                 except errors.UsageError:
                     continue  # validated at load time; a vanished alias is simply skipped
         last_error: errors.ModelSwitchError | None = None
+        tried = self.spec  # the last model actually asked (a fallback over its window is not)
         for i, spec in enumerate(chain):
             if i > 0:
+                # The caller checked the first model's window; a fallback's may be smaller, and a
+                # request over it would only come back as the provider's 400.
+                fit = Meter().learn(self.conversation).fit(self.conversation, spec, self.settings.max_tokens)
+                if not fit.ok:
+                    yield Notice(f"fallback {spec.name} skipped: {fit.refusal()}")
+                    continue
                 assert last_error is not None
                 yield Notice(
-                    f"{chain[i - 1].name} unavailable ({short_reason(last_error)}) — trying {spec.name}"
+                    f"{tried.name} unavailable ({short_reason(last_error)}) — trying {spec.name}"
                 )
+                tried = spec
                 self._fallback_from = self._fallback_from or self.spec.name
                 self._ref = model_ref(self.config, spec)
             try:

@@ -12,16 +12,21 @@ from typing import TYPE_CHECKING
 from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
-from ..conversation import Attachment, Conversation, Message
+from ..conversation import Attachment, Conversation, Message, Role
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .attach import Confirm, check_images, load
 from .catalog import can_search, no_search_line
 from .choice import ensure_usable
+from .context import Fit, Meter, split_for_summary, summary_pair, summary_request, trim
 
 if TYPE_CHECKING:
     from ..store.chatlog import ChatLog
     from ..store.records import Turn
+
+# What ChatLog.replace_turns returns: this chat's store indices before, and the rows written.
+_Record = tuple[list[tuple[Role, int | None]], list[int]]
+
 
 
 class ChatSession:
@@ -47,6 +52,10 @@ class ChatSession:
         # for a resumed chat the same turns `sessions show --stats` counts.
         self.answered: list[Turn] = self._paid_for(log)
         self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
+        self.meter = Meter().learn(self.conversation)
+        # The conversation before the last /compact or /trim, what replaced it, and the store's
+        # record of both: /undo right after brings the turns back.
+        self.replaced: tuple[Conversation, Conversation, _Record | None] | None = None
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -131,6 +140,8 @@ class ChatSession:
         from ..store.records import Turn
 
         message = answer.message
+        if message.model is not None:
+            self.meter.calibrate(message.model.full_id, answer.conversation, message)
         cost = self.cost_for(message)
         keep_earlier = replacing and self.keeps_earlier(message)
         self.held = None
@@ -221,6 +232,17 @@ class ChatSession:
             return msgs[-2], msgs[-1]
         return None
 
+    def undo_replacement(self) -> str | None:
+        """/undo right after /compact or /trim: the earlier turns come back. None if not that case."""
+        if self.replaced is None or self.replaced[1] != self.conversation:
+            return None
+        before, _, record = self.replaced
+        self.replaced = None
+        self.conversation = before
+        if self.log is not None and record is not None:
+            self.log.restore(*record)
+        return f"the {len(before.messages)} turns from before the /compact or /trim are back"
+
     def pop_last_exchange(self) -> Message:
         """For /retry and /undo: drop the last answer and the question it answered."""
         pair = self.last_exchange()
@@ -230,6 +252,98 @@ class ChatSession:
         if self.log is not None:
             self.log.drop_last_exchange()
         return pair[0]
+
+    # -- the context window ------------------------------------------------------------------
+    def fit(self, spec: ModelSpec | None = None, pending: Message | None = None,
+            conversation: Conversation | None = None) -> Fit:
+        """How the conversation (with `pending` about to be sent) fits `spec`'s window."""
+        spec = spec or self.model
+        conv = conversation if conversation is not None else self.conversation
+        if pending is not None:
+            conv = conv.add(pending)
+        return self.meter.fit(conv, spec, self.settings.max_tokens)
+
+    def replace_conversation(self, new: Conversation) -> None:
+        """Put `new` in place of the conversation (compact, trim), undoable with /undo."""
+        before = self.conversation
+        record = self.log.replace_turns(new.messages) if self.log is not None else None
+        self.conversation = new
+        self.held = None
+        self.replaced = (before, new, record)
+
+    def trim_to(self, keep: int) -> int:
+        """Keep the system prompt and the last `keep` exchanges; the number of turns dropped."""
+        new = trim(self.conversation, keep)
+        dropped = len(self.conversation.messages) - len(new.messages)
+        if dropped:
+            self.replace_conversation(new)
+        return dropped
+
+    def summariser(self) -> ModelSpec:
+        """The model /compact uses by default: the cheapest configured model with a key, priced
+        in the current model's currency (prices in different currencies are not compared)."""
+        from ..config.keys import key_available
+
+        current = self.model.price
+        best = self.model
+        for m in self.config.models():
+            if m.price is None or current is None or m.price.currency != current.currency:
+                continue
+            try:
+                provider = self.config.provider(m.provider)
+            except errors.UsageError:
+                continue
+            if provider.managed or not key_available(provider):
+                continue
+            assert best.price is not None
+            if m.price.input + m.price.output < best.price.input + best.price.output:
+                best = m
+        return best
+
+    def compaction(self, spec: ModelSpec, keep: int = 1) -> tuple[Answer, int] | None:
+        """An Answer that summarises all but the last `keep` exchanges on `spec`, and how many
+        turns it replaces; None when there is nothing older to summarise. Not yet applied:
+        the caller consumes the answer, then calls `apply_compaction`."""
+        older, _ = split_for_summary(self.conversation, keep)
+        if not any(m.role == "assistant" and m.has_answer for m in older):
+            return None
+        request = Conversation().add(Message(role="user", text=summary_request(older)))
+        fit = self.meter.fit(request, spec, self.settings.max_tokens)
+        if not fit.ok:
+            raise errors.UsageError(f"cannot summarise on {spec.name}: {fit.refusal()}; /compact MODEL picks another")
+        return Answer(self.config, request, spec, settings=self.settings, fallback=False, debug=self.debug), len(older)
+
+    def apply_compaction(self, answer: Answer, keep: int = 1) -> Message:
+        """Replace the older turns by the marked summary `answer` wrote (kept, exported, undoable)."""
+        summary = answer.message
+        if summary.status != "complete" or not summary.has_answer:
+            raise errors.UsageError("the summary did not complete; nothing was compacted")
+        older, kept = split_for_summary(self.conversation, keep)
+        self.answered.append(_turn(summary, self.cost_for(summary)))
+        note, text = summary_pair(len(older), summary, summary.model.name if summary.model else "a model")
+        self.replace_conversation(Conversation(self.conversation.system, (note, text, *kept)))
+        return summary
+
+    def fork(self, at: int, name: str | None = None) -> str:
+        """Branch this chat at turn `at` into a new saved session and go on in the branch."""
+        if self.log is None:
+            raise errors.UsageError("sessions cannot be saved right now, so there is nothing to branch")
+        n = len(self.conversation.messages)
+        if not 0 <= at <= n:
+            raise errors.UsageError(f"turn {at} does not exist (this chat has {n} turns)")
+        branch = self.log.fork(at, name or self._branch_name(at))
+        parent = self.log.name or f"#{self.log.session_id}"  # the fork saved an unsaved chat
+        self.resume(branch)
+        return f"branched {parent} at turn {at} into '{branch.name}'; you are on the branch (/load {parent} goes back)"
+
+    def _branch_name(self, at: int) -> str:
+        assert self.log is not None
+        base = self.log.name or (f"s{self.log.session_id}" if self.log.session_id else "chat")
+        taken = set(self.log.names())
+        name, k = f"{base}@{at}", 2
+        while name in taken:
+            name, k = f"{base}@{at}-{k}", k + 1
+        return name
 
     def set_system(self, text: str | None) -> None:
         self.conversation = self.conversation.with_system(text)
@@ -241,6 +355,7 @@ class ChatSession:
         system = self.conversation.system
         self.conversation = Conversation(system)
         self.answered = []
+        self.replaced = None
         self.held = None  # a comparison awaiting /keep belongs to the old conversation
         if self.log is not None:
             self.log = self.log.fresh(model=self.model.name, system=system)
@@ -251,6 +366,8 @@ class ChatSession:
         self.conversation = log.conversation
         self.answered = self._paid_for(log)
         self.held = None
+        self.replaced = None
+        self.meter.learn(self.conversation)
 
     def set(self, key: str, value: str) -> str:
         key = key.strip().lower()
@@ -277,6 +394,12 @@ def _shown(a: Attachment) -> str:
     if a.kind == "text":
         return f"{a.label} ({a.size:,} bytes)"
     return a.summary
+
+
+def _turn(message: Message, cost: Cost | None) -> Turn:
+    from ..store.records import Turn
+
+    return Turn(message, cost)
 
 
 def _replaces(message: Message) -> bool:

@@ -25,7 +25,13 @@ command = declare(BUILTINS)
 def _model(repl: Repl, arg: str) -> None:
     s = repl.session
     if not arg:
-        repl.say(f"{s.model.name} ({s.model.full_id})")
+        repl.say(f"{s.model.name} ({s.model.full_id}); context {s.fit().meter()}")
+        return
+    from .window import make_room
+
+    spec = s.resolve(arg)
+    if not make_room(repl, spec, lambda conv: s.fit(spec, conversation=conv), verb="switch"):
+        repl.say(f"staying on {s.model.name}", "dim")
         return
     repl.say(s.switch(arg), "green")
 
@@ -84,8 +90,12 @@ def _retry(repl: Repl, arg: str) -> None:
     repl.stream(user, spec, replacing=replacing)
 
 
-@command("undo", "/undo", "forget the last question and answer")
+@command("undo", "/undo", "forget the last question and answer (right after /compact or /trim: undo that)")
 def _undo(repl: Repl, arg: str) -> None:
+    restored = repl.session.undo_replacement()
+    if restored is not None:
+        repl.say(restored, "dim")
+        return
     user = repl.session.pop_last_exchange()
     preview = user.text.strip().splitlines()[0][:60] if user.text.strip() else ""
     repl.say(f"undone: {preview!r}", "dim")
@@ -101,7 +111,8 @@ def _clear(repl: Repl, arg: str) -> None:
     repl.say("new conversation" + ("; the comparison is closed" if ended else ""), "dim")
 
 
-@command("history", "/history", "every turn so far, with the model that wrote it")
+@command("history", "/history", "every turn so far, with the model that wrote it and its tokens "
+         "(~: estimated for the current model)")
 def _history(repl: Repl, arg: str) -> None:
     s = repl.session
     if not s.conversation.messages:
@@ -118,7 +129,9 @@ def _history(repl: Repl, arg: str) -> None:
             elif m.status == "complete":
                 flag = " [no answer]"
         text = " ".join(m.text.split())
-        repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}")
+        n, reported = s.meter.counted(m, s.model)
+        size = f"{n:,} tokens" if reported else f"~{n:,} tokens"
+        repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
         for a in m.attachments:
             repl.say(f"       + {a.summary}", "dim")
 
@@ -150,11 +163,39 @@ def _file(repl: Repl, arg: str) -> None:
             f"run `{cmd}` in {os.getcwd()} and attach its output?")), "dim")
 
 
-@command("edit", "/edit", "write the next message in $EDITOR, then send it")
+@command("edit", "/edit [N]", "write the next message in $EDITOR; /edit N: edit your turn N "
+         "(see /history) and ask again from there, as a new branch")
 def _edit(repl: Repl, arg: str) -> None:
+    if arg.strip().isdigit():
+        _edit_turn(repl, int(arg.strip()))
+        return
+    text = _in_editor(arg)
+    if not text:
+        repl.say("empty message; nothing sent", "dim")
+        return
+    repl.send(text)
+
+
+def _edit_turn(repl: Repl, n: int) -> None:
+    """Edit an earlier question in $EDITOR; the chat branches before it and asks the new text."""
+    s = repl.session
+    msgs = s.conversation.messages
+    if not 1 <= n <= len(msgs) or msgs[n - 1].role != "user":
+        users = [str(i) for i, m in enumerate(msgs, 1) if m.role == "user"]
+        raise UsageError(f"turn {n} is not one of your messages (yours: {', '.join(users) or 'none yet'})")
+    text = _in_editor(msgs[n - 1].text)
+    if not text:
+        repl.say("empty message; nothing changed", "dim")
+        return
+    repl.say(s.fork(n - 1), "green")
+    repl.send(text)
+
+
+def _in_editor(initial: str) -> str:
+    """The text the user saved in $VISUAL/$EDITOR, starting from `initial`; "" if empty."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
-        f.write(arg)
+        f.write(initial)
         path = f.name
     try:
         done = subprocess.run([*shlex.split(editor), path])
@@ -166,10 +207,37 @@ def _edit(repl: Repl, arg: str) -> None:
         raise UsageError(f"editor not found: {editor} (set $EDITOR)") from None
     finally:
         os.unlink(path)
-    if not text:
-        repl.say("empty message; nothing sent", "dim")
-        return
-    repl.send(text)
+    return text
+
+
+@command("fork", "/fork [N] [NAME]", "branch this chat at turn N (default: now) into a new saved session, "
+         "and go on there; the original stays")
+def _fork(repl: Repl, arg: str) -> None:
+    s = repl.session
+    words = arg.split(maxsplit=1)
+    at = len(s.conversation.messages)
+    if words and words[0].isdigit():
+        at = int(words.pop(0))
+    repl.say(s.fork(at, words[0].strip() if words else None), "green")
+
+
+@command("compact", "/compact [MODEL]", "replace the older turns by a summary (default: the cheapest "
+         "configured model writes it); /undo restores them", args="model")
+def _compact(repl: Repl, arg: str) -> None:
+    from .window import compact
+
+    s = repl.session
+    compact(repl, s.resolve(arg) if arg else s.summariser())
+
+
+@command("trim", "/trim N", "keep the system prompt and the last N exchanges; /undo restores the rest")
+def _trim(repl: Repl, arg: str) -> None:
+    if not arg.strip().isdigit():
+        raise UsageError("usage: /trim N (the number of recent exchanges to keep)")
+    keep = int(arg)
+    dropped = repl.session.trim_to(keep)
+    repl.say(f"dropped {dropped} turns; now {repl.session.fit().meter()}" if dropped
+             else "nothing to trim", "dim")
 
 
 @command("save", "/save NAME", "name this conversation so /load and --session find it", args="text")

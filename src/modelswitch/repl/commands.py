@@ -36,6 +36,9 @@ class Repl(Protocol):
     def toolbar(self) -> str: ...
 
     def confirm(self, question: str) -> bool: ...
+    def choose(self, question: str) -> str | None:
+        """The first letter of the user's answer (lower case); None if there is no one to ask."""
+        ...
 
 # What Tab offers after the command name.
 ArgKind = Literal["none", "model", "session", "path", "think", "setting", "text"]

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..config.load import ModelSpec
+from ..conversation import Conversation
+from ..engine.context import Fit
 from ..engine.compare import run_models
 from ..interrupts import Terminated, deferred
 from ..ui.compare import CompareView
@@ -43,8 +45,17 @@ def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:
 
 def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
     """The REPL's /compare: answers side by side; none joins history until /keep."""
+    from .window import make_room
+
     session = repl.session
     user = session.user_message(text)
+    for spec in specs:
+        def check(conv: Conversation, spec: ModelSpec = spec) -> Fit:
+            return session.fit(spec, user, conv)
+
+        if not make_room(repl, spec, check, verb="compare"):
+            repl.say("not sent: " + repr(" ".join(user.text.split())[:60]), "dim")
+            return
     view = CompareView([s.name for s in specs], terminal=sys.stdout.isatty(), color=repl.color,
                        reasoning=session.think)
     outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,

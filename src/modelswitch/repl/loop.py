@@ -68,6 +68,15 @@ class Repl:
         out = None if self.interactive else sys.stderr
         print_info(text, style=style if self.color else None, out=out)
 
+    def choose(self, question: str) -> str | None:
+        if not self.interactive:
+            return None
+        try:
+            line = input(question)
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return line.strip().lower()[:1] or None
+
     def fail(self, message: str) -> None:
         from ..ui.render import print_error
 
@@ -179,8 +188,13 @@ class Repl:
         `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
         """
         from ..ui.render import draw, make_renderer
+        from .window import before_send
 
         session = self.session
+        if not before_send(self, model or session.model, user, replacing=replacing):
+            preview = " ".join(user.text.split())[:60]
+            self.say(f"not sent: {preview!r}" + (" (Up recalls it)" if self.interactive else ""), "dim")
+            return
         answer = session.ask(user, model, fallback=fallback, replacing=replacing)
         renderer = make_renderer(
             terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
@@ -242,7 +256,8 @@ class Repl:
         s = self.session
         _, total = model_stats(s.stats())
         used = total.usage
-        parts = [f" {s.model.name} ({s.model.full_id})", f"{used.input_tokens + used.output_tokens:,} tokens"]
+        parts = [f" {s.model.name} ({s.model.full_id})", f"context {s.fit().meter()}",
+                 f"{used.input_tokens + used.output_tokens:,} tokens"]
         if total.costs:
             parts.append(" + ".join(str(c) for c in total.costs))
         if s.attachments:

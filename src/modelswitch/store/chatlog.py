@@ -223,6 +223,45 @@ class ChatLog:
         if sid is not None and indices:
             self._safely("the undo", lambda: self.store.hide_turns(sid, indices))
 
+    def replace_turns(self, messages: tuple[Message, ...]) -> tuple[list[tuple[Role, int | None]], list[int]]:
+        """`/compact`, `/trim`: this chat's kept turns become alternates (on record, out of the
+        context) and `messages` are written as its conversation. Returns what `restore` needs."""
+        from .db import Turn
+
+        before = list(self._mine)
+        old = [i for _, i in before if i is not None]
+        written: list[int] = []
+
+        def write() -> None:
+            sid = self._ensure()
+            self.store.hide_turns(sid, old)
+            written.extend(self.store.append(sid, *(Turn(m) for m in messages)))
+
+        self._safely("the compacted conversation", write)
+        self._mine = ([(m.role, i) for m, i in zip(messages, written, strict=True)] if written
+                      else [(m.role, None) for m in messages])
+        return before, written
+
+    def restore(self, before: list[tuple[Role, int | None]], written: list[int]) -> None:
+        """Undo `replace_turns`: the replacement turns are hidden, the earlier ones kept again."""
+        sid = self.session_id
+
+        def write() -> None:
+            if sid is None:
+                return
+            self.store.hide_turns(sid, written)
+            for _, idx in before:
+                if idx is not None:
+                    self.store.set_alternate(sid, idx, False)
+
+        self._safely("the undo", write)
+        self._mine = list(before)
+
+    def fork(self, at: int, name: str | None) -> ChatLog:
+        """A branch of this session with its first `at` turns; the log of the branch."""
+        info = self.store.fork(self._ensure(), at, name)
+        return self._resume(self.store, info.id)
+
     def fresh(self, *, model: str | None, system: str | None) -> ChatLog:
         return ChatLog(self.store, None, Conversation(system), model=model, system=system)
 

@@ -33,7 +33,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -97,6 +97,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (session, idx, position),
             FOREIGN KEY (session, idx) REFERENCES turns (session, idx) ON DELETE CASCADE
         )""",
+    ),
+    # Branches (/fork, /edit N): the session a branch came from and the turn it forked at.
+    # Existing sessions keep every row and become roots (NULL parent).
+    5: (
+        "ALTER TABLE sessions ADD COLUMN parent INTEGER REFERENCES sessions (id) ON DELETE SET NULL",
+        "ALTER TABLE sessions ADD COLUMN fork_at INTEGER",
+        "CREATE INDEX sessions_by_parent ON sessions (parent)",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -181,6 +188,59 @@ class Store:
                 (redacted(name), now, now, redacted(model), redacted(system or None)),
             )
             return self._resolve(conn, cur.lastrowid or 0)
+
+    def fork(self, ref: str | int, at: int, name: str | None = None) -> SessionInfo:
+        """A new session (a branch of `ref`) holding copies of its first `at` kept turns.
+
+        The original stays as it is; the branch records its parent and fork point.
+        """
+        name = check_name(name) if name is not None else None
+        with self._write() as conn:
+            self._check_free(conn, name)
+            info = self._resolve(conn, ref)
+            rows = conn.execute(
+                f"SELECT {', '.join(TURN_COLUMNS)} FROM turns WHERE session = ? AND NOT alternate ORDER BY idx",
+                (info.id,),
+            ).fetchall()
+            if not 0 <= at <= len(rows):
+                raise UsageError(f"{info.label} has {len(rows)} turns; fork at 0-{len(rows)}")
+            now = now_iso()
+            cur = conn.execute(
+                "INSERT INTO sessions (name, created, updated, model, system, parent, fork_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (redacted(name), now, now, info.model, info.system, info.id, at),
+            )
+            new_id = cur.lastrowid or 0
+            conn.executemany(_INSERT_TURN, [(new_id, i, *row[1:]) for i, row in enumerate(rows[:at])])
+            return self._resolve(conn, new_id)
+
+    def tree(self, ref: str | int) -> builtins.list[tuple[int, SessionInfo, int]]:
+        """The whole family of `ref` from its root: (depth, session, kept turns), parents first."""
+        with self._read() as conn:
+            info = self._resolve(conn, ref)
+            seen = {info.id}
+            while info.parent is not None:
+                row = conn.execute(f"SELECT {_S} FROM sessions WHERE id = ?", (info.parent,)).fetchone()
+                if row is None or row[0] in seen:  # a cycle cannot be made by us; stop rather than loop
+                    break
+                info = row_session(row)
+                seen.add(info.id)
+            out: builtins.list[tuple[int, SessionInfo, int]] = []
+            stack = [(0, info)]
+            visited: set[int] = set()
+            while stack:
+                depth, node = stack.pop()
+                if node.id in visited:
+                    continue
+                visited.add(node.id)
+                turns = conn.execute(
+                    "SELECT count(*) FROM turns WHERE session = ? AND NOT alternate", (node.id,)
+                ).fetchone()[0]
+                out.append((depth, node, turns))
+                kids = [row_session(r) for r in conn.execute(
+                    f"SELECT {_S} FROM sessions WHERE parent = ? ORDER BY id DESC", (node.id,))]
+                stack.extend((depth + 1, k) for k in kids)
+        return out
 
     def find(self, name: str) -> SessionInfo | None:
         """The session with this name, or None."""

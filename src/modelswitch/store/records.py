@@ -33,6 +33,10 @@ class SessionInfo:
     updated: datetime
     model: str | None = None
     system: str | None = None
+    # A branch (`/fork`, `/edit N`): the session it was forked from, and how many of that
+    # session's turns it started with. None for a session that is not a branch.
+    parent: int | None = None
+    fork_at: int | None = None
 
     @property
     def label(self) -> str:
@@ -84,7 +88,7 @@ def check_name(name: str) -> str:
 
 # The turns table's columns after `session`, in the order turn_row() fills and row_turn() reads;
 # SESSION_COLUMNS likewise for row_session().
-SESSION_COLUMNS = ("id", "name", "created", "updated", "model", "system")
+SESSION_COLUMNS = ("id", "name", "created", "updated", "model", "system", "parent", "fork_at")
 TURN_COLUMNS = (
     "idx", "role", "text", "reasoning", "model_alias", "model_id", "provider", "protocol",
     "status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
@@ -215,5 +219,6 @@ def with_attachments(turn: Turn, attachments: tuple[Attachment, ...]) -> Turn:
 
 
 def row_session(row: Sequence[Any]) -> SessionInfo:
-    sid, name, created, updated, model, system = row
-    return SessionInfo(sid, name, datetime.fromisoformat(created), datetime.fromisoformat(updated), model, system)
+    sid, name, created, updated, model, system, parent, fork_at = row
+    return SessionInfo(sid, name, datetime.fromisoformat(created), datetime.fromisoformat(updated), model, system,
+                       parent, fork_at)

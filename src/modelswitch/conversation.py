@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .events import ReplayState, Usage
+from .events import ReplayState, ToolCall, Usage
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "interrupted", "error"]
@@ -38,6 +38,48 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and a JSON Schema for its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: str = '{"type": "object", "properties": {}}'  # JSON Schema text (frozen values)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What one tool call gave back, kept beside the call it answers (`call_id`).
+
+    `approved` is None when no one was asked (a trusted tool), else the user's answer; a call
+    that was refused, cancelled or failed still has a result: the model must see what happened.
+    """
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    server: str = ""
+    approved: bool | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRound:
+    """One step of an answer that used tools: what the model said and thought before calling,
+    its provider state (signatures), the calls, and their results in the same order."""
+
+    text: str
+    reasoning: str
+    model: ModelRef | None
+    calls: tuple[ToolCall, ...]
+    results: tuple[ToolResult, ...] = ()
+    replay: tuple[ReplayState, ...] = ()
+
+    def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
+        return tuple(r for r in self.replay if r.protocol == protocol and r.model == model_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. Assistant turns carry the model that wrote them and their reasoning apart."""
 
@@ -52,15 +94,18 @@ class Message:
     finish_reason: str | None = None
     fallback_from: str | None = None
     error: str | None = None
+    # The tool rounds that came before `text` within this one answer (provider-neutral).
+    rounds: tuple[ToolRound, ...] = ()
 
     @property
     def has_answer(self) -> bool:
         """An assistant turn that gave an answer worth sending as context: some text, not a failure.
 
         A refusal or a blocked prompt arrives as a complete turn with no text, so it is covered.
-        An interrupted answer with partial text counts: the user saw it.
+        An interrupted answer with partial text counts: the user saw it. So does one that called
+        tools: the calls ran, and the model must see them and their results again.
         """
-        return self.role == "assistant" and self.status != "error" and bool(self.text.strip())
+        return self.role == "assistant" and self.status != "error" and (bool(self.text.strip()) or bool(self.rounds))
 
     def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
         """Provider state this turn may hand back to exactly that protocol and model."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from .. import errors
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
-from ..conversation import Conversation, Message, ModelRef, Status, Timing
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..conversation import Conversation, Message, ModelRef, Status, Timing, ToolSpec
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
 
@@ -77,8 +77,11 @@ class Answer:
         fallback: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         debug: bool = False,
+        tools: tuple[ToolSpec, ...] = (),
     ) -> None:
         self.config = config
+        self.tools = tools  # offered to the model; its calls are in `calls` afterwards
+        self.calls: list[ToolCall] = []
         self.conversation = conversation
         self.spec = spec
         self.settings = settings
@@ -154,7 +157,7 @@ class Answer:
 
         provider = self.config.provider(spec.provider)
         said: list[str] = []
-        target = target_for(self.config, spec, self.settings, announce=said.append)
+        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=self.tools)
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
         protocol = get_protocol(provider.type)
@@ -170,7 +173,7 @@ class Answer:
                     self._take(event)
                     yield event
                 self._t_end = time.monotonic()
-                if not "".join(self._text).strip():
+                if not "".join(self._text).strip() and not self.calls:
                     raise errors.NoAnswerError(
                         f"{spec.name} returned no answer text", provider=spec.provider, model=spec.id
                     )
@@ -199,6 +202,10 @@ class Answer:
             self._usage = event
         elif isinstance(event, ReplayState):
             self._replay.append(event)
+        elif isinstance(event, ToolCall):
+            if self._t_first is None:
+                self._t_first = time.monotonic()
+            self.calls.append(event)
         elif isinstance(event, Done):
             self._finish = event.finish_reason
             self._server_tps = event.tokens_per_s

@@ -22,11 +22,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..conversation import Conversation, Message
+from ..conversation import Conversation, ToolRound
 from ..errors import OverloadedError, ProviderError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from .sse import iter_sse, loads_event
-from .base import HttpRequest, Target, error_text
+from .base import HttpRequest, Target, arguments_text, call_arguments, error_text, tool_parameters
 
 NAME = "anthropic"
 API_VERSION = "2023-06-01"
@@ -124,6 +124,10 @@ class AnthropicProtocol:
         }
         if conversation.system and conversation.system.strip():
             body["system"] = conversation.system
+        if target.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)} for t in target.tools
+            ]
         if plan.budget is not None:
             body["thinking"] = {"type": "enabled", "budget_tokens": plan.budget}
         elif target.temperature is not None:
@@ -148,6 +152,7 @@ class AnthropicProtocol:
         if note:
             # build_request cannot speak; the answer to that request is the first place to say it.
             yield Notice(note)
+        called = False
         for sse in iter_sse(chunks):
             data = loads_event(sse.data)
             kind = data.get("type") or sse.event
@@ -159,7 +164,10 @@ class AnthropicProtocol:
                 yield from _block_delta(data, open_blocks)
             elif kind == "content_block_stop":
                 block = open_blocks.pop(_index(data), None)
-                if block is not None:
+                if block is not None and block["type"] == "tool_use":
+                    called = True
+                    yield _tool_call(block)
+                elif block is not None:
                     finished.append(block)
             elif kind == "message_delta":
                 delta = _obj(data.get("delta"))
@@ -180,7 +188,7 @@ class AnthropicProtocol:
         for block in finished:
             if _replayable(block):
                 yield ReplayState(NAME, target.model_id, json.dumps(block, ensure_ascii=False))
-        notice = _stop_notice(stop_reason, target, explanation)
+        notice = "" if called and stop_reason == "tool_use" else _stop_notice(stop_reason, target, explanation)
         if notice:
             yield Notice(notice)
         yield Done(_FINISH.get(stop_reason or "", stop_reason))
@@ -199,25 +207,62 @@ PROTOCOL = AnthropicProtocol()
 def _messages(conversation: Conversation, model_id: str) -> list[dict]:
     out: list[dict] = []
     for message in conversation.for_request():
-        thinking = _replay_blocks(message, model_id) if message.role == "assistant" else []
+        if message.role == "assistant":
+            for rnd in message.rounds:
+                _add(out, "assistant", _round_blocks(rnd, model_id))
+                _add(out, "user", [_result_block(r.call_id, r.content, r.is_error) for r in rnd.results])
+        thinking = _replay_blocks(message.replay_for(NAME, model_id)) if message.role == "assistant" else []
         texts = [{"type": "text", "text": message.text}] if message.text.strip() else []
         if not texts:
             # A whitespace-only text block is a 400, and thinking alone is not a turn.
             continue
-        if out and out[-1]["role"] == message.role:
-            prev = out[-1]["content"]
-            # Keep every thinking block ahead of every text block in the merged turn.
-            head = [b for b in prev if b["type"] != "text"] + thinking
-            prev[:] = head + [b for b in prev if b["type"] == "text"] + texts
-        else:
-            out.append({"role": message.role, "content": thinking + texts})
+        _add(out, message.role, thinking + texts)
     return out
 
 
-def _replay_blocks(message: Message, model_id: str) -> list[dict]:
+# Where a block goes when two turns of one role merge: thinking first (the API wants it ahead of
+# everything in an assistant turn), tool_result first in a user turn, tool_use after the text.
+_BLOCK_ORDER = {"thinking": 0, "redacted_thinking": 0, "tool_result": 0, "text": 1, "tool_use": 2}
+
+
+def _add(out: list[dict], role: str, blocks: list[dict]) -> None:
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        merged = out[-1]["content"] + blocks
+        out[-1]["content"] = sorted(merged, key=lambda b: _BLOCK_ORDER.get(b["type"], 1))
+    else:
+        out.append({"role": role, "content": blocks})
+
+
+def _round_blocks(rnd: ToolRound, model_id: str) -> list[dict]:
+    """One tool round as Claude wants it back: this model's thinking blocks exactly as it sent
+    them (another model's reasoning is not sent), the text, then a tool_use per call."""
+    blocks = _replay_blocks(rnd.replay_for(NAME, model_id))
+    if rnd.text.strip():
+        blocks.append({"type": "text", "text": rnd.text})
+    for call in rnd.calls:
+        blocks.append({"type": "tool_use", "id": tool_id(call.id), "name": call.name, "input": call_arguments(call)})
+    return blocks
+
+
+def _result_block(call_id: str, content: str, is_error: bool) -> dict:
+    block: dict = {"type": "tool_result", "tool_use_id": tool_id(call_id), "content": content}
+    if is_error:
+        block["is_error"] = True
+    return block
+
+
+def tool_id(call_id: str) -> str:
+    """Claude's ids must match ^[a-zA-Z0-9_-]+$; other vendors' ids (DeepSeek's, made-up ones)
+    are mapped into that alphabet the same way for the call and for its result."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", call_id) or "call"
+
+
+def _replay_blocks(states: tuple[ReplayState, ...]) -> list[dict]:
     """This model's own thinking blocks for the turn, exactly as it produced them."""
     blocks = []
-    for state in message.replay_for(NAME, model_id):
+    for state in states:
         try:
             block = json.loads(state.data)
         except ValueError:
@@ -252,7 +297,14 @@ def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
         open_blocks[index] = {"type": "redacted_thinking", "data": _str(block.get("data"))}
     elif kind == "text" and _str(block.get("text")):
         yield TextDelta(block["text"])
-    # tool_use and other block types carry nothing a chat shows.
+    elif kind == "tool_use":
+        # The input arrives as input_json_delta fragments; the start's `input` is {} then.
+        start = block.get("input")
+        open_blocks[index] = {
+            "type": "tool_use", "id": _str(block.get("id")), "name": _str(block.get("name")),
+            "json": "", "input": start if isinstance(start, dict) else {},
+        }
+    # Other block types carry nothing a chat shows.
 
 
 def _block_delta(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
@@ -270,6 +322,13 @@ def _block_delta(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
             yield ReasoningDelta(text)
     elif kind == "signature_delta" and block is not None and block["type"] == "thinking":
         block["signature"] += _str(delta.get("signature"))
+    elif kind == "input_json_delta" and block is not None and block["type"] == "tool_use":
+        block["json"] += _str(delta.get("partial_json"))
+
+
+def _tool_call(block: dict) -> ToolCall:
+    text = block["json"].strip() or arguments_text(block["input"])
+    return ToolCall(block["id"] or f"call_{block['name']}", block["name"], text)
 
 
 def _obj(value: object) -> dict:

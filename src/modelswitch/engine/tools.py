@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -53,6 +53,8 @@ class Toolbox(Protocol):
         ...
 
 
+# (index in the round, call, server, approved: None when trusted without asking)
+_Approved = tuple[int, ToolCall, str, "bool | None"]
 # (call, server) -> True to run it. The REPL's callback asks the user; `ask`'s answers alone.
 Approve = Callable[[ToolCall, str], bool]
 
@@ -164,60 +166,61 @@ class ToolAnswer:
             self._usage = usage if self._usage is None else self._usage + usage
 
     def _run_calls(self, message: Message, calls: list[ToolCall]) -> Generator[Event, None, tuple[ToolResult, ...]]:
-        """Ask about each call in order, run the approved ones at once, results in call order."""
+        """Ask about each call in order, run the approved ones at once, results in call order.
+        Ctrl-C anywhere in here cancels what runs and keeps the round, every call answered."""
         decided: dict[int, ToolResult] = {}
-        approved: list[tuple[int, ToolCall, str, bool | None]] = []
+        try:
+            approved = yield from self._approve(calls, decided)
+            if approved:
+                pool = ThreadPoolExecutor(max_workers=len(approved), thread_name_prefix="tool")
+                try:
+                    yield from self._execute(pool, approved, decided)
+                finally:
+                    # Never wait here for a call that Ctrl-C abandoned: it is cancelled below.
+                    pool.shutdown(wait=False, cancel_futures=True)
+        except KeyboardInterrupt:
+            self.toolbox.cancel()
+            self._cancelled(message, calls, decided)
+            raise
+        return tuple(decided[i] for i in range(len(calls)))
+
+    def _approve(self, calls: list[ToolCall], decided: dict[int, ToolResult]) -> Generator[Event, None, list[_Approved]]:
+        approved: list[_Approved] = []
         for i, call in enumerate(calls):
             server = self.toolbox.server_of(call.name)
             if server is None:
                 decided[i] = ToolResult(call.id, call.name, f"error: there is no tool named {call.name!r}", is_error=True)
                 yield ToolActivity(call, "", "failed", "no such tool")
-                continue
-            if self.toolbox.trusted(call.name):
+            elif self.toolbox.trusted(call.name):
                 approved.append((i, call, server, None))
-                continue
-            try:
-                ok = self.approve(call, server)
-            except KeyboardInterrupt:
-                self._cancelled(message, calls, decided)
-                raise
-            if ok:
+            elif self.approve(call, server):
                 approved.append((i, call, server, True))
             else:
                 decided[i] = ToolResult(call.id, call.name, "the user declined to run this tool call",
                                         is_error=True, server=server, approved=False)
                 yield ToolActivity(call, server, "refused")
-        for _, call, server, _ in approved:
+        return approved
+
+    def _execute(self, pool: ThreadPoolExecutor, approved: list[_Approved],
+                 decided: dict[int, ToolResult]) -> Generator[Event, None, None]:
+        started = time.monotonic()
+        futures = [(a, pool.submit(self.toolbox.call, a[1], self.limits.timeout_s)) for a in approved]
+        for (_, call, server, _), _f in futures:
             yield ToolActivity(call, server, "running")
-        if approved:
-            with ThreadPoolExecutor(max_workers=len(approved), thread_name_prefix="tool") as pool:
-                futures: list[tuple[int, ToolCall, str, bool | None, Future[ToolResult], float]] = [
-                    (i, c, s, a, pool.submit(self.toolbox.call, c, self.limits.timeout_s), time.monotonic())
-                    for i, c, s, a in approved
-                ]
-                try:
-                    for i, call, server, ok, future, started in futures:
-                        result = future.result()
-                        took = time.monotonic() - started
-                        content = truncate(result.content, self.limits.max_result_chars)
-                        decided[i] = replace(result, content=content, server=server, approved=ok, duration_s=took)
-                        state = "failed" if result.is_error else "done"
-                        yield ToolActivity(call, server, state, f"{took:.1f} s · {len(result.content)} chars")
-                except KeyboardInterrupt:
-                    self.toolbox.cancel()
-                    for i, call, server, ok, _f, _s in futures:
-                        if i not in decided:
-                            decided[i] = ToolResult(call.id, call.name, CANCELLED, is_error=True,
-                                                    server=server, approved=ok)
-                    self._cancelled(message, calls, decided)
-                    raise
-        return tuple(decided[i] for i in range(len(calls)))
+        for (i, call, server, ok), future in futures:
+            result = future.result()
+            took = time.monotonic() - started
+            content = truncate(result.content, self.limits.max_result_chars)
+            decided[i] = replace(result, content=content, server=server, approved=ok, duration_s=took)
+            state = "failed" if result.is_error else "done"
+            yield ToolActivity(call, server, state, f"{took:.1f} s · {len(result.content)} chars")
 
     def _cancelled(self, message: Message, calls: list[ToolCall], decided: dict[int, ToolResult]) -> None:
         """Ctrl-C in the middle of a round: the round is kept with every call answered (those
         not run say so), so the conversation stays valid and the model sees what happened."""
         results = tuple(
-            decided.get(i) or ToolResult(c.id, c.name, CANCELLED, is_error=True) for i, c in enumerate(calls)
+            decided.get(i) or ToolResult(c.id, c.name, CANCELLED, is_error=True, server=self.toolbox.server_of(c.name) or "")
+            for i, c in enumerate(calls)
         )
         self._add_round(message, calls, results)
         self._current = None

@@ -6,16 +6,20 @@ import json
 import sys
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .. import errors
-from ..config.load import Config
+from ..config.load import Config, ModelSpec
 from ..config.pricing import message_cost
 from ..conversation import Conversation, Message
 from ..engine.answer import Answer
+from ..engine.tools import ToolAnswer
 from ..engine.choice import choose_for_session, load_config, warn
-from ..events import Notice, ReasoningDelta, TextDelta, finish_status
+from ..events import Notice, ReasoningDelta, TextDelta, ToolActivity, ToolCall, finish_status
 from ..vocab import ASK_REASONING_VIEWS
+
+if TYPE_CHECKING:
+    from ..engine.mcpclient import McpToolbox
 
 STDIN_WARN_BYTES = 1_000_000
 REASONING_MODES = ASK_REASONING_VIEWS
@@ -35,6 +39,8 @@ class AskOptions:
     config_path: str | None = None
     color: bool = True
     debug: bool = False
+    tools: bool = False  # -T/--tools: offer the configured MCP servers' tools
+    yes: bool = False  # --yes: run every call; otherwise only the tools listed in `trust`
 
 
 def read_stdin(stream: TextIO | None = None) -> str:
@@ -87,7 +93,12 @@ def run_ask(opts: AskOptions) -> int:
     user = Message(role="user", text=text)
     conversation = conversation.add(user)
 
-    answer = Answer(config, conversation, spec, fallback=opts.fallback, debug=opts.debug)
+    toolbox = None
+    answer: Answer | ToolAnswer
+    if opts.tools:
+        toolbox, answer = _tool_answer(config, conversation, spec, opts)
+    else:
+        answer = Answer(config, conversation, spec, fallback=opts.fallback, debug=opts.debug)
     try:
         if opts.json:
             return _as_json(config, answer)
@@ -98,9 +109,34 @@ def run_ask(opts: AskOptions) -> int:
         # Also on Ctrl-C: the partial answer is kept, marked interrupted.
         if log:
             log.record(user, answer.message, message_cost(config, answer.message))
+        if toolbox is not None:
+            toolbox.close()
 
 
-def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
+def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
+                 opts: AskOptions) -> tuple[McpToolbox, ToolAnswer]:
+    """`ask --tools`: nobody is there to ask, so a call runs only with --yes or when its tool is
+    in its server's `trust` list; a call that does not is told to the model as declined (and to
+    the user on stderr). Piped input is the prompt, never an approval."""
+    if not config.mcp:
+        raise errors.UsageError("--tools: no MCP servers are configured; add an [mcp.NAME] table to the config")
+    from ..engine.mcpclient import McpToolbox
+    from ..engine.tools import ToolLimits
+
+    toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
+
+    def approve(call: ToolCall, server: str) -> bool:
+        if not opts.yes:
+            warn(f"not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
+        return opts.yes
+
+    limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
+    answer = ToolAnswer(config, conversation, spec, toolbox, approve, limits=limits,
+                        fallback=opts.fallback, debug=opts.debug)
+    return toolbox, answer
+
+
+def _as_text(config: Config, answer: Answer | ToolAnswer, opts: AskOptions) -> int:
     from ..ui.render import draw, make_renderer, print_error
 
     terminal = sys.stdout.isatty()
@@ -123,7 +159,7 @@ def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
     return 0
 
 
-def result_object(config: Config, answer: Answer) -> dict:
+def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
     """The `--json` object of DESIGN.md for a finished (or failed) answer."""
     m = answer.message
     cost = message_cost(config, m)
@@ -151,14 +187,32 @@ def result_object(config: Config, answer: Answer) -> dict:
         # (length, content_filter, refusal, tool_calls, paused, cut) of an answer that did end.
         "status": finish_status(m.finish_reason) if m.status == "complete" else m.status,
         "error": m.error,
+        "tool_calls": tool_calls(m),
     }
+
+
+def tool_calls(m: Message) -> list[dict]:
+    """Every call of the answer with what came of it, in order: for `--json` and scripts."""
+    out: list[dict] = []
+    for rnd in m.rounds:
+        for call, result in zip(rnd.calls, rnd.results):
+            try:
+                arguments: object = json.loads(call.arguments)
+            except ValueError:
+                arguments = call.arguments
+            out.append({
+                "id": call.id, "name": call.name, "server": result.server or None, "arguments": arguments,
+                "result": result.content, "is_error": result.is_error, "approved": result.approved,
+                "duration_s": _round(result.duration_s),
+            })
+    return out
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _as_json(config: Config, answer: Answer) -> int:
+def _as_json(config: Config, answer: Answer | ToolAnswer) -> int:
     code = 0
     try:
         for event in answer:
@@ -174,7 +228,7 @@ def _as_json(config: Config, answer: Answer) -> int:
     return code
 
 
-def _as_jsonl(config: Config, answer: Answer) -> int:
+def _as_jsonl(config: Config, answer: Answer | ToolAnswer) -> int:
     out = sys.stdout
     emit = lambda obj: (out.write(json.dumps(obj, ensure_ascii=False) + "\n"), out.flush())  # noqa: E731
     try:
@@ -185,6 +239,9 @@ def _as_jsonl(config: Config, answer: Answer) -> int:
                 emit({"type": "reasoning", "text": event.text})
             elif isinstance(event, Notice):
                 emit({"type": "notice", "text": event.text})
+            elif isinstance(event, ToolActivity):
+                emit({"type": "tool", "id": event.call.id, "name": event.call.name, "server": event.server,
+                      "state": event.state, "detail": event.detail})
     except KeyboardInterrupt:
         answer.close()
         raise

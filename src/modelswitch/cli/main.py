@@ -86,6 +86,8 @@ def ask(
     no_fallback: Annotated[bool, typer.Option("--no-fallback", help="Do not try the model's fallbacks.")] = False,
     cont: Annotated[bool, typer.Option("-c", "--continue", help="Continue the most recent session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Continue (or create) a named session.")] = None,
+    tools: Annotated[bool, typer.Option("-T", "--tools", help="Offer the tools of the configured MCP servers.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --tools: run every tool call without asking.")] = False,
 ) -> None:
     """Ask one question and stream the answer (pipes cleanly)."""
     g = _globals(ctx)
@@ -97,7 +99,7 @@ def ask(
             AskOptions(
                 prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
                 json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
-                config_path=g.config, color=g.color, debug=g.debug,
+                config_path=g.config, color=g.color, debug=g.debug, tools=tools, yes=yes,
             )
         )
 

@@ -1,0 +1,99 @@
+"""`ask -T/--tools` with a real MCP server process and a validating DeepSeek fake."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelswitch.cli.main import app
+from tests.loopback import LoopbackServer
+from tests.validators import FakeDeepSeek
+
+CALC = Path(__file__).parent / "mcp_servers" / "calc.py"
+
+
+def write_config(tmp_path: Path, url: str, mcp: str) -> Path:
+    p = tmp_path / "ms.toml"
+    p.write_text(f"""
+default = "v4"
+[providers.ds]
+base_url = "{url}/v1"
+api_key_env = "DS_KEY"
+retries = 0
+[providers.ds.models.v4]
+id = "deepseek-v4-flash"
+{mcp}
+""", "utf-8")
+    return p
+
+
+def calc_table(trust: str = "[]", extra: str = "") -> str:
+    return f"""
+[mcp.calc]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(CALC))}{extra}]
+trust = {trust}
+"""
+
+
+@pytest.fixture
+def fake(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> FakeDeepSeek:
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    api = FakeDeepSeek(tool_args={"a": 2, "b": 3})
+    server.default = api
+    return api
+
+
+def ask(args: list[str], config: Path, input: str | None = None):  # noqa: A002, ANN201
+    return CliRunner().invoke(app, ["--config", str(config), "ask", *args], input=input, catch_exceptions=False)
+
+
+def test_ask_tools_yes_runs_the_call_and_json_reports_it(tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek) -> None:
+    config = write_config(tmp_path, server.url, calc_table())
+    result = ask(["-T", "--yes", "--json", "add 2 and 3"], config)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["content"].startswith("deepseek-v4-flash answer") and len(fake.accepted) == 2
+    [call] = out["tool_calls"]
+    assert (call["name"], call["server"], call["arguments"], call["result"], call["approved"]) == (
+        "add", "calc", {"a": 2, "b": 3}, "5", True)
+    assert isinstance(call["duration_s"], float)
+    assert not fake.rejected and fake.accepted[-1]["messages"][-1] == {
+        "role": "tool", "tool_call_id": fake.accepted[-1]["messages"][-2]["tool_calls"][0]["id"], "content": "5"}
+
+
+def test_ask_tools_without_yes_runs_only_trusted_tools_and_piped_input_approves_nothing(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    config = write_config(tmp_path, server.url, calc_table())
+    result = ask(["-T", "--json", "add"], config, input="y\ny\na\n")
+    assert result.exit_code == 0, result.output
+    [call] = json.loads(result.stdout)["tool_calls"]
+    assert call["approved"] is False and call["is_error"] and "declined" in call["result"]
+    assert "not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in result.stderr
+    trusted = write_config(tmp_path, server.url, calc_table('["add"]'))
+    result = ask(["-T", "--json", "add"], trusted)
+    [call] = json.loads(result.stdout)["tool_calls"]
+    assert (call["result"], call["approved"]) == ("5", None)
+    assert not fake.rejected
+
+
+def test_ask_tools_without_servers_is_a_one_line_usage_error(tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek) -> None:
+    result = ask(["-T", "hi"], write_config(tmp_path, server.url, ""))
+    assert result.exit_code == 2 and "no MCP servers are configured" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not fake.accepted
+
+
+def test_a_server_that_fails_to_start_is_one_line_and_the_answer_still_comes(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    config = write_config(tmp_path, server.url, calc_table(extra=', "--crash"'))
+    result = ask(["-T", "--yes", "hi"], config)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("deepseek-v4-flash answer") and len(fake.accepted) == 1
+    lines = [ln for ln in result.stderr.splitlines() if "calc" in ln]
+    assert len(lines) == 1 and "did not start" in lines[0] and "--crash given" in lines[0]
+    assert "tools" not in fake.accepted[0]  # nothing to offer

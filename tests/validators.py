@@ -538,6 +538,7 @@ class FakeDeepSeek(FakeAPI):
     key: str = "sk-ds-test"
     models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash")
     tool_args: dict = field(default_factory=dict)
+    args_by_tool: dict[str, dict] = field(default_factory=dict)  # tool name -> its arguments
 
     def matches(self, rec: Received) -> bool:
         return rec.path.split("?")[0].endswith("/chat/completions")
@@ -608,7 +609,8 @@ class FakeDeepSeek(FakeAPI):
             chunks.append(chunk({"content": None, "reasoning_content": f"{model} reasons {n}"}))
         tool = None if body["messages"][-1]["role"] == "tool" else tool_to_call(body)
         if tool:
-            args, call_id = json.dumps(self.tool_args), f"call_00_{uuid.uuid4().hex[:12]}"
+            args = json.dumps(self.args_by_tool.get(tool, self.tool_args))
+            call_id = f"call_00_{uuid.uuid4().hex[:12]}"
             chunks += [
                 chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
                                        "function": {"name": tool, "arguments": ""}}]}),

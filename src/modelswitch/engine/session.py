@@ -18,8 +18,11 @@ from ..conversation import Conversation, Message
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .choice import ensure_usable
+from .tools import ToolAnswer, ToolLimits
 
 if TYPE_CHECKING:
+    from ..events import ToolCall
+    from .tools import Toolbox
     from ..store.chatlog import ChatLog
     from ..store.records import Turn
 
@@ -55,6 +58,9 @@ class ChatSession:
         # for a resumed chat the same turns `sessions show --stats` counts.
         self.answered: list[Turn] = self._paid_for(log)
         self.held: tuple[Message, tuple[Message, ...]] | None = None  # a compare awaiting /keep
+        # The MCP tools (None: no [mcp.*] servers), and the tools the user said `a` (always) to.
+        self.toolbox: Toolbox | None = None
+        self.always: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -92,18 +98,29 @@ class ChatSession:
         return Message(role="user", text="\n\n".join(parts + [text]) if parts else text)
 
     def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
-            replacing: bool = False) -> Answer:
+            replacing: bool = False) -> Answer | ToolAnswer:
         """Start an answer to `user` on `model` (default: the current model); not yet in history.
 
         `replacing` (a /retry): the answer is to the last exchange's question, so the context is
         the history before it — the old answer stays in history until `finish` replaces it.
+        With MCP servers configured it is a ToolAnswer: the caller sets its `approve` (the
+        default declines every call a server does not trust, and every call the user has not
+        said `a` to).
         """
         spec = model or self.model
         base = self.conversation.without_last_exchange() if replacing else self.conversation
+        if self.toolbox is not None:
+            t = self.config.tools
+            return ToolAnswer(self.config, base.add(user), spec, self.toolbox, self._always_only,
+                              limits=ToolLimits(t.max_rounds, t.timeout, t.max_result_chars),
+                              settings=self.settings, fallback=fallback, debug=self.debug)
         return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback,
                       debug=self.debug)
 
-    def finish(self, user: Message, answer: Answer, *, replacing: bool = False) -> Message:
+    def _always_only(self, call: ToolCall, server: str) -> bool:
+        return call.name in self.always
+
+    def finish(self, user: Message, answer: Answer | ToolAnswer, *, replacing: bool = False) -> Message:
         """Put the exchange into history and the database, whatever its status.
 
         With `replacing`, a new answer that did not succeed replaces nothing: the earlier exchange

@@ -97,3 +97,28 @@ def test_a_server_that_fails_to_start_is_one_line_and_the_answer_still_comes(
     lines = [ln for ln in result.stderr.splitlines() if "calc" in ln]
     assert len(lines) == 1 and "did not start" in lines[0] and "--crash given" in lines[0]
     assert "tools" not in fake.accepted[0]  # nothing to offer
+
+
+def test_a_session_keeps_calls_results_and_approvals_and_export_shows_them(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    """Saved through the store (a schema step), loaded back into the next request unchanged."""
+    config = write_config(tmp_path, server.url, calc_table())
+    first = ask(["-T", "--yes", "--session", "calc", "add 2 and 3"], config)
+    assert first.exit_code == 0, first.output
+    again = ask(["--session", "calc", "thanks"], config)  # no tools this time: history alone
+    assert again.exit_code == 0, again.output
+    last = fake.accepted[-1]["messages"]
+    assert [m["role"] for m in last] == ["user", "assistant", "tool", "assistant", "user"]
+    assert last[2]["content"] == "5" and isinstance(last[1]["reasoning_content"], str)
+    assert not fake.rejected
+
+    shown = CliRunner().invoke(app, ["--config", str(config), "sessions", "export", "calc", "--format", "json"],
+                               catch_exceptions=False)
+    doc = json.loads(shown.stdout)
+    [rnd] = doc["turns"][1]["tools"]
+    assert rnd["calls"][0]["name"] == "add" and rnd["results"][0] == {
+        "call_id": rnd["calls"][0]["id"], "name": "add", "content": "5", "is_error": False, "server": "calc",
+        "approved": True, "duration_s": rnd["results"][0]["duration_s"]}
+    md = CliRunner().invoke(app, ["--config", str(config), "sessions", "show", "calc"], catch_exceptions=False)
+    assert '⚙ `calc.add` `{"a": 2, "b": 3}` (ran): 5' in md.stdout

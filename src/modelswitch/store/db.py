@@ -32,7 +32,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -71,6 +71,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (
         "ALTER TABLE turns ADD COLUMN cache_write_tokens INTEGER",
         "ALTER TABLE turns ADD COLUMN cache_write_1h_tokens INTEGER",
+    ),
+    # Tool use: the rounds of calls and results (with approvals) before an answer's text, as JSON.
+    3: (
+        "ALTER TABLE turns ADD COLUMN tools TEXT NOT NULL DEFAULT '[]'",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION

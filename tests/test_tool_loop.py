@@ -273,3 +273,17 @@ def test_ctrl_c_during_a_call_cancels_it_and_the_model_sees_it_was_cancelled(wor
     conv = Conversation().add(Message("user", "q")).add(msg).add(Message("user", "never mind"))
     run(cfg, conv, "claude", Box())
     assert not apis[1].rejected
+
+
+def test_claude_gets_tool_history_when_no_tools_are_offered_any_more(world) -> None:
+    """`ask` without --tools after a tool answer: Claude still needs the used tools defined."""
+    cfg, apis = world
+    conv = Conversation().add(Message("user", "add"))
+    answer, _ = run(cfg, conv, "v4", Box())
+    from modelswitch.engine.answer import Answer
+
+    later = Answer(cfg, conv.add(answer.message).add(Message("user", "thanks")), cfg.resolve("claude"))
+    list(later)
+    assert not apis[1].rejected
+    body = apis[1].accepted[-1]
+    assert body["tool_choice"] == {"type": "none"} and [t["name"] for t in body["tools"]] == ["add"]

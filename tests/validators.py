@@ -221,6 +221,14 @@ class FakeAnthropic(FakeAPI):
                 kinds = [b.get("type") for b in blocks(m)]
                 if kinds[: len(results)] != ["tool_result"] * len(results):
                     return Problem(400, f"messages.{i}: tool_result blocks must come first in the message")
+        if not body.get("tools") and any(b.get("type") in ("tool_use", "tool_result") for m in messages
+                                         for b in blocks(m)):
+            return Problem(400, "Requests which include `tool_use` or `tool_result` blocks must define tools.")
+        declared = {t.get("name") for t in body.get("tools") or ()}
+        for m in messages:
+            for b in blocks(m):
+                if b.get("type") == "tool_use" and b.get("name") not in declared:
+                    return Problem(400, f"tool_use block names a tool that is not defined: {b.get('name')}")
         last = messages[-1]
         thinking_on = (body.get("thinking") or {}).get("type") == "enabled"
         if thinking_on and last["role"] == "user" and any(b.get("type") == "tool_result" for b in blocks(last)):

@@ -311,7 +311,7 @@ def build(
                 aliases.setdefault(m.alias, m)
 
     servers = tuple(
-        spec for name, table in (v.opt(user, "mcp", dict, "mcp") or {}).items() if (spec := v.mcp(name, table))
+        server for name, table in (v.opt(user, "mcp", dict, "mcp") or {}).items() if (server := v.mcp(name, table))
     )
     tool_settings = v.tools(v.opt(user, "tools", dict, "tools") or {})
     config = Config(

@@ -17,7 +17,7 @@ import json
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any, TextIO, cast
 
 from ..config.load import McpServerSpec, ToolSettings
 from ..conversation import ToolResult, ToolSpec
@@ -38,7 +38,7 @@ class _Server:
     disabled: set[str] = field(default_factory=set)
     session: Any = None
     stop: asyncio.Event | None = None
-    errlog: IO[str] | None = None
+    errlog: TextIO | None = None
     task: asyncio.Future[None] | None = None
 
 
@@ -232,7 +232,8 @@ class McpToolbox:
 
                     # The server's stderr goes to a file, not over the chat; its last line
                     # explains a failed start.
-                    srv.errlog = srv.errlog or tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+                    if srv.errlog is None:
+                        srv.errlog = cast(TextIO, tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
                     params = StdioServerParameters(command=spec.command[0], args=list(spec.command[1:]),
                                                    env=dict(spec.env) or None, cwd=spec.cwd)
                     streams = await stack.enter_async_context(stdio_client(params, errlog=srv.errlog))

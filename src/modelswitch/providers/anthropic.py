@@ -128,6 +128,11 @@ class AnthropicProtocol:
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)} for t in target.tools
             ]
+        elif used := _tools_used(body["messages"]):
+            # A history with tool blocks must define its tools, even when none are offered now:
+            # the ones it used are declared, and tool_choice none forbids calling them.
+            body["tools"] = [{"name": n, "input_schema": {"type": "object"}} for n in used]
+            body["tool_choice"] = {"type": "none"}
         if plan.budget is not None:
             body["thinking"] = {"type": "enabled", "budget_tokens": plan.budget}
         elif target.temperature is not None:
@@ -218,6 +223,15 @@ def _messages(conversation: Conversation, model_id: str) -> list[dict]:
             continue
         _add(out, message.role, thinking + texts)
     return out
+
+
+def _tools_used(messages: list[dict]) -> list[str]:
+    names: list[str] = []
+    for m in messages:
+        for block in m["content"]:
+            if block.get("type") == "tool_use" and block["name"] not in names:
+                names.append(block["name"])
+    return names
 
 
 # Where a block goes when two turns of one role merge: thinking first (the API wants it ahead of

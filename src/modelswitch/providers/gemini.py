@@ -274,7 +274,7 @@ def _part(part: dict, answer_parts: list[dict], calls: list[ToolCall]) -> Iterat
         # Kept whole, signature and all: the same model must get this part back unchanged.
         answer_parts.append(dict(part))
         given = call.get("id")
-        name = call.get("name") if isinstance(call.get("name"), str) else ""
+        name = call["name"] if isinstance(call.get("name"), str) else ""
         event = ToolCall(given if isinstance(given, str) and given else f"call_{len(calls)}", name,
                          arguments_text(call.get("args")))
         calls.append(event)

@@ -110,8 +110,10 @@ def draw(renderer: Renderer, events: Iterable[Event]) -> None:
             renderer.reasoning(event.text)
         elif isinstance(event, Notice):
             renderer.notice(event.text)
-        elif isinstance(event, ToolActivity) and event.state != "running":
-            renderer.notice(tool_line(event))
+        elif isinstance(event, ToolActivity):
+            renderer.pause()  # the next round's reasoning is shown live again
+            if event.state != "running":
+                renderer.notice(tool_line(event))
 
 
 _STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled"}

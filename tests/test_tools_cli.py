@@ -122,3 +122,29 @@ def test_a_session_keeps_calls_results_and_approvals_and_export_shows_them(
         "approved": True, "duration_s": rnd["results"][0]["duration_s"]}
     md = CliRunner().invoke(app, ["--config", str(config), "sessions", "show", "calc"], catch_exceptions=False)
     assert '⚙ `calc.add` `{"a": 2, "b": 3}` (ran): 5' in md.stdout
+
+
+def test_the_reference_mcp_server_time_end_to_end(tmp_path: Path, server: LoopbackServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real third-party server from the registry (mcp-server-time), started by `ask -T`."""
+    import shutil
+
+    exe = shutil.which("mcp-server-time", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("mcp-server-time is not installed (it is in the [test] extra)")
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    api = FakeDeepSeek(args_by_tool={"get_current_time": {"timezone": "UTC"}})
+    server.default = api
+    config = write_config(tmp_path, server.url, f"""
+[mcp.time]
+command = [{json.dumps(exe)}, "--local-timezone", "UTC"]
+trust = ["get_current_time"]
+""")
+    result = ask(["-T", "--json", "what time is it in UTC?"], config)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert {t["function"]["name"] for t in api.accepted[0]["tools"]} >= {"get_current_time", "convert_time"}
+    [call] = out["tool_calls"]
+    assert (call["name"], call["server"], call["approved"], call["is_error"]) == ("get_current_time", "time", None, False)
+    assert json.loads(call["result"])["timezone"] == "UTC"
+    assert not api.rejected

@@ -117,3 +117,31 @@ def test_nothing_imports_mcp_until_a_server_starts() -> None:
             "print('mcp' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_streamable_http_server_is_reached_by_url(warnings: list[str]) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*CALC, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(3000):  # until it listens (a hang guard, not a timing assertion)
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        spec = McpServerSpec("web", url=f"http://127.0.0.1:{port}/mcp", headers=(("X-Test", "1"),))
+        box = McpToolbox((spec,), warn=warnings.append, start_timeout=START)
+        try:
+            assert "add" in {t.name for t in box.specs()}, warnings
+            assert box.call(ToolCall("h", "add", '{"a": 20, "b": 22}'), CALL).content == "42"
+        finally:
+            box.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert not warnings

@@ -2,7 +2,7 @@
 
 Tools: add (two integers), shout (text), slow (sleeps, for timeouts and Ctrl-C), big (a long
 result), die (the process exits mid-call), fail (a tool error). Started as
-`python tests/mcp_servers/calc.py`.
+`python tests/mcp_servers/calc.py` (stdio) or with `--http PORT` (streamable HTTP).
 """
 
 from __future__ import annotations
@@ -57,4 +57,7 @@ if __name__ == "__main__":
     if "--crash" in sys.argv:
         print("calc: cannot start, --crash given", file=sys.stderr)
         sys.exit(2)
-    server.run("stdio")
+    if "--http" in sys.argv:  # streamable HTTP on 127.0.0.1:PORT/mcp
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[sys.argv.index("--http") + 1]))
+    else:
+        server.run("stdio")

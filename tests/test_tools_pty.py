@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.loopback import LoopbackServer, command_env
+from tests.test_tools_cli import calc_table, write_config
 from tests.validators import FakeDeepSeek
 
 pexpect = pytest.importorskip("pexpect")
@@ -20,7 +20,6 @@ pytestmark = [
 ]
 # A hang guard, not a timing assertion: an MCP server start can be slow on a loaded machine.
 WAIT = 240
-CALC = Path(__file__).parent / "mcp_servers" / "calc.py"
 
 
 @pytest.fixture
@@ -31,18 +30,7 @@ def fake(server: LoopbackServer) -> FakeDeepSeek:
 
 
 def spawn(tmp_path: Path, url: str):  # noqa: ANN201
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "v4"
-[providers.ds]
-base_url = "{url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-v4-flash"
-[mcp.calc]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(CALC))}]
-""")
+    cfg = write_config(tmp_path, url, calc_table())
     env = command_env(cfg, tmp_path, DS_KEY="sk-ds-test", COLUMNS="120", LINES="40")
     child = pexpect.spawn(EXE, ["chat"], env=env, encoding="utf-8", dimensions=(40, 120), timeout=WAIT)
     child.expect("v4 ›")

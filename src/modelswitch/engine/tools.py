@@ -21,7 +21,7 @@ from .. import errors
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Timing, ToolResult, ToolRound, ToolSpec
 from ..events import Event, Notice, ToolActivity, ToolCall, Usage
-from .answer import Answer, Settings
+from .answer import Answer, Settings, model_ref
 
 DEFAULT_MAX_ROUNDS = 10
 DEFAULT_TIMEOUT_S = 60.0
@@ -96,13 +96,12 @@ class ToolAnswer:
         self.toolbox = toolbox
         self.approve = approve
         self.limits = limits
-        self._answer_kw = dict(settings=settings, fallback=fallback, debug=debug, sleep=sleep)
+        self.settings, self.fallback, self.debug, self.sleep = settings, fallback, debug, sleep
         self.rounds: list[ToolRound] = []
         self.error: errors.ModelSwitchError | None = None
         self._current: Answer | None = None
         self._usage: Usage | None = None
         self._t0 = time.monotonic()
-        self._final: Message | None = None
         self._iter: Generator[Event, None, None] | None = None
 
     def __iter__(self) -> Generator[Event, None, None]:
@@ -122,8 +121,6 @@ class ToolAnswer:
         """The model answering now (a fallback may have taken over)."""
         if self._current is not None:
             return self._current.model
-        from .answer import model_ref
-
         return model_ref(self.config, self.spec)
 
     def _run(self) -> Generator[Event, None, None]:
@@ -133,7 +130,8 @@ class ToolAnswer:
                 # The rounds so far ride on an assistant turn with no final text yet: every
                 # protocol turns them into its own calls and results.
                 context = context.add(Message("assistant", "", model=self.rounds[-1].model, rounds=tuple(self.rounds)))
-            answer = Answer(self.config, context, self.spec, tools=self.toolbox.specs(), **self._answer_kw)  # type: ignore[arg-type]
+            answer = Answer(self.config, context, self.spec, tools=self.toolbox.specs(), settings=self.settings,
+                            fallback=self.fallback, debug=self.debug, sleep=self.sleep)
             self._current = answer
             try:
                 yield from answer

@@ -145,3 +145,25 @@ def test_a_streamable_http_server_is_reached_by_url(warnings: list[str]) -> None
         proc.terminate()
         proc.wait(30)
     assert not warnings
+
+
+def test_closing_ends_the_server_processes(warnings: list[str]) -> None:
+    import os
+
+    def calc_children() -> list[str]:
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if stat.split(") ")[-1].split()[1] == str(os.getpid()) and b"calc.py" in cmd:
+                found.append(pid)
+        return found
+
+    box = McpToolbox((McpServerSpec("calc", command=tuple(CALC)),), warn=warnings.append, start_timeout=START)
+    box.specs()
+    assert len(calc_children()) == 1
+    box.close()
+    assert calc_children() == []

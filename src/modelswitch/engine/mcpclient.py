@@ -176,19 +176,14 @@ class McpToolbox:
         raise KeyError(name)
 
     def close(self) -> None:
-        """Stop every server and the loop (the child processes exit with their stdin closed)."""
+        """Stop every server (each closes its session and its child process) and the loop."""
         loop = self._loop
         if loop is None:
             return
-        for srv in self._servers.values():
-            if srv.stop is not None:
-                loop.call_soon_threadsafe(srv.stop.set)
-        tasks = [s for s in self._servers.values() if s.session is not None]
-        if tasks:
-            try:
-                asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(5)
-            except Exception:  # noqa: BLE001 - closing must not fail the exit
-                pass
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(30)
+        except Exception:  # noqa: BLE001 - closing must not fail the exit
+            pass
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -196,6 +191,14 @@ class McpToolbox:
         for srv in self._servers.values():
             if srv.errlog is not None:
                 srv.errlog.close()
+
+    async def _shutdown(self) -> None:
+        tasks = [s.task for s in self._servers.values() if s.task is not None and not s.task.done()]
+        for srv in self._servers.values():
+            if srv.stop is not None:
+                srv.stop.set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=20)
 
     # -- inside the event loop -----------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:

@@ -189,3 +189,20 @@ def test_ollama_tool_calls_parse_and_go_back_by_name() -> None:
         {"role": "assistant", "content": "It is sunny."},
     ]
     assert req["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_gemini_call_ids_it_gave_are_answered_with_the_same_id() -> None:
+    stream = (
+        'data: {"candidates": [{"content": {"parts": [{"functionCall": {"id": "fc_9", "name": "t", "args": {}},'
+        ' "thoughtSignature": "S"}], "role": "model"}, "finishReason": "STOP"}]}\r\n\r\n'
+    ).encode()
+    target = Target("gemini", "https://g", "gemini-3-pro-preview")
+    events = list(get_protocol("gemini").parse_stream([stream], target))
+    assert calls(events) == [ToolCall("fc_9", "t", "{}")]
+    ref = ModelRef("gemini", target.model_id, "gemini")
+    rnd = ToolRound("", "", ref, tuple(calls(events)), (ToolResult("fc_9", "t", "ok"),),
+                    tuple(e for e in events if isinstance(e, ReplayState)))
+    conv = Conversation().add(Message("user", "q")).add(Message("assistant", "", model=ref, rounds=(rnd,)))
+    body = get_protocol("gemini").build_request(target, conv).body
+    assert body is not None
+    assert body["contents"][2]["parts"] == [{"functionResponse": {"id": "fc_9", "name": "t", "response": {"result": "ok"}}}]

@@ -160,11 +160,17 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
     for message in conversation.for_request():
         role = "model" if message.role == "assistant" else "user"
         for rnd in message.rounds if role == "model" else ():
-            _add(out, "model", _round_parts(rnd, model_id))
-            _add(out, "user", [
-                {"functionResponse": {"name": r.name, "response": {"error" if r.is_error else "result": r.content}}}
-                for r in rnd.results
-            ])
+            parts = _round_parts(rnd, model_id)
+            _add(out, "model", parts)
+            # A call Gemini gave an id must be answered with that id; ours (made up) are not sent.
+            ids = [p["functionCall"].get("id") for p in parts if "functionCall" in p]
+            answers = []
+            for i, r in enumerate(rnd.results):
+                response: dict = {"name": r.name, "response": {"error" if r.is_error else "result": r.content}}
+                if i < len(ids) and isinstance(ids[i], str):
+                    response = {"id": ids[i], **response}
+                answers.append({"functionResponse": response})
+            _add(out, "user", answers)
         parts = _replay_parts(message.replay_for(NAME, model_id), message.text, 0) if role == "model" else None
         if parts is None:
             if not message.text.strip():

@@ -148,3 +148,24 @@ trust = ["get_current_time"]
     assert (call["name"], call["server"], call["approved"], call["is_error"]) == ("get_current_time", "time", None, False)
     assert json.loads(call["result"])["timezone"] == "UTC"
     assert not api.rejected
+
+
+def test_a_piped_chat_never_approves_a_call(tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek) -> None:
+    """The lines after the question are messages, not answers to an approval prompt."""
+    import shutil
+    import subprocess
+
+    from tests.loopback import command_env
+
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("the modelswitch console script is not installed")
+    config = write_config(tmp_path, server.url, calc_table())
+    env = command_env(config, tmp_path, DS_KEY="sk-ds-test")
+    out = subprocess.run([exe, "chat"], input="add 2 and 3\ny\n", env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "not run: calc.add" in out.stderr + out.stdout
+    tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
+    assert tool_messages and all("declined" in m["content"] for m in tool_messages)
+    assert not fake.rejected

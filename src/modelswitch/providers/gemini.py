@@ -160,10 +160,10 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
     for message in conversation.for_request():
         role = "model" if message.role == "assistant" else "user"
         for rnd in message.rounds if role == "model" else ():
-            parts = _round_parts(rnd, model_id)
-            _add(out, "model", parts)
+            step = _round_parts(rnd, model_id)
+            _add(out, "model", step)
             # A call Gemini gave an id must be answered with that id; ours (made up) are not sent.
-            ids = [p["functionCall"].get("id") for p in parts if "functionCall" in p]
+            ids = [p["functionCall"].get("id") for p in step if "functionCall" in p]
             answers = []
             for i, r in enumerate(rnd.results):
                 response: dict = {"name": r.name, "response": {"error" if r.is_error else "result": r.content}}

@@ -165,7 +165,8 @@ RECORDED = {
         Usage(78, 9, 0, 0), "stop",
     ),
     "openai_chat_stream_toolcall_with_usage_chunk.sse": Recorded(
-        "", "", "", "", Usage(53, 15, 0, 0), "tool_calls", "asked to call a tool, but none was offered"
+        # The call itself: test_tools_wire.py checks it parses to the exact ToolCall.
+        "", "", "", "", Usage(53, 15, 0, 0), "tool_calls",
     ),
     "deepseek_reasoner_stream_reasoning_content.sse": Recorded(
         "Hello there! 😊 How can I help you today?", "Hello there! 😊 How can I help you today?",
@@ -471,7 +472,8 @@ def test_plain_json_completion_is_parsed_into_the_same_events() -> None:
         assert got.text == "Let me get your name and roll the die!", how
         assert got.reasoning.startswith("Great, now I have access to the dice roll tool."), how
         assert got.events[-1:] == [Done("tool_calls")] and Usage(875, 79, 26, 0) in got.events, how
-        assert ["call a tool" in n.text for n in got.notices] == [True], how
+        # Both calls are parsed (test_tools_wire.py checks them), so nothing is left to warn about.
+        assert got.notices == [], how
 
 
 def test_plain_json_completion_with_a_lone_close_tag_is_split_exactly() -> None:

@@ -379,3 +379,20 @@ def test_print_table_in_a_terminal_uses_rich() -> None:
     tty = FakeTty()
     print_table(["model", "alias"], [["deepseek-reasoner", "r1"]], out=tty)
     assert "deepseek-reasoner" in tty.getvalue() and "model" in tty.getvalue()
+
+
+def test_a_tool_round_shows_the_next_rounds_reasoning_live_and_one_line_per_call() -> None:
+    from modelswitch.events import ReasoningDelta, TextDelta, ToolActivity, ToolCall
+    from modelswitch.ui.render import draw
+
+    r, out = terminal(reasoning="show")
+    r.begin("v4")
+    call = ToolCall("c1", "add", '{"a": 2,\n "b": 3}')
+    draw(r, [ReasoningDelta("First I add."), TextDelta("Adding."), ToolActivity(call, "calc", "running"),
+             ToolActivity(call, "calc", "done", "0.1 s · 1 chars"), ReasoningDelta("Now I know it is 5."),
+             TextDelta("It is 5.")])
+    r.end(message("It is 5."), None)
+    text = "\n".join(screen(out))
+    assert text.count("Thinking") == 2 and "Now I know it is 5." in text
+    assert '⚙ calc.add {"a": 2, "b": 3}: ran (0.1 s · 1 chars)' in text
+    assert text.index("Adding.") < text.index("⚙ calc.add") < text.index("It is 5.")

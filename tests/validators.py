@@ -73,6 +73,18 @@ def router(*apis: FakeAPI) -> Callable[[Received], Reply]:
     return handle
 
 
+def tool_to_call(body: dict) -> str | None:
+    """The fakes' model: offered tools and not just given results, it calls the first tool."""
+    tools = body.get("tools") or []
+    if not tools:
+        return None
+    first = tools[0]
+    name = first.get("name") or (first.get("function") or {}).get("name")
+    if not name and first.get("functionDeclarations"):
+        name = first["functionDeclarations"][0]["name"]
+    return name
+
+
 def _sig(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex}{uuid.uuid4().hex}"
 
@@ -114,9 +126,13 @@ _ANTHROPIC_KEYS = {
 }
 
 
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
 @dataclass
 class FakeAnthropic(FakeAPI):
     key: str = "sk-ant-test"
+    tool_args: dict = field(default_factory=dict)  # what its tool calls pass
     output_limits: dict[str, int] = field(default_factory=dict)  # model -> max output tokens
     redacted: bool = False  # also answer with a redacted_thinking block
     issued: dict[str, tuple[str, str]] = field(default_factory=dict)  # signature -> (model, text)
@@ -205,6 +221,48 @@ class FakeAnthropic(FakeAPI):
             problem = self._content(i, m, model, last=i == len(messages) - 1, body=body)
             if problem:
                 return problem
+        return self._tool_pairs(messages, body)
+
+    def _tool_pairs(self, messages: list, body: dict) -> Problem | None:
+        """Every tool_use answered by a tool_result (first) in the very next message; inside a
+        tool loop with thinking on, the assistant turn being continued starts with thinking."""
+        def blocks(m: dict) -> list:
+            return m["content"] if isinstance(m["content"], list) else []
+
+        for i, m in enumerate(messages):
+            uses = [b["id"] for b in blocks(m) if b.get("type") == "tool_use"]
+            nxt = blocks(messages[i + 1]) if i + 1 < len(messages) else []
+            results = [b.get("tool_use_id") for b in nxt if b.get("type") == "tool_result"]
+            if m["role"] == "assistant" and uses and (i + 1 == len(messages) or sorted(results) != sorted(uses)):
+                return Problem(400, f"messages.{i + 1}: `tool_use` ids were found without `tool_result` blocks "
+                                    f"immediately after: {', '.join(uses)}. Each `tool_use` block must have a "
+                                    "corresponding `tool_result` block in the next message.")
+            if m["role"] == "user" and results:
+                prev = blocks(messages[i - 1]) if i else []
+                known = {b.get("id") for b in prev if b.get("type") == "tool_use"}
+                if any(r not in known for r in results):
+                    return Problem(400, f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` "
+                                        "blocks. Each `tool_result` block must have a corresponding `tool_use` "
+                                        "block in the previous message.")
+                kinds = [b.get("type") for b in blocks(m)]
+                if kinds[: len(results)] != ["tool_result"] * len(results):
+                    return Problem(400, f"messages.{i}: tool_result blocks must come first in the message")
+        if not body.get("tools") and any(b.get("type") in ("tool_use", "tool_result") for m in messages
+                                         for b in blocks(m)):
+            return Problem(400, "Requests which include `tool_use` or `tool_result` blocks must define tools.")
+        declared = {t.get("name") for t in body.get("tools") or ()}
+        for m in messages:
+            for b in blocks(m):
+                if b.get("type") == "tool_use" and b.get("name") not in declared:
+                    return Problem(400, f"tool_use block names a tool that is not defined: {b.get('name')}")
+        last = messages[-1]
+        thinking_on = (body.get("thinking") or {}).get("type") == "enabled"
+        if thinking_on and last["role"] == "user" and any(b.get("type") == "tool_result" for b in blocks(last)):
+            first = blocks(messages[-2])[0].get("type") if len(messages) > 1 and blocks(messages[-2]) else None
+            if first not in ("thinking", "redacted_thinking"):
+                return Problem(400, f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                                    f"`redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final "
+                                    "`assistant` message must start with a thinking block.")
         return None
 
     def _content(self, i: int, m: dict, model: str, *, last: bool, body: dict) -> Problem | None:
@@ -245,6 +303,14 @@ class FakeAnthropic(FakeAPI):
                 if self.issued.get(token) != (model, text):
                     what = "`signature` in `thinking`" if kind == "thinking" else "`data` in `redacted_thinking`"
                     return Problem(400, f"{where}: Invalid {what} block")
+            elif kind == "tool_use" and m["role"] == "assistant":
+                if set(block) != {"type", "id", "name", "input"} or not isinstance(block["input"], dict):
+                    return Problem(400, f"{where}: a tool_use block needs exactly type, id, name and an object input")
+                if not _TOOL_ID.match(str(block["id"])):
+                    return Problem(400, f"{where}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+            elif kind == "tool_result" and m["role"] == "user":
+                if not set(block) <= {"type", "tool_use_id", "content", "is_error"} or "tool_use_id" not in block:
+                    return Problem(400, f"{where}: Extra inputs are not permitted")
             else:
                 return Problem(400, f"{where}.type: Input tag '{kind}' found using 'type' does not match "
                                     "any of the expected tags")
@@ -279,8 +345,18 @@ class FakeAnthropic(FakeAPI):
                 data = _sig("RED")
                 self.issued[data] = (model, "")
                 block({"type": "redacted_thinking", "data": data})
-        block({"type": "text", "text": ""}, {"type": "text_delta", "text": f"{model} answer {n}"})
-        events += [{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}},
+        last = body["messages"][-1]
+        given = isinstance(last["content"], list) and any(b.get("type") == "tool_result" for b in last["content"])
+        tool = None if given else tool_to_call(body)
+        if tool:
+            args = json.dumps(self.tool_args)
+            block({"type": "tool_use", "id": f"toolu_{n}x{uuid.uuid4().hex[:8]}", "name": tool, "input": {}},
+                  {"type": "input_json_delta", "partial_json": args[: len(args) // 2]},
+                  {"type": "input_json_delta", "partial_json": args[len(args) // 2 :]})
+        else:
+            block({"type": "text", "text": ""}, {"type": "text_delta", "text": f"{model} answer {n}"})
+        stop = "tool_use" if tool else "end_turn"
+        events += [{"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 20}},
                    {"type": "message_stop"}]
         return Reply(chunks=[f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events])
 
@@ -296,9 +372,14 @@ _GEMINI_PART_KEYS = {"text", "thought", "thoughtSignature", "inlineData", "fileD
 _GEMINI_PATH = re.compile(r"/v1beta/models/([^/:?]+):streamGenerateContent")
 
 
+# Google's documented placeholder for a call whose signature it never issued.
+GEMINI_PLACEHOLDER = "skip_thought_signature_validator"
+
+
 @dataclass
 class FakeGemini(FakeAPI):
     key: str = "gm-test"
+    tool_args: dict = field(default_factory=dict)
     issued: dict[str, str] = field(default_factory=dict)  # thoughtSignature -> model
 
     def matches(self, rec: Received) -> bool:
@@ -374,11 +455,29 @@ class FakeGemini(FakeAPI):
                         return Problem(400, f"Invalid value at 'contents[{i}].parts[{j}].inline_data': {problem}",
                                        "INVALID_ARGUMENT")
                 sig = p.get("thoughtSignature")
-                if sig is not None and (c["role"] != "model" or self.issued.get(sig) != model):
+                placeholder = sig == GEMINI_PLACEHOLDER and "functionCall" in p
+                if sig is not None and not placeholder and (c["role"] != "model" or self.issued.get(sig) != model):
                     return Problem(400, "Corrupted thought signature.", "INVALID_ARGUMENT")
+                if ("functionCall" in p) != (c["role"] == "model") and ("functionCall" in p):
+                    return Problem(400, "functionCall parts belong to the model role.", "INVALID_ARGUMENT")
                 if "text" in p and not _nonblank(p["text"]) and sig is None:
                     return Problem(400, "Unable to submit request because it has an empty text parameter. "
                                         "Add a value to the parameter and try again.", "INVALID_ARGUMENT")
+            calls = [p for p in parts if "functionCall" in p]
+            # Gemini 3: the first function call of a step carries the signature (the model's, or
+            # the placeholder); stricter than the docs, which check the current turn only.
+            if calls and "gemini-3" in model and "thoughtSignature" not in calls[0]:
+                return Problem(400, f"Function call `{calls[0]['functionCall'].get('name')}` in the {i}. content "
+                                    "block is missing a `thought_signature`.", "INVALID_ARGUMENT")
+            answers = [p for p in parts if "functionResponse" in p]
+            before = [p for p in contents[i - 1]["parts"] if "functionCall" in p] if i else []
+            if answers and len(answers) != len(before):
+                return Problem(400, "Please ensure that the number of function response parts is equal to the "
+                                    "number of function call parts of the function call turn.", "INVALID_ARGUMENT")
+            after = contents[i + 1]["parts"] if i + 1 < len(contents) else None
+            if calls and after is not None and sum("functionResponse" in p for p in after) != len(calls):
+                return Problem(400, "Please ensure that function call turn comes immediately after a user turn "
+                                    "or after a function response turn.", "INVALID_ARGUMENT")
         return None
 
     def answer(self, rec: Received, body: dict) -> Reply:
@@ -390,6 +489,13 @@ class FakeGemini(FakeAPI):
         usage = {"promptTokenCount": 30 + n, "candidatesTokenCount": 7, "thoughtsTokenCount": 40,
                  "cachedContentTokenCount": 5, "totalTokenCount": 82 + n}
         objs = []
+        last = body["contents"][-1]["parts"]
+        tool = None if any("functionResponse" in p for p in last) else tool_to_call(body)
+        if tool:
+            part = {"functionCall": {"name": tool, "args": self.tool_args}, "thoughtSignature": sig}
+            objs.append({"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP",
+                                         "index": 0}], "usageMetadata": usage})
+            return Reply(chunks=[f"data: {json.dumps(o)}\r\n\r\n".encode() for o in objs])
         if show:
             objs.append({"candidates": [{"content": {"role": "model", "parts": [
                 {"text": f"{model} muses, turn {n}", "thought": True}]}, "index": 0}]})
@@ -433,6 +539,7 @@ def _sniff(data: str) -> str:
 
 @dataclass
 class FakeOllama(FakeAPI):
+    tool_args: dict = field(default_factory=dict)
     # name -> whether it can think (Ollama refuses `think` for a model that cannot)
     models: dict[str, bool] = field(default_factory=lambda: {"qwen3:8b": True, "llama3.2": False})
     vision: dict[str, bool] = field(default_factory=dict)  # name -> takes images
@@ -469,6 +576,11 @@ class FakeOllama(FakeAPI):
                     return Problem(400, f"illegal base64 data or image format: {bad}")
             if images and not self.vision.get(body.get("model"), False):
                 return Problem(500, "this model is missing data required for image input")
+            for call in m.get("tool_calls") or ():
+                if not isinstance((call.get("function") or {}).get("arguments"), dict):
+                    return Problem(400, "json: cannot unmarshal string into Go struct field "
+                                        "ToolCallFunction.messages.tool_calls.function.arguments of type "
+                                        "api.ToolCallFunctionArguments")
         think = body.get("think")
         if think is not None and not (isinstance(think, bool) or think in ("low", "medium", "high")):
             return Problem(400, f"invalid think value: {think!r}")
@@ -484,8 +596,13 @@ class FakeOllama(FakeAPI):
         lines = []
         if body.get("think"):
             lines.append({"message": {"role": "assistant", "content": "", "thinking": f"{model} ponders {n}"}})
-        lines += [{"message": {"role": "assistant", "content": f"{model} answer"}},
-                  {"message": {"role": "assistant", "content": f" {n}"}}]
+        tool = None if body["messages"][-1]["role"] == "tool" else tool_to_call(body)
+        if tool:
+            lines.append({"message": {"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": tool, "arguments": self.tool_args}}]}})
+        else:
+            lines += [{"message": {"role": "assistant", "content": f"{model} answer"}},
+                      {"message": {"role": "assistant", "content": f" {n}"}}]
         stats = {"done_reason": "stop", "prompt_eval_count": 50 + n, "eval_count": 12,
                  "eval_duration": 400_000_000, "total_duration": 900_000_000}
         lines.append({"message": {"role": "assistant", "content": ""}, **stats})
@@ -500,8 +617,10 @@ class FakeOllama(FakeAPI):
 @dataclass
 class FakeDeepSeek(FakeAPI):
     key: str = "sk-ds-test"
-    models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner")
+    models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash")
     prefix: str = ""  # only paths under it: two OpenAI-shaped fakes behind one server
+    tool_args: dict = field(default_factory=dict)
+    args_by_tool: dict[str, dict] = field(default_factory=dict)  # tool name -> its arguments
 
     def matches(self, rec: Received) -> bool:
         return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
@@ -522,9 +641,26 @@ class FakeDeepSeek(FakeAPI):
             if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
                 return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
                                     "unknown variant, expected one of `system`, `user`, `assistant`, `tool`")
-            if not isinstance(m.get("content"), str):
+            calling = m.get("role") == "assistant" and m.get("tool_calls")
+            if not isinstance(m.get("content"), str) and not (calling and m.get("content") is None):
                 return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
                                     "invalid type: expected a string")
+            if calling and body["model"] == "deepseek-v4-flash" and not isinstance(m.get("reasoning_content"), str):
+                # The thinking mode's rule (api-docs.deepseek.com/guides/thinking_mode#tool-calls).
+                return Problem(400, f"Missing reasoning_content field in the assistant message at message index {i}. "
+                                    "For more information, please refer to "
+                                    "https://api-docs.deepseek.com/guides/thinking_mode#tool-calls")
+            if m.get("role") == "tool":
+                asked = next((x for x in reversed(messages[:i]) if x.get("role") != "tool"), {})
+                ids = [c.get("id") for c in asked.get("tool_calls") or ()]
+                if m.get("tool_call_id") not in ids:
+                    return Problem(400, "Messages with role 'tool' must be a response to a preceding message "
+                                        "with 'tool_calls'")
+            if calling:
+                answered = {x.get("tool_call_id") for x in messages[i + 1 :] if x.get("role") == "tool"}
+                if any(c.get("id") not in answered for c in m["tool_calls"]):
+                    return Problem(400, "An assistant message with 'tool_calls' must be followed by tool messages "
+                                        "responding to each 'tool_call_id'.")
         if body["model"] != "deepseek-reasoner":
             return None
         if any("reasoning_content" in m for m in messages):
@@ -551,13 +687,24 @@ class FakeDeepSeek(FakeAPI):
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
 
         chunks = [chunk({"role": "assistant", "content": None, "reasoning_content": ""})]
-        if model == "deepseek-reasoner":
+        if model != "deepseek-chat":
             chunks.append(chunk({"content": None, "reasoning_content": f"{model} reasons {n}"}))
-        chunks += [chunk({"content": f"{model} answer"}), chunk({"content": f" {n}"})]
+        tool = None if body["messages"][-1]["role"] == "tool" else tool_to_call(body)
+        if tool:
+            args = json.dumps(self.args_by_tool.get(tool, self.tool_args))
+            call_id = f"call_00_{uuid.uuid4().hex[:12]}"
+            chunks += [
+                chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                                       "function": {"name": tool, "arguments": ""}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[: len(args) // 2]}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[len(args) // 2 :]}}]}),
+            ]
+        else:
+            chunks += [chunk({"content": f"{model} answer"}), chunk({"content": f" {n}"})]
         usage = {"prompt_tokens": 40 + n, "completion_tokens": 30, "total_tokens": 70 + n,
                  "prompt_cache_hit_tokens": 8, "prompt_cache_miss_tokens": 32 + n,
                  "completion_tokens_details": {"reasoning_tokens": 18}}
-        chunks.append(chunk({"content": ""}, "stop", usage))
+        chunks.append(chunk({"content": ""}, "tool_calls" if tool else "stop", usage))
         return Reply.sse(*chunks)
 
 

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .events import Citation, ReplayState, Usage
+from .events import Citation, ReplayState, ToolCall, Usage
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "interrupted", "error"]
@@ -103,6 +103,48 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: its name, what it does, and a JSON Schema for its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: str = '{"type": "object", "properties": {}}'  # JSON Schema text (frozen values)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What one tool call gave back, kept beside the call it answers (`call_id`).
+
+    `approved` is None when no one was asked (a trusted tool), else the user's answer; a call
+    that was refused, cancelled or failed still has a result: the model must see what happened.
+    """
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    server: str = ""
+    approved: bool | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRound:
+    """One step of an answer that used tools: what the model said and thought before calling,
+    its provider state (signatures), the calls, and their results in the same order."""
+
+    text: str
+    reasoning: str
+    model: ModelRef | None
+    calls: tuple[ToolCall, ...]
+    results: tuple[ToolResult, ...] = ()
+    replay: tuple[ReplayState, ...] = ()
+
+    def replay_for(self, protocol: str, model_id: str) -> tuple[ReplayState, ...]:
+        return tuple(r for r in self.replay if r.protocol == protocol and r.model == model_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. Assistant turns carry the model that wrote them and their reasoning apart."""
 
@@ -120,6 +162,8 @@ class Message:
     # The sources of a searched answer, numbered from 1 in this order (the answer's [n] markers).
     citations: tuple[Citation, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    # The tool rounds that came before `text` within this one answer (provider-neutral).
+    rounds: tuple[ToolRound, ...] = ()
 
     @property
     def images(self) -> tuple[Attachment, ...]:
@@ -136,9 +180,10 @@ class Message:
         """An assistant turn that gave an answer worth sending as context: some text, not a failure.
 
         A refusal or a blocked prompt arrives as a complete turn with no text, so it is covered.
-        An interrupted answer with partial text counts: the user saw it.
+        An interrupted answer with partial text counts: the user saw it. So does one that called
+        tools: the calls ran, and the model must see them and their results again.
         """
-        return self.role == "assistant" and self.status != "error" and bool(self.text.strip())
+        return self.role == "assistant" and self.status != "error" and (bool(self.text.strip()) or bool(self.rounds))
 
     def text_with_sources(self) -> str:
         """The answer followed by its numbered sources as plain text: what another model is sent,

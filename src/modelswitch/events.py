@@ -86,6 +86,34 @@ class ReplayState:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks to call a tool. Provider-neutral: every protocol's call becomes one of these,
+    and every protocol turns one back into its own shape (ids, names, argument JSON).
+
+    `arguments` is JSON object text as the model wrote it (the exact bytes go back to the model);
+    `id` is the provider's call id, or one made up when the protocol has none (Ollama, old Gemini).
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolActivity:
+    """The tool loop's news for the screen: a call about to run, or how it ended.
+
+    `state` is "running", "done", "failed", "refused" or "cancelled"; `detail` a few words
+    ("0.4 s · 120 chars", the error).
+    """
+
+    call: ToolCall
+    server: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something the user should be told that is not an error (e.g. finish_reason=length)."""
 
@@ -137,4 +165,5 @@ class SearchQuery:
     query: str
 
 
-Event = TextDelta | ReasoningDelta | Usage | ReplayState | Notice | Done | Citation | SearchQuery
+Event = (TextDelta | ReasoningDelta | Usage | ReplayState | ToolCall | ToolActivity | Notice | Done
+         | Citation | SearchQuery)

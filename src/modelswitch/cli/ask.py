@@ -6,10 +6,10 @@ import json
 import sys
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .. import errors
-from ..config.load import Config
+from ..config.load import Config, ModelSpec
 from ..config.pricing import message_cost
 from ..conversation import Attachment, Conversation, Message
 from ..engine.answer import Answer, Settings
@@ -17,9 +17,15 @@ from ..engine.attach import check_images, load
 from ..engine.catalog import can_search, no_search_line
 from ..engine.choice import choose_for_session, load_config, warn
 from ..engine.context import Meter
-from ..events import Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, finish_status
+from ..engine.tools import ToolAnswer
+from ..events import (
+    Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity, ToolCall, finish_status,
+)
 from ..store.records import citation_dict
 from ..vocab import ASK_REASONING_VIEWS
+
+if TYPE_CHECKING:
+    from ..engine.mcpclient import McpToolbox
 
 STDIN_WARN_BYTES = 1_000_000
 REASONING_MODES = ASK_REASONING_VIEWS
@@ -42,6 +48,8 @@ class AskOptions:
     search: bool | None = None  # --search / --no-search; None: the model's own `search` setting
     files: tuple[str, ...] = ()  # -f/--file: paths, directories, URLs, `!command`s
     run_commands: bool = False  # --run: a `!command` in --file may run (there is no one to ask)
+    tools: bool = False  # -T/--tools: offer the configured MCP servers' tools
+    yes: bool = False  # --yes: run every call; otherwise only the tools listed in `trust`
 
 
 def read_stdin(stream: TextIO | None = None) -> str:
@@ -122,8 +130,13 @@ def run_ask(opts: AskOptions) -> int:
 
     if opts.search and not can_search(config, spec):
         warn(no_search_line(config, spec))  # one line; the question is still answered, unsearched
-    answer = Answer(config, conversation, spec, settings=Settings(search=opts.search),
-                    fallback=opts.fallback, debug=opts.debug)
+    toolbox = None
+    answer: Answer | ToolAnswer
+    if opts.tools:
+        toolbox, answer = _tool_answer(config, conversation, spec, opts)
+    else:
+        answer = Answer(config, conversation, spec, settings=Settings(search=opts.search),
+                        fallback=opts.fallback, debug=opts.debug)
     try:
         if opts.json:
             return _as_json(config, answer)
@@ -134,9 +147,34 @@ def run_ask(opts: AskOptions) -> int:
         # Also on Ctrl-C: the partial answer is kept, marked interrupted.
         if log:
             log.record(user, answer.message, message_cost(config, answer.message))
+        if toolbox is not None:
+            toolbox.close()
 
 
-def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
+def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
+                 opts: AskOptions) -> tuple[McpToolbox, ToolAnswer]:
+    """`ask --tools`: nobody is there to ask, so a call runs only with --yes or when its tool is
+    in its server's `trust` list; a call that does not is told to the model as declined (and to
+    the user on stderr). Piped input is the prompt, never an approval."""
+    if not config.mcp:
+        raise errors.UsageError("--tools: no MCP servers are configured; add an [mcp.NAME] table to the config")
+    from ..engine.mcpclient import McpToolbox
+    from ..engine.tools import ToolLimits
+
+    toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
+
+    def approve(call: ToolCall, server: str) -> bool:
+        if not opts.yes:
+            warn(f"not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
+        return opts.yes
+
+    limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
+    answer = ToolAnswer(config, conversation, spec, toolbox, approve, limits=limits,
+                        fallback=opts.fallback, debug=opts.debug)
+    return toolbox, answer
+
+
+def _as_text(config: Config, answer: Answer | ToolAnswer, opts: AskOptions) -> int:
     from ..ui.render import draw, make_renderer, print_error
 
     terminal = sys.stdout.isatty()
@@ -159,7 +197,7 @@ def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
     return 0
 
 
-def result_object(config: Config, answer: Answer) -> dict:
+def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
     """The `--json` object of DESIGN.md for a finished (or failed) answer."""
     m = answer.message
     cost = message_cost(config, m)
@@ -189,14 +227,32 @@ def result_object(config: Config, answer: Answer) -> dict:
         "error": m.error,
         # The answer's sources, in the order of its [n] markers; [] when it did not search.
         "citations": [citation_dict(c) for c in m.citations],
+        "tool_calls": tool_calls(m),
     }
+
+
+def tool_calls(m: Message) -> list[dict]:
+    """Every call of the answer with what came of it, in order: for `--json` and scripts."""
+    out: list[dict] = []
+    for rnd in m.rounds:
+        for call, result in zip(rnd.calls, rnd.results):
+            try:
+                arguments: object = json.loads(call.arguments)
+            except ValueError:
+                arguments = call.arguments
+            out.append({
+                "id": call.id, "name": call.name, "server": result.server or None, "arguments": arguments,
+                "result": result.content, "is_error": result.is_error, "approved": result.approved,
+                "duration_s": _round(result.duration_s),
+            })
+    return out
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _as_json(config: Config, answer: Answer) -> int:
+def _as_json(config: Config, answer: Answer | ToolAnswer) -> int:
     code = 0
     try:
         for event in answer:
@@ -212,7 +268,7 @@ def _as_json(config: Config, answer: Answer) -> int:
     return code
 
 
-def _as_jsonl(config: Config, answer: Answer) -> int:
+def _as_jsonl(config: Config, answer: Answer | ToolAnswer) -> int:
     out = sys.stdout
     emit = lambda obj: (out.write(json.dumps(obj, ensure_ascii=False) + "\n"), out.flush())  # noqa: E731
     try:
@@ -227,6 +283,9 @@ def _as_jsonl(config: Config, answer: Answer) -> int:
                 emit({"type": "search", "query": event.query})
             elif isinstance(event, Citation):
                 emit({"type": "citation", **citation_dict(event)})
+            elif isinstance(event, ToolActivity):
+                emit({"type": "tool", "id": event.call.id, "name": event.call.name, "server": event.server,
+                      "state": event.state, "detail": event.detail})
     except KeyboardInterrupt:
         answer.close()
         raise

@@ -92,6 +92,8 @@ def ask(
     files: Annotated[Optional[list[str]], typer.Option(
         "-f", "--file", help="Attach a file, image, directory, http(s) URL or '!command' (repeatable).")] = None,
     run_commands: Annotated[bool, typer.Option("--run", help="Allow -f '!command' to run the command.")] = False,
+    tools: Annotated[bool, typer.Option("-T", "--tools", help="Offer the tools of the configured MCP servers.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --tools: run every tool call without asking.")] = False,
 ) -> None:
     """Ask one question and stream the answer (pipes cleanly)."""
     g = _globals(ctx)
@@ -104,7 +106,7 @@ def ask(
                 prompt=" ".join(prompt or []), model=model, system=system, reasoning=reasoning,
                 json=json_out, jsonl=jsonl, fallback=not no_fallback, cont=cont, session=session,
                 config_path=g.config, color=g.color, debug=g.debug, search=search,
-                files=tuple(files or ()), run_commands=run_commands,
+                files=tuple(files or ()), run_commands=run_commands, tools=tools, yes=yes,
             )
         )
 

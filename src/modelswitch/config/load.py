@@ -25,7 +25,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
 
-_TOP_KEYS = {"default", "providers", "compact_at"}
+_TOP_KEYS = {"default", "providers", "compact_at", "mcp", "tools"}
+_MCP_KEYS = {"command", "env", "cwd", "url", "headers", "enabled", "trust", "timeout"}
+_TOOLS_KEYS = {"max_rounds", "timeout", "max_result_chars"}
+DEFAULT_TOOL_ROUNDS = 10
+DEFAULT_TOOL_TIMEOUT = 60.0
+DEFAULT_TOOL_RESULT_CHARS = 20_000
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
     "connect_timeout", "retries", "models", "local", "managed", "search",
@@ -100,6 +105,30 @@ class ProviderSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class McpServerSpec:
+    """One `[mcp.NAME]` server: a command run over stdio, or a streamable HTTP `url`."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    url: str | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    enabled: bool = True
+    trust: tuple[str, ...] = ()  # tools that run without asking (and under `ask --tools`)
+    timeout: float | None = None  # per call; None: the [tools] timeout
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSettings:
+    """`[tools]`: how far one answer's tool loop may go."""
+
+    max_rounds: int = DEFAULT_TOOL_ROUNDS
+    timeout: float = DEFAULT_TOOL_TIMEOUT
+    max_result_chars: int = DEFAULT_TOOL_RESULT_CHARS
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     exists: bool
@@ -109,6 +138,8 @@ class Config:
     warnings: tuple[str, ...] = ()
     # Compact the chat automatically once it fills this fraction of the model's window (0 < x <= 1).
     compact_at: float | None = None
+    mcp: tuple[McpServerSpec, ...] = ()
+    tools: ToolSettings = ToolSettings()
 
     def models(self) -> list[ModelSpec]:
         """Every named model, provider by provider, in config order."""
@@ -292,9 +323,14 @@ def build(
             if m.alias:
                 aliases.setdefault(m.alias, m)
 
+    servers = tuple(
+        server for name, table in (v.opt(user, "mcp", dict, "mcp") or {}).items() if (server := v.mcp(name, table))
+    )
+    tool_settings = v.tools(v.opt(user, "tools", dict, "tools") or {})
     config = Config(
         path=path, exists=exists, default=default, providers=providers, aliases=aliases,
         warnings=tuple(v.warnings), compact_at=float(compact_at) if compact_at is not None else None,
+        mcp=servers, tools=tool_settings,
     )
     _check_references(config, v)
     return config
@@ -470,6 +506,62 @@ class _Validator:
             retries=retries,
             search=bool(self.opt(t, "search", bool, f"{key}.search")),
             vision=bool(self.opt(t, "vision", bool, f"{key}.vision")),
+        )
+
+    def mcp(self, name: str, t: object) -> McpServerSpec | None:
+        key = f"mcp.{name}"
+        if not isinstance(t, dict):
+            self.fail(key, f"must be a table, got {_tname(t)}")
+            return None
+        self.check_keys(t, _MCP_KEYS, key)
+        command = self.opt(t, "command", (list, str), f"{key}.command")
+        if isinstance(command, str):
+            command = command.split()
+        url = self.opt(t, "url", str, f"{key}.url")
+        if command is not None and (not command or not all(isinstance(c, str) and c for c in command)):
+            self.fail(f"{key}.command", 'must be a program and its arguments, e.g. ["uvx", "mcp-server-time"]')
+            command = None
+        if bool(command) == bool(url):
+            self.fail(key, "needs either command (a server run over stdio) or url (streamable HTTP), not both")
+        if url and not url.startswith(("http://", "https://")):
+            self.fail(f"{key}.url", f"'{url}' has no scheme: write https://{url.lstrip('/')}")
+        tables = {}
+        for field_name in ("env", "headers"):
+            table = self.opt(t, field_name, dict, f"{key}.{field_name}") or {}
+            for tk, tv in table.items():
+                if not isinstance(tv, str):
+                    self.fail(f"{key}.{field_name}.{tk}", f"must be a string, got {_tname(tv)}")
+                elif field_name == "headers" and unsendable(tv):
+                    self.fail(f"{key}.headers.{tk}", UNSENDABLE)
+            tables[field_name] = tuple((tk, tv) for tk, tv in table.items() if isinstance(tv, str))
+        trust = self.opt(t, "trust", list, f"{key}.trust") or []
+        for i, tool in enumerate(trust):
+            if not isinstance(tool, str):
+                self.fail(f"{key}.trust[{i}]", f"must be a tool name, got {_tname(tool)}")
+        enabled = self.opt(t, "enabled", bool, f"{key}.enabled")
+        return McpServerSpec(
+            name=name,
+            command=tuple(command or ()),
+            env=tables["env"],
+            cwd=self.opt(t, "cwd", str, f"{key}.cwd"),
+            url=url,
+            headers=tables["headers"],
+            enabled=True if enabled is None else enabled,
+            trust=tuple(x for x in trust if isinstance(x, str)),
+            timeout=self.positive(t, "timeout", float, f"{key}.timeout"),
+        )
+
+    def tools(self, t: dict[str, Any]) -> ToolSettings:
+        self.check_keys(t, _TOOLS_KEYS, "tools")
+        rounds = self.opt(t, "max_rounds", int, "tools.max_rounds")
+        if rounds is not None and rounds < 0:
+            self.fail("tools.max_rounds", f"must be 0 or more, got {rounds}")
+            rounds = None
+        return ToolSettings(
+            max_rounds=DEFAULT_TOOL_ROUNDS if rounds is None else rounds,
+            timeout=self.positive(t, "timeout", float, "tools.timeout") or DEFAULT_TOOL_TIMEOUT,
+            max_result_chars=self.positive(t, "max_result_chars", int, "tools.max_result_chars")
+            or DEFAULT_TOOL_RESULT_CHARS,
         )
 
     def price(self, t: dict[str, Any], key: str) -> Price | None:

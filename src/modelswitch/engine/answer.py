@@ -16,8 +16,8 @@ from .. import errors
 from .context import Meter
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
-from ..conversation import Conversation, Message, ModelRef, Status, Timing
-from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, Usage
+from ..conversation import Conversation, Message, ModelRef, Status, Timing, ToolSpec
+from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
 from .catalog import search_vendor
@@ -82,8 +82,11 @@ class Answer:
         fallback: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         debug: bool = False,
+        tools: tuple[ToolSpec, ...] = (),
     ) -> None:
         self.config = config
+        self.tools = tools  # offered to the model; its calls are in `calls` afterwards
+        self.calls: list[ToolCall] = []
         self.conversation = conversation
         self.spec = spec
         self.settings = settings
@@ -168,7 +171,7 @@ class Answer:
 
         provider = self.config.provider(spec.provider)
         said: list[str] = []
-        target = target_for(self.config, spec, self.settings, announce=said.append)
+        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=self.tools)
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
         protocol = get_protocol(provider.type)
@@ -196,7 +199,7 @@ class Answer:
                     self._take(event)
                     yield event
                 self._t_end = time.monotonic()
-                if not "".join(self._text).strip():
+                if not "".join(self._text).strip() and not self.calls:
                     raise errors.NoAnswerError(
                         f"{spec.name} returned no answer text", provider=spec.provider, model=spec.id
                     )
@@ -227,6 +230,10 @@ class Answer:
             self._replay.append(event)
         elif isinstance(event, Citation):
             self._citations.setdefault(event.url, event)
+        elif isinstance(event, ToolCall):
+            if self._t_first is None:
+                self._t_first = time.monotonic()
+            self.calls.append(event)
         elif isinstance(event, Done):
             self._finish = event.finish_reason
             self._server_tps = event.tokens_per_s

@@ -19,8 +19,11 @@ from .attach import Confirm, check_images, load
 from .catalog import can_search, no_search_line
 from .choice import ensure_usable
 from .context import Fit, Meter, split_for_summary, summary_pair, summary_request, trim
+from .tools import ToolAnswer, ToolLimits
 
 if TYPE_CHECKING:
+    from ..events import ToolCall
+    from .tools import Toolbox
     from ..store.chatlog import ChatLog
     from ..store.records import Turn
 
@@ -56,6 +59,9 @@ class ChatSession:
         # The conversation before the last /compact or /trim, what replaced it, and the store's
         # record of both: /undo right after brings the turns back.
         self.replaced: tuple[Conversation, Conversation, _Record | None] | None = None
+        # The MCP tools (None: no [mcp.*] servers), and the tools the user said `a` (always) to.
+        self.toolbox: Toolbox | None = None
+        self.always: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -119,19 +125,30 @@ class ChatSession:
         return Message(role="user", text=text, attachments=attachments)
 
     def ask(self, user: Message, model: ModelSpec | None = None, *, fallback: bool = True,
-            replacing: bool = False) -> Answer:
+            replacing: bool = False) -> Answer | ToolAnswer:
         """Start an answer to `user` on `model` (default: the current model); not yet in history.
 
         `replacing` (a /retry): the answer is to the last exchange's question, so the context is
         the history before it — the old answer stays in history until `finish` replaces it.
+        With MCP servers configured it is a ToolAnswer: the caller sets its `approve` (the
+        default declines every call a server does not trust, and every call the user has not
+        said `a` to).
         """
         spec = model or self.model
         self.check_images(user.images, spec)
         base = self.conversation.without_last_exchange() if replacing else self.conversation
+        if self.toolbox is not None:
+            t = self.config.tools
+            return ToolAnswer(self.config, base.add(user), spec, self.toolbox, self._always_only,
+                              limits=ToolLimits(t.max_rounds, t.timeout, t.max_result_chars),
+                              settings=self.settings, fallback=fallback, debug=self.debug)
         return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback,
                       debug=self.debug)
 
-    def finish(self, user: Message, answer: Answer, *, replacing: bool = False) -> Message:
+    def _always_only(self, call: ToolCall, server: str) -> bool:
+        return call.name in self.always
+
+    def finish(self, user: Message, answer: Answer | ToolAnswer, *, replacing: bool = False) -> Message:
         """Put the exchange into history and the database, whatever its status.
 
         With `replacing`, a new answer that did not succeed replaces nothing: the earlier exchange

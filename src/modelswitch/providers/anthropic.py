@@ -22,11 +22,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..conversation import Conversation, Message
+from ..conversation import Conversation, ToolRound
 from ..errors import OverloadedError, ProviderError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, ToolCall, Usage
 from .sse import iter_sse, loads_event
-from .base import HttpRequest, Sources, Target, error_text
+from .base import HttpRequest, Sources, Target, arguments_text, call_arguments, error_text, tool_parameters
 
 NAME = "anthropic"
 API_VERSION = "2023-06-01"
@@ -129,8 +129,18 @@ class AnthropicProtocol:
         }
         if conversation.system and conversation.system.strip():
             body["system"] = conversation.system
-        if target.search:
-            body["tools"] = [dict(WEB_SEARCH_TOOL)]
+        tools: list[dict] = [dict(WEB_SEARCH_TOOL)] if target.search else []
+        if target.tools:
+            tools += [
+                {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)} for t in target.tools
+            ]
+        elif used := _tools_used(body["messages"]):
+            # A history with tool blocks must define its tools, even when none are offered now:
+            # the ones it used are declared, and tool_choice none forbids calling them.
+            tools += [{"name": n, "input_schema": {"type": "object"}} for n in used]
+            body["tool_choice"] = {"type": "none"}
+        if tools:
+            body["tools"] = tools
         if plan.budget is not None:
             body["thinking"] = {"type": "enabled", "budget_tokens": plan.budget}
         elif target.temperature is not None:
@@ -157,6 +167,7 @@ class AnthropicProtocol:
         if note:
             # build_request cannot speak; the answer to that request is the first place to say it.
             yield Notice(note)
+        called = False
         for sse in iter_sse(chunks):
             data = loads_event(sse.data)
             kind = data.get("type") or sse.event
@@ -168,7 +179,10 @@ class AnthropicProtocol:
                 yield from _block_delta(data, open_blocks, sources, markers)
             elif kind == "content_block_stop":
                 block = open_blocks.pop(_index(data), None)
-                if block is not None:
+                if block is not None and block["type"] == "tool_use":
+                    called = True
+                    yield _tool_call(block)
+                elif block is not None:
                     yield from _block_done(block)
                     finished.append(block)
                 cited = markers.pop(_index(data), None)
@@ -194,7 +208,7 @@ class AnthropicProtocol:
         for block in finished:
             if _replayable(block):
                 yield ReplayState(NAME, target.model_id, json.dumps(block, ensure_ascii=False))
-        notice = _stop_notice(stop_reason, target, explanation)
+        notice = "" if called and stop_reason == "tool_use" else _stop_notice(stop_reason, target, explanation)
         if notice:
             yield Notice(notice)
         yield Done(_FINISH.get(stop_reason or "", stop_reason))
@@ -213,7 +227,12 @@ PROTOCOL = AnthropicProtocol()
 def _messages(conversation: Conversation, model_id: str, search: bool = False) -> list[dict]:
     out: list[dict] = []
     for message in conversation.for_request():
-        thinking = _replay_blocks(message, model_id, search) if message.role == "assistant" else []
+        if message.role == "assistant":
+            for rnd in message.rounds:
+                _add(out, "assistant", _round_blocks(rnd, model_id))
+                _add(out, "user", [_result_block(r.call_id, r.content, r.is_error) for r in rnd.results])
+        thinking = (_replay_blocks(message.replay_for(NAME, model_id), search)
+                    if message.role == "assistant" else [])
         text = message.prompt_text if message.role == "user" else message.text_with_sources()
         texts: list[dict] = [{"type": "text", "text": text}] if text.strip() else []
         if not texts:
@@ -222,21 +241,63 @@ def _messages(conversation: Conversation, model_id: str, search: bool = False) -
         # Images go before the text: Anthropic's docs advise image-then-text for best results.
         texts = [{"type": "image", "source": {"type": "base64", "media_type": a.media_type, "data": a.base64}}
                  for a in message.images] + texts
-        if out and out[-1]["role"] == message.role:
-            prev = out[-1]["content"]
-            # Keep every thinking block ahead of every text block in the merged turn.
-            head = [b for b in prev if b["type"] not in ("text", "image")] + thinking
-            prev[:] = head + [b for b in prev if b["type"] in ("text", "image")] + texts
-        else:
-            out.append({"role": message.role, "content": thinking + texts})
+        _add(out, message.role, thinking + texts)
     return out
 
 
-def _replay_blocks(message: Message, model_id: str, search: bool = False) -> list[dict]:
+def _tools_used(messages: list[dict]) -> list[str]:
+    names: list[str] = []
+    for m in messages:
+        for block in m["content"]:
+            if block.get("type") == "tool_use" and block["name"] not in names:
+                names.append(block["name"])
+    return names
+
+
+# Where a block goes when two turns of one role merge: thinking first (the API wants it ahead of
+# everything in an assistant turn), tool_result first in a user turn, tool_use after the text.
+_BLOCK_ORDER = {"thinking": 0, "redacted_thinking": 0, "tool_result": 0, "text": 1, "tool_use": 2}
+
+
+def _add(out: list[dict], role: str, blocks: list[dict]) -> None:
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        merged = out[-1]["content"] + blocks
+        out[-1]["content"] = sorted(merged, key=lambda b: _BLOCK_ORDER.get(b["type"], 1))
+    else:
+        out.append({"role": role, "content": blocks})
+
+
+def _round_blocks(rnd: ToolRound, model_id: str) -> list[dict]:
+    """One tool round as Claude wants it back: this model's thinking blocks exactly as it sent
+    them (another model's reasoning is not sent), the text, then a tool_use per call."""
+    blocks = _replay_blocks(rnd.replay_for(NAME, model_id))
+    if rnd.text.strip():
+        blocks.append({"type": "text", "text": rnd.text})
+    for call in rnd.calls:
+        blocks.append({"type": "tool_use", "id": tool_id(call.id), "name": call.name, "input": call_arguments(call)})
+    return blocks
+
+
+def _result_block(call_id: str, content: str, is_error: bool) -> dict:
+    block: dict = {"type": "tool_result", "tool_use_id": tool_id(call_id), "content": content}
+    if is_error:
+        block["is_error"] = True
+    return block
+
+
+def tool_id(call_id: str) -> str:
+    """Claude's ids must match ^[a-zA-Z0-9_-]+$; other vendors' ids (DeepSeek's, made-up ones)
+    are mapped into that alphabet the same way for the call and for its result."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", call_id) or "call"
+
+
+def _replay_blocks(states: tuple[ReplayState, ...], search: bool = False) -> list[dict]:
     """This model's own thinking blocks for the turn, exactly as it produced them, and its search
     blocks when the request offers the search tool again (they name it; its text keeps the sources)."""
     blocks = []
-    for state in message.replay_for(NAME, model_id):
+    for state in states:
         try:
             block = json.loads(state.data)
         except ValueError:
@@ -282,7 +343,14 @@ def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
                               "content": block.get("content")}
     elif kind == "text" and _str(block.get("text")):
         yield TextDelta(block["text"])
-    # tool_use and other block types carry nothing a chat shows.
+    elif kind == "tool_use":
+        # The input arrives as input_json_delta fragments; the start's `input` is {} then.
+        start = block.get("input")
+        open_blocks[index] = {
+            "type": "tool_use", "id": _str(block.get("id")), "name": _str(block.get("name")),
+            "json": "", "input": start if isinstance(start, dict) else {},
+        }
+    # Other block types carry nothing a chat shows.
 
 
 def _block_done(block: dict) -> Iterator[Event]:
@@ -313,6 +381,8 @@ def _block_delta(data: dict, open_blocks: dict[int, dict], sources: Sources | No
     if kind == "input_json_delta":
         if block is not None and block["type"] == "server_tool_use":
             block["_json"] += _str(delta.get("partial_json"))
+        elif block is not None and block["type"] == "tool_use":
+            block["json"] += _str(delta.get("partial_json"))
     elif kind == "citations_delta" and sources is not None and markers is not None:
         cite = _obj(delta.get("citation"))
         number, citation = sources.add(cite.get("title"), cite.get("url"), cite.get("cited_text"))
@@ -332,6 +402,11 @@ def _block_delta(data: dict, open_blocks: dict[int, dict], sources: Sources | No
             yield ReasoningDelta(text)
     elif kind == "signature_delta" and block is not None and block["type"] == "thinking":
         block["signature"] += _str(delta.get("signature"))
+
+
+def _tool_call(block: dict) -> ToolCall:
+    text = block["json"].strip() or arguments_text(block["input"])
+    return ToolCall(block["id"] or f"call_{block['name']}", block["name"], text)
 
 
 def _obj(value: object) -> dict:

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol as _TypingProtocol
 
-from ..conversation import Conversation
+from ..conversation import Conversation, ToolSpec
 from ..events import (
-    Citation, Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, clean_text, is_high_surrogate,
+    Citation, Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, ToolCall, clean_text,
+    is_high_surrogate,
 )
 
 
@@ -31,6 +32,8 @@ class Target:
     # Ask the provider to search the web itself, by this mechanism: the protocol's name, or an
     # OpenAI-compatible vendor of providers/search.py ("openrouter", "qwen", ...); "": no search.
     search: str = ""
+    # The tools offered to the model for this request; () offers none.
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +166,33 @@ class Sources:
 
     def __len__(self) -> int:
         return len(self._numbers)
+def call_arguments(call: ToolCall) -> dict:
+    """A call's arguments as the JSON object every protocol's request wants. Text a model wrote
+    that is not a JSON object (cut off, a bare string) goes back as {}: the call is still told."""
+    try:
+        value = json.loads(call.arguments or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def tool_parameters(spec: ToolSpec) -> dict:
+    """A tool's JSON Schema as an object (a schema that is not one offers no arguments)."""
+    try:
+        value = json.loads(spec.parameters)
+    except (ValueError, RecursionError):
+        value = None
+    return value if isinstance(value, dict) else {"type": "object", "properties": {}}
+
+
+def arguments_text(value: object) -> str:
+    """Arguments a protocol sends as an object (Anthropic, Gemini, Ollama) as JSON text."""
+    return json.dumps(value if isinstance(value, dict) else {}, ensure_ascii=False)
+
+
+def openai_tools(tools: tuple[ToolSpec, ...]) -> list[dict]:
+    """`tools` in the Chat Completions shape, which Ollama's /api/chat takes too."""
+    return [
+        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": tool_parameters(t)}}
+        for t in tools
+    ]

@@ -19,13 +19,17 @@ import json
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote
 
-from ..conversation import Conversation, Message
+from ..conversation import Conversation, ToolRound
 from ..errors import OverloadedError, ProtocolError, ProviderError, RateLimitError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, SearchQuery, TextDelta, ToolCall, Usage
 from .sse import iter_sse, loads_event
-from .base import HttpRequest, Sources, Target, error_text
+from .base import HttpRequest, Sources, Target, arguments_text, call_arguments, error_text, tool_parameters
 
 NAME = "gemini"
+# Google's documented stand-in for a thoughtSignature on a functionCall part this model did not
+# write (history from another model, or from before a switch): without one, Gemini 3 rejects
+# the request with 400 "Function call is missing a thought_signature".
+PLACEHOLDER_SIGNATURE = "skip_thought_signature_validator"
 EFFORT_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
 
 _FINISH = {
@@ -75,6 +79,10 @@ class GeminiProtocol:
         body: dict = {"contents": _contents(conversation, target.model_id)}
         if conversation.system and conversation.system.strip():
             body["systemInstruction"] = {"parts": [{"text": conversation.system}]}
+        if target.tools:
+            body["tools"] = [{"functionDeclarations": [
+                {"name": t.name, "description": t.description, "parameters": tool_parameters(t)} for t in target.tools
+            ]}]
         config: dict = {}
         if target.temperature is not None:
             config["temperature"] = target.temperature
@@ -104,6 +112,7 @@ class GeminiProtocol:
         blocked: str | None = None
         sources = Sources()
         queries: set[str] = set()
+        calls: list[ToolCall] = []
         for obj in _objects(chunks):
             if "error" in obj:
                 raise _stream_error(obj["error"])
@@ -120,7 +129,7 @@ class GeminiProtocol:
             parts = content.get("parts") if isinstance(content, dict) else None
             for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict):
-                    yield from _part(part, answer_parts)
+                    yield from _part(part, answer_parts, calls)
             grounding = candidate.get("groundingMetadata")
             if isinstance(grounding, dict):
                 yield from _grounding(grounding, sources, queries)
@@ -130,7 +139,7 @@ class GeminiProtocol:
             raise StreamError("the stream ended before a finishReason (answer incomplete)")
         if usage:
             yield _usage(usage)
-        if any("thoughtSignature" in p for p in answer_parts):
+        if any("thoughtSignature" in p or "functionCall" in p for p in answer_parts):
             data = json.dumps({"parts": answer_parts}, ensure_ascii=False)
             yield ReplayState(NAME, target.model_id, data)
         if blocked is not None:
@@ -140,6 +149,9 @@ class GeminiProtocol:
         notice = _finish_notice(finish or "", target)
         if notice:
             yield Notice(notice)
+        if calls and finish == "STOP":
+            yield Done("tool_calls")  # Gemini ends a function call with STOP
+            return
         yield Done(_FINISH.get(finish or "", (finish or "").lower() or None))
 
     def error_message(self, status: int, body: bytes) -> str:
@@ -157,7 +169,19 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
     out: list[dict] = []
     for message in conversation.for_request():
         role = "model" if message.role == "assistant" else "user"
-        parts = _replay_parts(message, model_id) if role == "model" else None
+        for rnd in message.rounds if role == "model" else ():
+            step = _round_parts(rnd, model_id)
+            _add(out, "model", step)
+            # A call Gemini gave an id must be answered with that id; ours (made up) are not sent.
+            ids = [p["functionCall"].get("id") for p in step if "functionCall" in p]
+            answers = []
+            for i, r in enumerate(rnd.results):
+                response: dict = {"name": r.name, "response": {"error" if r.is_error else "result": r.content}}
+                if i < len(ids) and isinstance(ids[i], str):
+                    response = {"id": ids[i], **response}
+                answers.append({"functionResponse": response})
+            _add(out, "user", answers)
+        parts = _replay_parts(message.replay_for(NAME, model_id), message.text, 0) if role == "model" else None
         if parts is None:
             text = message.prompt_text if role == "user" else message.text_with_sources()
             if not text.strip():
@@ -165,24 +189,47 @@ def _contents(conversation: Conversation, model_id: str) -> list[dict]:
             # Images as inline data before the text, the order Google's vision guide uses.
             parts = [{"inlineData": {"mimeType": a.media_type, "data": a.base64}} for a in message.images]
             parts.append({"text": text})
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
+        _add(out, role, parts)
     return out
 
 
-def _replay_parts(message: Message, model_id: str) -> list[dict] | None:
-    """The turn's parts as this model sent them, signatures in place, if the text is unchanged."""
-    for state in message.replay_for(NAME, model_id):
+def _add(out: list[dict], role: str, parts: list[dict]) -> None:
+    if not parts:
+        return
+    if out and out[-1]["role"] == role:
+        out[-1]["parts"].extend(parts)
+    else:
+        out.append({"role": role, "parts": parts})
+
+
+def _round_parts(rnd: ToolRound, model_id: str) -> list[dict]:
+    """A tool round as this model sent it (signature on its functionCall part), or, for a round
+    another model wrote, plain parts with the documented placeholder on the first call only (as
+    Gemini itself signs only the first of parallel calls)."""
+    own = _replay_parts(rnd.replay_for(NAME, model_id), rnd.text, len(rnd.calls))
+    if own is not None:
+        return own
+    parts: list[dict] = [{"text": rnd.text}] if rnd.text.strip() else []
+    for n, call in enumerate(rnd.calls):
+        part: dict = {"functionCall": {"name": call.name, "args": call_arguments(call)}}
+        if n == 0:
+            part["thoughtSignature"] = PLACEHOLDER_SIGNATURE
+        parts.append(part)
+    return parts
+
+
+def _replay_parts(states: tuple[ReplayState, ...], text: str, n_calls: int) -> list[dict] | None:
+    """The turn's parts as this model sent them, signatures in place, if the text and the number
+    of calls are unchanged."""
+    for state in states:
         try:
             parts = json.loads(state.data).get("parts")
         except (ValueError, AttributeError):
             continue
         if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
             continue
-        text = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
-        if text == message.text:
+        said = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+        if said == text and sum("functionCall" in p for p in parts) == n_calls:
             return [dict(p) for p in parts]
     return None
 
@@ -258,7 +305,18 @@ def _array_objects(chunks: Iterable[bytes]) -> Iterator[dict]:
         raise ProtocolError(f"JSON array stream ended mid-object: {buf[:80]!r}")
 
 
-def _part(part: dict, answer_parts: list[dict]) -> Iterator[Event]:
+def _part(part: dict, answer_parts: list[dict], calls: list[ToolCall]) -> Iterator[Event]:
+    call = part.get("functionCall")
+    if isinstance(call, dict):
+        # Kept whole, signature and all: the same model must get this part back unchanged.
+        answer_parts.append(dict(part))
+        given = call.get("id")
+        name = call["name"] if isinstance(call.get("name"), str) else ""
+        event = ToolCall(given if isinstance(given, str) and given else f"call_{len(calls)}", name,
+                         arguments_text(call.get("args")))
+        calls.append(event)
+        yield event
+        return
     text = part.get("text")
     text = text if isinstance(text, str) else ""
     signature = part.get("thoughtSignature")
@@ -274,7 +332,7 @@ def _part(part: dict, answer_parts: list[dict]) -> Iterator[Event]:
     if text:
         yield TextDelta(text)
     # A signature belongs to its own part: text after it goes into a new part, never into it.
-    if signature or not answer_parts or "thoughtSignature" in answer_parts[-1]:
+    if signature or not answer_parts or "thoughtSignature" in answer_parts[-1] or "text" not in answer_parts[-1]:
         entry: dict = {"text": text}
         if signature:
             entry["thoughtSignature"] = signature

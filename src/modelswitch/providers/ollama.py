@@ -18,13 +18,13 @@ from collections.abc import Iterable, Iterator
 
 from ..conversation import Conversation
 from ..errors import OverloadedError, ProtocolError, ProviderError, StreamError
-from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, TextDelta, ToolCall, Usage
 from .sse import iter_ndjson
-from .base import HttpRequest, Target, error_text
+from .base import HttpRequest, Target, arguments_text, call_arguments, error_text, openai_tools
 from .thinktags import ThinkSplitter
 
 NAME = "ollama"
-_FINISH = {"stop": "stop", "length": "length"}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
 def eval_rate(eval_count: object, eval_duration_ns: object) -> float | None:
@@ -82,12 +82,17 @@ class OllamaProtocol:
         if conversation.system and conversation.system.strip():
             messages.append({"role": "system", "content": conversation.system})
         for message in conversation.for_request():
+            for rnd in message.rounds if message.role == "assistant" else ():
+                # Ollama's calls have no ids: a result names its tool (`tool_name`), in call order.
+                calls = [{"function": {"name": c.name, "arguments": call_arguments(c)}} for c in rnd.calls]
+                messages.append({"role": "assistant", "content": rnd.text, "tool_calls": calls})
+                messages.extend({"role": "tool", "content": r.content, "tool_name": r.name} for r in rnd.results)
             text = message.prompt_text if message.role == "user" else message.text_with_sources()
             if not text.strip():
                 continue
             # /api/chat takes a message's images as a list of bare base64 strings beside content.
             images = [a.base64 for a in message.images]
-            if messages and messages[-1]["role"] == message.role:
+            if messages and messages[-1]["role"] == message.role and "tool_calls" not in messages[-1]:
                 # Many models' chat templates refuse two turns of one role in a row.
                 messages[-1]["content"] += "\n\n" + text
                 if images:
@@ -95,6 +100,8 @@ class OllamaProtocol:
             else:
                 messages.append({"role": message.role, "content": text, **({"images": images} if images else {})})
         body: dict = {"model": target.model_id, "messages": messages, "stream": True}
+        if target.tools:
+            body["tools"] = openai_tools(target.tools)
         think = think_value(target.reasoning)
         if think is not None:
             body["think"] = think
@@ -143,6 +150,7 @@ PROTOCOL = OllamaProtocol()
 
 def _lines(chunks: Iterable[bytes], target: Target, think: ThinkSplitter) -> Iterator[Event]:
     reasoning_seen = False
+    called = 0
     for line in iter_ndjson(chunks):
         if not isinstance(line, dict):
             raise ProtocolError(f"unexpected JSON line in stream: {str(line)[:80]!r}")
@@ -159,14 +167,21 @@ def _lines(chunks: Iterable[bytes], target: Target, think: ThinkSplitter) -> Ite
                 yield ReasoningDelta(thinking)
             if isinstance(message.get("content"), str) and message["content"]:
                 yield from think.feed(message["content"])
+            for call in message.get("tool_calls") or () if isinstance(message.get("tool_calls"), list) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("name"), str):
+                    given = call.get("id")
+                    call_id = given if isinstance(given, str) and given else f"call_{called}"
+                    called += 1
+                    yield ToolCall(call_id, function["name"], arguments_text(function.get("arguments")))
         if line.get("done") is True:
             yield from think.close()
-            yield from _finish(line, target)
+            yield from _finish(line, target, called > 0)
             return
     raise StreamError("the stream ended before its done line (answer incomplete)")
 
 
-def _finish(line: dict, target: Target) -> Iterator[Event]:
+def _finish(line: dict, target: Target, called: bool = False) -> Iterator[Event]:
     def count(key: str) -> int:
         value = line.get(key)
         return value if isinstance(value, int) else 0
@@ -180,6 +195,8 @@ def _finish(line: dict, target: Target) -> Iterator[Event]:
         limit = f" ({target.max_tokens})" if target.max_tokens else ""
         yield Notice(f"stopped: the answer hit max_tokens{limit}")
     rate = eval_rate(line.get("eval_count"), line.get("eval_duration"))
+    if called and reason in (None, "stop"):
+        reason = "tool_calls"  # Ollama ends a tool call with done_reason "stop"
     yield Done(_FINISH.get(reason or "", reason), rate)
 
 

@@ -25,7 +25,7 @@ from dataclasses import replace
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..conversation import Conversation, Message
+from ..conversation import Conversation, Message, ToolRound
 from ..errors import (
     OverloadedError,
     ProtocolError,
@@ -33,10 +33,10 @@ from ..errors import (
     RateLimitError,
     StreamError,
 )
-from ..events import Done, Event, Notice, ReasoningDelta, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ToolCall, Usage
 from .sse import SSEDecoder, SSEEvent, loads_event
 from . import search as _search
-from .base import HttpRequest, Sources, Target
+from .base import HttpRequest, Sources, Target, openai_tools
 from .thinktags import CLOSE as _CLOSE
 from .thinktags import OPEN as _OPEN
 from .thinktags import ThinkSplitter
@@ -65,10 +65,12 @@ class OpenAIProtocol:
             headers[key] = value
         body: dict[str, Any] = {
             "model": target.model_id,
-            "messages": _messages(conversation),
+            "messages": _messages(conversation, target),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if target.tools:
+            body["tools"] = openai_tools(target.tools)
         if target.temperature is not None:
             body["temperature"] = target.temperature
         if target.max_tokens is not None:
@@ -110,8 +112,9 @@ PROTOCOL = OpenAIProtocol()
 # --- request ----------------------------------------------------------------------------------
 
 
-def _messages(conversation: Conversation) -> list[dict[str, Any]]:
-    """System first, then turns with same-role neighbours merged; assistant turns carry answers only.
+def _messages(conversation: Conversation, target: Target) -> list[dict[str, Any]]:
+    """System first, then turns with same-role neighbours merged; assistant turns carry answers
+    only, except inside a tool span (see `_tool_span`).
 
     A user turn with images has a list of content parts: its text, then one `image_url` part per
     image holding a base64 data URL (the shape every OpenAI-compatible vision server accepts).
@@ -120,6 +123,9 @@ def _messages(conversation: Conversation) -> list[dict[str, Any]]:
     if conversation.system:
         out.append({"role": "system", "content": conversation.system})
     for message in conversation.for_request():
+        if message.role == "assistant" and message.rounds:
+            out.extend(_tool_span(message, target))
+            continue
         if message.role == "assistant":
             text = _answer_only(message)
             if message.citations:
@@ -129,7 +135,7 @@ def _messages(conversation: Conversation) -> list[dict[str, Any]]:
             text = message.prompt_text
         images = [{"type": "image_url", "image_url": {"url": f"data:{a.media_type};base64,{a.base64}"}}
                   for a in message.images]
-        if out and out[-1]["role"] == message.role:
+        if out and out[-1]["role"] == message.role and "tool_calls" not in out[-1]:
             prev = out[-1]
             if isinstance(prev["content"], str) and not images:
                 prev["content"] = f"{prev['content']}\n\n{text}"
@@ -149,6 +155,42 @@ def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return content
+def passes_reasoning_back(target: Target) -> bool:
+    """DeepSeek's thinking mode rejects (400) an assistant message of a tool-call span that lacks
+    `reasoning_content`; OpenAI rejects that unknown field. So it goes only to DeepSeek."""
+    return "deepseek" in target.base_url.lower() or "deepseek" in target.model_id.lower()
+
+
+def _tool_span(message: Message, target: Target) -> list[dict[str, Any]]:
+    """An answer that used tools: per round the assistant's calls, then one `tool` message per
+    result; then the final answer. For DeepSeek every assistant message here carries
+    `reasoning_content`: the model's own reasoning, or "" for a turn another model wrote."""
+    passback = passes_reasoning_back(target)
+
+    def own_reasoning(reasoning: str, model_id: str | None) -> str:
+        return reasoning if model_id == target.model_id else ""
+
+    out: list[dict[str, Any]] = []
+    for rnd in message.rounds:
+        turn: dict[str, Any] = {"role": "assistant", "content": rnd.text or None, "tool_calls": _calls(rnd)}
+        if passback:
+            turn["reasoning_content"] = own_reasoning(rnd.reasoning, rnd.model.id if rnd.model else None)
+        out.append(turn)
+        for result in rnd.results:
+            out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.content})
+    text = _answer_only(message)
+    if text.strip():
+        final: dict[str, Any] = {"role": "assistant", "content": text}
+        if passback:
+            final["reasoning_content"] = own_reasoning(message.reasoning, message.model.id if message.model else None)
+        out.append(final)
+    return out
+
+
+def _calls(rnd: ToolRound) -> list[dict[str, Any]]:
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in rnd.calls
+    ]
 
 
 def _answer_only(message: Message) -> str:
@@ -181,7 +223,7 @@ class _Stream:
     """What the parse has seen so far; Usage and Done are emitted once, at the end."""
 
     __slots__ = ("target", "think", "usage", "finish", "data_events", "reasoning_seen", "refusal", "noticed",
-                 "sources")
+                 "sources", "calls")
 
     def __init__(self, target: Target, hold_untagged: bool) -> None:
         self.target = target
@@ -193,14 +235,22 @@ class _Stream:
         self.refusal: list[str] = []
         self.noticed: set[str] = set()  # kinds of unknown content already told about, once each
         self.sources = Sources()
+        # Tool calls by their stream index: id, name, argument fragments joined as they arrive.
+        self.calls: dict[int, list[str]] = {}
 
     def ending(self) -> list[Event]:
         events = self.think.close()
+        for n, (call_id, name, args) in enumerate(self.calls[i] for i in sorted(self.calls)):
+            events.append(ToolCall(call_id or f"call_{n}", name, args or "{}"))
         if self.usage is not None:
             events.append(self.usage)
         finish = "stop" if self.finish in _NORMAL_STOPS else self.finish
         if self.target.search:
             events.extend(_search.ending_notices(self.target.search, self.sources))
+        if self.calls and finish in ("stop", "tool_calls", None):
+            finish = "tool_calls"  # some servers end a tool call with "stop"
+            events.append(Done(finish))
+            return events
         if self.refusal:
             # A refusal is the model's message about the answer, not part of it.
             events.append(Notice(f"{self.target.model_id} refused: {_one_line(''.join(self.refusal))}"))
@@ -352,7 +402,31 @@ def _choice_events(obj: dict, st: _Stream) -> list[Event]:
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
         st.refusal.append(refusal)
+    tool_calls = delta.get("tool_calls")
+    if isinstance(tool_calls, list):
+        _take_calls(tool_calls, st)
     return events
+
+
+def _take_calls(tool_calls: list, st: _Stream) -> None:
+    """Streamed calls: the first fragment of each index has its id and name, the rest append to
+    `function.arguments`. A non-streamed message has each call whole, index or not."""
+    for position, call in enumerate(tool_calls):
+        if not isinstance(call, dict):
+            continue
+        index = call.get("index")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else position
+        function = _dict(call.get("function"))
+        entry = st.calls.setdefault(index, ["", "", ""])
+        if isinstance(call.get("id"), str) and call["id"]:
+            entry[0] = call["id"]
+        if isinstance(function.get("name"), str) and function["name"]:
+            entry[1] = function["name"]
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            entry[2] += arguments
+        elif isinstance(arguments, dict):  # a server that sends the object itself
+            entry[2] = json.dumps(arguments, ensure_ascii=False)
 
 
 def _first_choice(choices: list, st: _Stream) -> tuple[dict | None, list[Event]]:

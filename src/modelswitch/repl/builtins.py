@@ -322,6 +322,36 @@ def _cost(repl: Repl, arg: str) -> None:
     print_table(STATS_HEADERS, rows)
 
 
+@command("tools", "/tools [on|off NAME]", "MCP servers and their tools; turn a server or a tool on or off",
+         args="text")
+def _tools(repl: Repl, arg: str) -> None:
+    from ..engine.mcpclient import McpToolbox
+
+    box = repl.session.toolbox
+    if not isinstance(box, McpToolbox):
+        repl.say("no MCP servers configured: add an [mcp.NAME] table (command = [...] or url = ...) to the config")
+        return
+    words = arg.split()
+    if words and words[0] in ("on", "off") and len(words) == 2:
+        try:
+            repl.say(box.set_enabled(words[1], words[0] == "on"), "green")
+        except KeyError:
+            raise UsageError(f"no MCP server or tool named {words[1]!r} (see /tools)") from None
+        return
+    if words:
+        raise UsageError("/tools, /tools on NAME or /tools off NAME")
+    for status in box.status():
+        why = f": {status.error}" if status.error else ""
+        repl.say(f"{status.name} ({status.state}{why})", "bold")
+        for name, enabled in status.tools:
+            marks = [] if enabled else ["off"]
+            if name in status.trust:
+                marks.append("trusted")
+            if name in repl.session.always:
+                marks.append("always this session")
+            repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))
+
+
 @command("help", "/help", "this list; @NAME TEXT sends one message to another model")
 def _help(repl: Repl, arg: str) -> None:
     from ..ui.render import print_table

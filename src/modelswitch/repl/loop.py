@@ -17,8 +17,12 @@ from ..conversation import Message
 from ..engine.choice import choose_for_session, first_run_local, load_config
 from ..engine.catalog import can_search
 from ..engine.session import ChatSession
+from ..engine.tools import ToolAnswer
+from ..events import ToolCall
+from ..notify import warn
 from ..errors import StdoutError
 from ..interrupts import Terminated, deferred
+from ..ui.base import Renderer
 from ..ui.progress import setup_with_progress
 from . import builtins, commands
 
@@ -46,8 +50,17 @@ def run_chat(opts: ChatOptions) -> int:
     session = ChatSession(config, spec, conversation=conversation, log=log, debug=opts.debug)
     if opts.system:
         session.set_system(opts.system)
+    if config.mcp:
+        from ..engine.mcpclient import McpToolbox  # mcp itself loads when a server first starts
+
+        session.toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    return Repl(session, color=opts.color, interactive=interactive).run()
+    try:
+        return Repl(session, color=opts.color, interactive=interactive).run()
+    finally:
+        close = getattr(session.toolbox, "close", None)
+        if close is not None:
+            close()
 
 
 class Repl:
@@ -200,6 +213,8 @@ class Repl:
             terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
             color=self.color,
         )
+        if isinstance(answer, ToolAnswer):
+            answer.approve = self._approver(renderer, answer)
         failure: errors.ModelSwitchError | None = None
         try:
             renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
@@ -248,6 +263,33 @@ class Repl:
         elif not message.has_answer:
             # A refusal or a blocked prompt: the provider's reason was shown as a notice above.
             self.say("no answer: this question will not be sent again; /undo removes it from history", "yellow")
+
+    def _approver(self, renderer: Renderer, answer: ToolAnswer) -> Callable[[ToolCall, str], bool]:
+        """Ask about each call: y (run it), n (do not), a (always this tool, this session).
+        Piped input never approves: only a user at a terminal can say yes."""
+        from ..ui.render import call_text
+
+        def approve(call: ToolCall, server: str) -> bool:
+            if call.name in self.session.always:
+                return True
+            renderer.abort()  # the answer so far stays on screen; the question goes below it
+            if not self.interactive:
+                self.say(f"not run: {call_text(call, server)} (tools are approved only at a terminal)", "yellow")
+                return False
+            self.say(f"⚙ {call_text(call, server)}", "bold")
+            while True:
+                try:
+                    reply = input("  run it? [y]es / [n]o / [a]lways this tool: ").strip().lower()
+                except EOFError:
+                    reply = "n"
+                if reply in ("y", "yes", "n", "no", "", "a", "always"):
+                    break
+            renderer.begin(answer.model.name)  # the model goes on after the call
+            if reply in ("a", "always"):
+                self.session.always.add(call.name)
+            return reply in ("y", "yes", "a", "always")
+
+        return approve
 
     # -- the toolbar -----------------------------------------------------------------------
     def toolbar(self) -> str:

@@ -33,7 +33,7 @@ __all__ = [
     "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -104,6 +104,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE sessions ADD COLUMN parent INTEGER REFERENCES sessions (id) ON DELETE SET NULL",
         "ALTER TABLE sessions ADD COLUMN fork_at INTEGER",
         "CREATE INDEX sessions_by_parent ON sessions (parent)",
+    ),
+    # Tool use: the rounds of calls and results (with approvals) before an answer's text, as JSON.
+    6: (
+        "ALTER TABLE turns ADD COLUMN tools TEXT NOT NULL DEFAULT '[]'",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION

@@ -5,6 +5,7 @@ Pure functions over store_records values; no database, no printing.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from ..conversation import Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
-from .records import SessionInfo, Turn, citation_dict, citations_from
+from .records import SessionInfo, Turn, citation_dict, citations_from, rounds_from, rounds_json
 
 FORMAT = "modelswitch-session"
 FORMAT_VERSION = 1
@@ -74,6 +75,8 @@ def _turn_json(t: Turn) -> dict[str, Any]:
              "sha256": a.digest, "size": a.size, "data": a.base64}
             for a in m.attachments
         ],
+        # Tool rounds before the text: calls, results, approvals (as the store keeps them).
+        "tools": json.loads(rounds_json(m.rounds)),
     }
 
 
@@ -197,6 +200,11 @@ def _turn_from(t: _Doc) -> Turn:
         for r in (t.opt("replay") or _Doc([], "")).items()
     )
     attachments = tuple(_attachment_from(a) for a in (t.opt("attachments") or _Doc([], "")).items())
+    tools = t.opt("tools")
+    try:
+        rounds = rounds_from(json.dumps(tools.value)) if tools is not None else ()
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise t.get("tools").fail("expected the tool rounds an export writes") from None
     alternate = t.get("alternate").value
     if not isinstance(alternate, bool):
         raise t.get("alternate").fail("expected true or false")
@@ -209,6 +217,7 @@ def _turn_from(t: _Doc) -> Turn:
         # Absent from exports written before search; a malformed entry is left out, not fatal.
         citations=citations_from(getattr(t.opt("citations"), "value", [])),
         attachments=attachments,
+        rounds=rounds,
     )
     return Turn(message, cost, alternate, t.get("idx").number(int, optional=True),
                 t.get("created").when(optional=True))
@@ -271,6 +280,17 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
     if details and m.role == "assistant":
         notes += _details(m, t.cost)
     lines = [label + "".join(f" · {n}" for n in notes), ""]
+    for rnd in m.rounds:
+        if reasoning and rnd.reasoning.strip():
+            lines += ["> *Reasoning*", ">", _quote(rnd.reasoning), ""]
+        if rnd.text.strip():
+            lines += [rnd.text.rstrip(), ""]
+        for call, result in zip(rnd.calls, rnd.results):
+            where = f"{result.server}." if result.server else ""
+            said = " ".join(result.content.split())
+            said = said if len(said) <= 200 else said[:199] + "…"
+            how = "declined" if result.approved is False else ("failed" if result.is_error else "ran")
+            lines += [f"> ⚙ `{where}{call.name}` `{call.arguments}` ({how}): {said}", ""]
     if reasoning and m.reasoning.strip():
         lines += ["> *Reasoning*", ">", _quote(m.reasoning), ""]
     if m.text:

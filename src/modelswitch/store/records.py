@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config.pricing import Cost
-from ..conversation import Attachment, Message, ModelRef, Timing
+from ..conversation import Attachment, Message, ModelRef, Timing, ToolResult, ToolRound
 from ..errors import UsageError
-from ..events import Citation, ReplayState, Usage, clean_text
+from ..events import Citation, ReplayState, ToolCall, Usage, clean_text
 from ..redaction import redact
 
 MAX_NAME_LEN = 100
@@ -94,7 +94,7 @@ TURN_COLUMNS = (
     "status", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens",
     "cost_amount", "cost_currency", "ttft_s", "total_s", "tokens_per_s", "finish_reason",
     "fallback_from", "error", "replay", "alternate", "created",
-    "cache_write_tokens", "cache_write_1h_tokens", "citations",
+    "cache_write_tokens", "cache_write_1h_tokens", "citations", "tools",
 )
 
 
@@ -114,7 +114,7 @@ def redacted(text: str | None) -> str | None:
     return redact(clean_text(text)) if text else text
 
 
-def _replay_json(states: Sequence[ReplayState]) -> str:
+def _replay_list(states: Sequence[ReplayState]) -> list[dict]:
     kept = []
     for s in states:
         # Masking part of a signature would corrupt it and the provider would reject the whole
@@ -122,7 +122,49 @@ def _replay_json(states: Sequence[ReplayState]) -> str:
         if redact(s.data) != s.data:
             continue
         kept.append({"protocol": redacted(s.protocol), "model": redacted(s.model), "data": s.data})
-    return json.dumps(kept, ensure_ascii=False)
+    return kept
+
+
+def _replay_json(states: Sequence[ReplayState]) -> str:
+    return json.dumps(_replay_list(states), ensure_ascii=False)
+
+
+def _states(items: Sequence[dict]) -> tuple[ReplayState, ...]:
+    return tuple(ReplayState(d["protocol"], d["model"], d["data"]) for d in items)
+
+
+def rounds_json(rounds: Sequence[ToolRound]) -> str:
+    """An answer's tool rounds for the `tools` column: calls, results and approvals, every text
+    redacted (a key a tool printed never reaches the disk)."""
+    out = []
+    for r in rounds:
+        ref = r.model
+        out.append({
+            "text": redacted(r.text) or "", "reasoning": redacted(r.reasoning) or "",
+            "model": None if ref is None else {"provider": ref.provider, "id": ref.id, "protocol": ref.protocol,
+                                               "alias": ref.alias},
+            "replay": _replay_list(r.replay),
+            "calls": [{"id": c.id, "name": redacted(c.name), "arguments": redacted(c.arguments)} for c in r.calls],
+            "results": [{"call_id": x.call_id, "name": redacted(x.name), "content": redacted(x.content) or "",
+                         "is_error": x.is_error, "server": redacted(x.server) or "", "approved": x.approved,
+                         "duration_s": x.duration_s} for x in r.results],
+        })
+    return json.dumps(out, ensure_ascii=False)
+
+
+def rounds_from(text: str | None) -> tuple[ToolRound, ...]:
+    rounds = []
+    for r in json.loads(text or "[]"):
+        m = r.get("model")
+        ref = ModelRef(m["provider"], m["id"], m["protocol"], m.get("alias")) if m else None
+        rounds.append(ToolRound(
+            r["text"], r["reasoning"], ref,
+            tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in r["calls"]),
+            tuple(ToolResult(x["call_id"], x["name"], x["content"], x["is_error"], x["server"], x["approved"],
+                             x["duration_s"]) for x in r["results"]),
+            _states(r["replay"]),
+        ))
+    return tuple(rounds)
 
 
 def citations_json(citations: Sequence[Citation]) -> str:
@@ -160,22 +202,24 @@ def turn_row(turn: Turn, created: str) -> tuple[object, ...]:
         _replay_json(m.replay), int(turn.alternate), created,
         u.cache_write_tokens if u else None, u.cache_write_1h_tokens if u else None,
         citations_json(m.citations),
+        rounds_json(m.rounds),
     )
 
 
 def row_turn(row: Sequence[Any]) -> Turn:
     (idx, role, text, reasoning, alias, model_id, provider, protocol, status, inp, out, rsn, cached,
      amount, currency, ttft, total, tps, finish, fallback, error, replay, alternate, created,
-     written, written_1h, citations) = row
+     written, written_1h, citations, tools) = row
     model = ModelRef(provider, model_id, protocol or "", alias) if model_id is not None else None
     usage = (Usage(inp or 0, out or 0, rsn or 0, cached or 0, written or 0, written_1h or 0)
              if inp is not None or out is not None else None)
     timing = Timing(ttft, total, tps) if (ttft, total, tps) != (None, None, None) else None
-    states = tuple(ReplayState(d["protocol"], d["model"], d["data"]) for d in json.loads(replay or "[]"))
+    states = _states(json.loads(replay or "[]"))
     message = Message(
         role=role, text=text, reasoning=reasoning or "", model=model, status=status, replay=states,
         usage=usage, timing=timing, finish_reason=finish, fallback_from=fallback, error=error,
         citations=citations_from(json.loads(citations or "[]")),
+        rounds=rounds_from(tools),
     )
     cost = Cost(amount, currency) if amount is not None and currency else None
     return Turn(message, cost, bool(alternate), idx, datetime.fromisoformat(created))

@@ -38,6 +38,10 @@ class Renderer:
     def abort(self) -> None:
         """Stop drawing now, keeping what is on screen (Ctrl-C or an error). Idempotent."""
 
+    def pause(self) -> None:
+        """Tools run between two rounds of one answer: keep what is drawn, and take the next
+        round's reasoning and text as if the answer began again."""
+
 
 def footer_text(message: Message, cost: Cost | None) -> str:
     """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""

@@ -189,6 +189,15 @@ class TerminalRenderer(Renderer):
             self._print_queue()
             self._reset(self._name)  # ready for the next answer, begin() or not
 
+    def pause(self) -> None:
+        with self._lock:
+            if self._phase == "reasoning" and not self._aborted:
+                self._finish_reasoning(None)  # "Thought for …", as when the answer starts
+                self._phase = "answer"
+        self.abort()
+        with self._lock:
+            self._reset(self._name)
+
     def abort(self) -> None:
         self._stop_ticker()
         with self._lock:

@@ -1,0 +1,315 @@
+"""MCP servers as a `tools.Toolbox`, through the official `mcp` SDK.
+
+The SDK is asyncio; the chat is not. One daemon thread runs an event loop, each server lives in
+one task there (the SDK's context managers must open and close in the same task), and calls
+cross over with `run_coroutine_threadsafe`, so parallel calls really run at once and Ctrl-C can
+cancel them. Nothing here imports `mcp` until a server is started: a config without `[mcp.*]`
+tables costs nothing at start-up.
+
+A server that fails to start, or dies later, is one warning line; the chat goes on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any, TextIO, cast
+
+from ..config.load import McpServerSpec, ToolSettings
+from ..conversation import ToolResult, ToolSpec
+from ..events import ToolCall
+from ..notify import Warn, warn as default_warn
+
+# Generous: a server run by uvx or npx may install itself on first start.
+START_TIMEOUT_S = 60.0
+CANCELLED = "cancelled: the user interrupted this tool call before it finished"
+
+
+@dataclass
+class _Server:
+    spec: McpServerSpec
+    state: str = "not started"  # "not started" | "ready" | "failed" | "off"
+    error: str = ""
+    tools: list[Any] = field(default_factory=list)  # mcp.types.Tool
+    disabled: set[str] = field(default_factory=set)
+    session: Any = None
+    stop: asyncio.Event | None = None
+    errlog: TextIO | None = None
+    task: asyncio.Future[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """A server and its tools as `/tools` lists them: (tool name, enabled) pairs."""
+
+    name: str
+    state: str
+    error: str
+    tools: tuple[tuple[str, bool], ...]
+    trust: tuple[str, ...]
+
+
+class McpToolbox:
+    """The configured MCP servers' tools, started when first needed."""
+
+    def __init__(self, servers: tuple[McpServerSpec, ...], settings: ToolSettings = ToolSettings(),
+                 warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S) -> None:
+        self.settings = settings
+        self.start_timeout = start_timeout
+        self.warn = warn
+        self._servers = {s.name: _Server(s, state="not started" if s.enabled else "off") for s in servers}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    # -- the Toolbox protocol ----------------------------------------------------------------
+    def specs(self) -> tuple[ToolSpec, ...]:
+        self.start()
+        seen: dict[str, str] = {}
+        out: list[ToolSpec] = []
+        for srv in self._servers.values():
+            if srv.state != "ready":
+                continue
+            for tool in srv.tools:
+                if tool.name in srv.disabled or tool.name in seen:
+                    continue
+                seen[tool.name] = srv.spec.name
+                schema = tool.input_schema if isinstance(tool.input_schema, dict) else {"type": "object"}
+                out.append(ToolSpec(tool.name, tool.description or "", json.dumps(schema)))
+        return tuple(out)
+
+    def server_of(self, name: str) -> str | None:
+        for srv in self._servers.values():
+            if srv.state == "ready" and name not in srv.disabled and any(t.name == name for t in srv.tools):
+                return srv.spec.name
+        return None
+
+    def trusted(self, name: str) -> bool:
+        server = self.server_of(name)
+        return server is not None and name in self._servers[server].spec.trust
+
+    def call(self, call: ToolCall, timeout: float) -> ToolResult:
+        server = self.server_of(call.name)
+        if server is None:
+            return ToolResult(call.id, call.name, f"error: there is no tool named {call.name!r}", is_error=True)
+        srv = self._servers[server]
+        timeout = srv.spec.timeout or timeout
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            return ToolResult(call.id, call.name, "error: the arguments were not valid JSON", is_error=True, server=server)
+        if not isinstance(arguments, dict):
+            return ToolResult(call.id, call.name, "error: the arguments must be a JSON object", is_error=True, server=server)
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(srv.session.call_tool(call.name, arguments), self._loop)
+        with self._lock:
+            self._inflight.add(future)
+        try:
+            result = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return ToolResult(call.id, call.name, f"error: the tool did not answer within {timeout:g} s and was stopped",
+                              is_error=True, server=server)
+        except concurrent.futures.CancelledError:
+            return ToolResult(call.id, call.name, CANCELLED, is_error=True, server=server)
+        except Exception as exc:  # noqa: BLE001 - a dead server is a failed call, never a crash
+            self._lost(srv, exc)
+            return ToolResult(call.id, call.name, f"error: the MCP server {server!r} failed: {_one_line(exc)}",
+                              is_error=True, server=server)
+        finally:
+            with self._lock:
+                self._inflight.discard(future)
+        return ToolResult(call.id, call.name, _result_text(result), is_error=bool(getattr(result, "is_error", False)),
+                          server=server)
+
+    def cancel(self) -> None:
+        with self._lock:
+            for future in list(self._inflight):
+                future.cancel()
+
+    # -- servers -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every enabled server not started yet, at once; a failure is one warning line."""
+        waiting = [s for s in self._servers.values() if s.state == "not started"]
+        if not waiting:
+            return
+        loop = self._ensure_loop()
+        pending = [(s, asyncio.run_coroutine_threadsafe(self._open(s), loop)) for s in waiting]
+        for srv, future in pending:
+            try:
+                future.result(self.start_timeout)
+                srv.state = "ready"
+            except Exception as exc:  # noqa: BLE001 - one line, the chat goes on
+                future.cancel()
+                srv.state, srv.error = "failed", _start_error(srv, exc)
+                self.warn(f"MCP server {srv.spec.name!r} did not start: {srv.error}")
+
+    def status(self) -> list[ServerStatus]:
+        """Every configured server (started first, so its tools are known) and its tools."""
+        self.start()
+        return [
+            ServerStatus(s.spec.name, s.state, s.error, tuple((t.name, t.name not in s.disabled) for t in s.tools),
+                         s.spec.trust)
+            for s in self._servers.values()
+        ]
+
+    def set_enabled(self, name: str, on: bool) -> str:
+        """`/tools on|off NAME`: a server (by its name) or one of its tools. Says what changed;
+        KeyError when nothing has that name."""
+        srv = self._servers.get(name)
+        if srv is not None:
+            if not on:
+                srv.state = "off"
+            elif srv.state in ("off", "failed"):
+                srv.state, srv.error = ("ready", "") if srv.session is not None else ("not started", "")
+                self.start()
+            return f"server {name}: {srv.state}"
+        for srv in self._servers.values():
+            if any(t.name == name for t in srv.tools):
+                (srv.disabled.discard if on else srv.disabled.add)(name)
+                return f"tool {name} ({srv.spec.name}): {'on' if on else 'off'}"
+        raise KeyError(name)
+
+    def close(self) -> None:
+        """Stop every server (each closes its session and its child process) and the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(30)
+        except Exception:  # noqa: BLE001 - closing must not fail the exit
+            pass
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+        for srv in self._servers.values():
+            if srv.errlog is not None:
+                srv.errlog.close()
+
+    async def _shutdown(self) -> None:
+        tasks = [s.task for s in self._servers.values() if s.task is not None and not s.task.done()]
+        for srv in self._servers.values():
+            if srv.stop is not None:
+                srv.stop.set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=20)
+
+    # -- inside the event loop -----------------------------------------------------------------
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=loop.run_forever, name="mcp", daemon=True)
+            self._thread.start()
+            self._loop = loop
+        return self._loop
+
+    async def _open(self, srv: _Server) -> None:
+        """Start the server in its own task and wait until it has listed its tools."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        srv.stop = asyncio.Event()
+        srv.task = asyncio.ensure_future(self._serve(srv, ready))
+        await ready
+
+    async def _serve(self, srv: _Server, ready: asyncio.Future[None]) -> None:
+        from contextlib import AsyncExitStack
+
+        from mcp import ClientSession
+
+        spec = srv.spec
+        try:
+            async with AsyncExitStack() as stack:
+                if spec.url:
+                    from mcp.client.streamable_http import streamable_http_client
+                    from mcp.shared._httpx_utils import create_mcp_http_client
+
+                    client = create_mcp_http_client(headers=dict(spec.headers))
+                    streams = await stack.enter_async_context(streamable_http_client(spec.url, http_client=client))
+                else:
+                    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+                    # The server's stderr goes to a file, not over the chat; its last line
+                    # explains a failed start.
+                    if srv.errlog is None:
+                        srv.errlog = cast(TextIO, tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
+                    params = StdioServerParameters(command=spec.command[0], args=list(spec.command[1:]),
+                                                   env=dict(spec.env) or None, cwd=spec.cwd)
+                    streams = await stack.enter_async_context(stdio_client(params, errlog=srv.errlog))
+                read, write = streams[0], streams[1]
+                session = await stack.enter_async_context(ClientSession(read, write))
+                await session.initialize()
+                srv.tools = await _list_tools(session)
+                srv.session = session
+                ready.set_result(None)
+                assert srv.stop is not None
+                await srv.stop.wait()
+        except BaseException as exc:  # noqa: BLE001 - reported once, below or by start()
+            if not ready.done():
+                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            elif srv.state == "ready":
+                self._lost(srv, exc)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        finally:
+            srv.session = None if srv.state != "ready" else srv.session
+
+    def _lost(self, srv: _Server, exc: BaseException) -> None:
+        if srv.state == "failed":
+            return
+        srv.state, srv.error = "failed", _one_line(exc) or type(exc).__name__
+        self.warn(f"MCP server {srv.spec.name!r} stopped: {srv.error}; the chat goes on without its tools")
+
+
+async def _list_tools(session: Any) -> list[Any]:
+    from mcp.types import PaginatedRequestParams
+
+    tools: list[Any] = []
+    cursor: str | None = None
+    for _ in range(100):  # a server that pages forever is cut off, not followed forever
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+        tools.extend(page.tools)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return tools
+
+
+def _result_text(result: Any) -> str:
+    """What a call gave back, as the text a model reads: text parts joined, other kinds named."""
+    parts: list[str] = []
+    for item in getattr(result, "content", None) or ():
+        kind = getattr(item, "type", "")
+        if kind == "text":
+            parts.append(item.text)
+        else:
+            parts.append(f"[{kind or 'unknown'} content not shown to the model]")
+    structured = getattr(result, "structured_content", None)
+    if not parts and structured is not None:
+        parts.append(json.dumps(structured, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def _start_error(srv: _Server, exc: BaseException) -> str:
+    said = ""
+    if srv.errlog is not None:
+        try:
+            srv.errlog.seek(0)
+            lines = [ln.strip() for ln in srv.errlog.read().splitlines() if ln.strip()]
+            said = lines[-1] if lines else ""
+        except (OSError, ValueError):
+            said = ""
+    if isinstance(exc, concurrent.futures.TimeoutError):
+        return "no answer in time" + (f" ({said[:200]})" if said else "")
+    return _one_line(exc) + (f" ({said[:200]})" if said else "")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]

@@ -162,6 +162,38 @@ def compare(
     guarded(ctx, run)
 
 
+@app.command()
+def stats(
+    ctx: typer.Context,
+    days: Annotated[Optional[int], typer.Option("--days", help="Only the last N days.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable figures.")] = False,
+) -> None:
+    """How each model served you: answers, time to first token, speed, errors, fallbacks, cost."""
+
+    def run() -> int:
+        from .stats import run_stats
+
+        return run_stats(days, json_out=json_out)
+
+    guarded(ctx, run)
+
+
+@app.command()
+def leaderboard(
+    ctx: typer.Context,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only the votes with this tag.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable ratings.")] = False,
+) -> None:
+    """Your own ratings from blind-arena votes (Bradley-Terry, with 95% intervals)."""
+
+    def run() -> int:
+        from .stats import run_leaderboard
+
+        return run_leaderboard(tag, json_out=json_out)
+
+    guarded(ctx, run)
+
+
 @config_app.command("init")
 def config_init(
     ctx: typer.Context, force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False

@@ -83,3 +83,35 @@ def test_arena_vote_reveals_keeps_and_rates(chat_env: dict[str, str], server: Lo
     tagged = subprocess.run([EXE, "leaderboard", "--json", "--tag", "code"], env=chat_env,
                             capture_output=True, text=True)
     assert json.loads(tagged.stdout)["votes"] == 1
+
+
+def test_arena_command_asks_for_a_vote_in_a_terminal(chat_env: dict[str, str], server: LoopbackServer,
+                                                     tmp_path) -> None:  # noqa: ANN001
+    both(server)
+    child = pexpect.spawn(EXE, ["arena", "-m", "r1", "-m", "hy", "--tag", "cli", "which?"], env=chat_env,
+                          encoding="utf-8", dimensions=(40, 100), timeout=20)
+    child.expect(r"your vote \(1-2, tie, none; Enter: no vote\): ")
+    shown = child.before
+    assert TEXTS["r1"] in shown and TEXTS["hy"] in shown and "r1 ·" not in shown and "hy ·" not in shown
+    child.send("7\r")
+    child.expect("not a choice")
+    child.send("2\r")
+    child.expect(r"★ 2 was (r1|hy) ·")
+    winner = child.match.group(1)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    with Store.open(tmp_path / "data" / "modelswitch" / "modelswitch.db") as store:
+        assert [(v.outcome, v.winner, v.tag, v.session) for v in store.votes()] == [("win", winner, "cli", None)]
+
+
+def test_arena_command_piped_reveals_without_a_vote(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    both(server)
+    done = subprocess.run([EXE, "arena", "-m", "r1", "-m", "hy", "which?"], env=chat_env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "== 1 ==" in done.stdout and "== 2 ==" in done.stdout and "r1" not in done.stdout
+    assert re.search(r"1 was (r1|hy) ·", done.stderr) and "no vote" in done.stderr
+    same = subprocess.run([EXE, "arena", "-m", "r1", "-m", "r1", "x"], env=chat_env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert same.returncode == 2 and "two or more different models" in same.stderr and "Traceback" not in same.stderr

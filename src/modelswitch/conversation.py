@@ -52,6 +52,8 @@ class Message:
     finish_reason: str | None = None
     fallback_from: str | None = None
     error: str | None = None
+    # For a model with routes: the provider/model-id that answered (not stored: `model` holds it).
+    route: str | None = None
 
     @property
     def has_answer(self) -> bool:

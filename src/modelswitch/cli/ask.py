@@ -98,6 +98,8 @@ def run_ask(opts: AskOptions) -> int:
         # Also on Ctrl-C: the partial answer is kept, marked interrupted.
         if log:
             log.record(user, answer.message, message_cost(config, answer.message))
+            if answer.losers:  # hedged routes cancelled: paid for, on record as alternates
+                log.record_spent([(m, message_cost(config, m)) for m in answer.losers])
 
 
 def _as_text(config: Config, answer: Answer, opts: AskOptions) -> int:
@@ -151,6 +153,13 @@ def result_object(config: Config, answer: Answer) -> dict:
         # (length, content_filter, refusal, tool_calls, paused, cut) of an answer that did end.
         "status": finish_status(m.finish_reason) if m.status == "complete" else m.status,
         "error": m.error,
+        # A model with routes: which provider/model-id answered, and the hedged ones cancelled.
+        "route": m.route,
+        "cancelled_routes": [
+            {"route": x.model.full_id if x.model else None, "status": x.status, "error": x.error,
+             "output_tokens": x.usage.output_tokens if x.usage else None}
+            for x in answer.losers
+        ],
     }
 
 

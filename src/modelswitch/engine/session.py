@@ -149,17 +149,22 @@ class ChatSession:
         self.held = None
         self.arena = None
         self.answered.append(Turn(message, cost))
+        # Hedged routes that lost the race were paid for too: counted, kept out of the history.
+        spent = [(m, self.cost_for(m)) for m in answer.losers]
+        self.answered.extend(Turn(m, c) for m, c in spent)
         if keep_earlier:
             if self.log is not None:
                 self.log.record_alternate(user, message, cost)
-            return message
-        if replacing:
-            self.conversation = self.conversation.without_last_exchange()
+        else:
+            if replacing:
+                self.conversation = self.conversation.without_last_exchange()
+                if self.log is not None:
+                    self.log.drop_last_exchange()
+            self.conversation = self.conversation.add(user).add(message)
             if self.log is not None:
-                self.log.drop_last_exchange()
-        self.conversation = self.conversation.add(user).add(message)
-        if self.log is not None:
-            self.log.record(user, message, cost)
+                self.log.record(user, message, cost)
+        if spent and self.log is not None:
+            self.log.record_spent(spent)
         return message
 
     def keeps_earlier(self, retried: Message) -> bool:

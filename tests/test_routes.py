@@ -237,3 +237,31 @@ retries = 0
         _, turns = store.transcript(info.id)
         assert [(t.alternate, t.message.model.full_id if t.message.model else None) for t in turns] == [
             (False, None), (False, FAST), (True, "slow/deepseek-reasoner")]
+
+
+def test_presets_ship_routes_that_resolve_and_skip_routes_without_a_key(
+        server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    presets = config_mod.build({}, Path("none.toml"), presets=config_mod.load_presets())
+    r1 = presets.resolve("r1")
+    assert r1.routes == ("siliconflow/deepseek-ai/DeepSeek-R1", "openrouter/deepseek/deepseek-r1")
+    for route in (*r1.routes, *presets.resolve("v3").routes):
+        assert presets.resolve(route).full_id == route
+    # In a config: the route with no key is not tried, and the real failure is what is told.
+    monkeypatch.delenv("NOKEY_KEY", raising=False)
+    text = f"""
+[providers.slow]
+base_url = "{server.url}/slow/v1"
+api_key_env = "ROUTE_KEY"
+retries = 0
+[providers.slow.models.r1]
+id = "deepseek-reasoner"
+routes = ["nokey/deepseek-r1"]
+[providers.nokey]
+base_url = "{server.url}/nokey/v1"
+api_key_env = "NOKEY_KEY"
+"""
+    cfg = config_mod.build(tomllib.loads(text), Path("t.toml"), presets={})
+    server.add(Reply.json(503, {"error": {"message": "server busy"}}, path="/slow/"))
+    answer, events, failure = run(cfg)
+    assert isinstance(failure, errors.ProviderError) and "503" in failure.message
+    assert notices(events) == [] and len(server.requests) == 1

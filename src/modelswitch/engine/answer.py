@@ -180,7 +180,10 @@ class Answer:
                 r = self.config.resolve(name)
             except errors.UsageError:
                 continue  # validated at load time
-            if r.full_id not in (c.full_id for c in chain):
+            # A route whose key is not set is left out, not tried: its "no key" would otherwise
+            # be the error shown instead of the real one (DeepSeek busy) when all else fails.
+            usable = secrets.key_available(self.config.provider(r.provider))
+            if usable and r.full_id not in (c.full_id for c in chain):
                 chain.append(replace(spec, provider=r.provider, id=r.id, price=r.price, retries=r.retries,
                                      fallback=(), routes=()))
         if spec.strategy == "fastest":

@@ -138,3 +138,31 @@ def test_stats_with_no_history(tmp_path: Path) -> None:
                              timing=Timing(None, 1.0, None)))
         (h,) = store.health()
         assert (h.model, h.answers, h.ttft_median, h.tokens_per_s, h.costs) == ("p/m", 1, None, None, ())
+
+
+def test_models_table_gains_health_columns_and_creates_no_database(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[providers.p]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x-0123456789"\n'
+                   '[providers.p.models.fast]\nid = "m1"\n[providers.p.models.idle]\nid = "m2"\n')
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+           "MODELSWITCH_CONFIG": str(cfg), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    db = tmp_path / "data" / "modelswitch" / "modelswitch.db"
+    first = subprocess.run([exe, "models"], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "ttft p50" in first.stdout and not db.exists()
+    with Store.open(db) as store:
+        sid = store.create_session().id
+        ref = ModelRef("p", "m1", "openai", "fast")
+        for ttft, status in ((0.5, "complete"), (0.7, "complete"), (0.9, "error")):
+            store.append(sid, Message("user", "q"), Turn(Message("assistant", "a", model=ref, status=status,  # type: ignore[arg-type]
+                                                                 timing=Timing(ttft, 2.0, 30.0)),
+                                                         created=datetime.now(UTC)))
+    done = subprocess.run([exe, "models"], env=env, capture_output=True, text=True)
+    line = next(ln for ln in done.stdout.splitlines() if "p/m1" in ln)
+    assert "0.70 s" in line and "33%" in line and line.rstrip().endswith("3")
+    idle = next(ln for ln in done.stdout.splitlines() if "p/m2" in ln)
+    assert " s " not in idle + " " and "%" not in idle

@@ -388,16 +388,9 @@ def _race(i: int, lane: Answer, q: queue.Queue, stop: threading.Event) -> None:
 def recent_ttft(days: int = RECENT_DAYS) -> dict[str, float]:
     """Median time to first token per provider/model-id over the saved answers of the last days;
     empty when the session database cannot be read (then the listed order stands)."""
-    from datetime import UTC, datetime, timedelta
-
     from ..store.db import Store
 
-    try:
-        with Store.open() as store:
-            rows = store.health(datetime.now(UTC) - timedelta(days=days))
-    except errors.StoreError:
-        return {}
-    return {h.model: h.ttft_median for h in rows if h.ttft_median is not None}
+    return {h.model: h.ttft_median for h in Store.recent_health(days) if h.ttft_median is not None}
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:

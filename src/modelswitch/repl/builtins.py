@@ -35,8 +35,14 @@ def _models(repl: Repl, arg: str) -> None:
     from ..engine.catalog import TABLE_HEADERS, all_models, table_rows
     from ..ui.render import print_table
 
+    from ..store.db import Store
+    from ..store.export import HEALTH_COLUMNS, health_columns
+
     current = repl.session.model
-    print_table(TABLE_HEADERS, table_rows(all_models(repl.session.config), lambda m: m == current))
+    models = all_models(repl.session.config)
+    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
+    print_table(TABLE_HEADERS + HEALTH_COLUMNS, rows)
 
 
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",

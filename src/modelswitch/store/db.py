@@ -432,6 +432,20 @@ class Store:
             ))
         return out
 
+    @classmethod
+    def recent_health(cls, days: int = 30) -> builtins.list[ModelHealth]:
+        """`health` over the last days from the default database; empty if it cannot be read
+        (a table of models must not fail because the history is unavailable)."""
+        from datetime import UTC, timedelta
+
+        if not default_path().exists():
+            return []  # looking at models must not create the database
+        try:
+            with cls.open() as store:
+                return store.health(datetime.now(UTC) - timedelta(days=days))
+        except StoreError:
+            return []
+
     @staticmethod
     def _percentiles(
         conn: sqlite3.Connection, key: str, column: str, where: str, args: tuple[object, ...],

@@ -391,3 +391,15 @@ def health_json(h: ModelHealth) -> dict[str, Any]:
         "output_tokens": h.output_tokens,
         "cost": [{"amount": c.amount, "currency": c.currency} for c in h.costs],
     }
+
+
+HEALTH_COLUMNS = ["ttft p50", "errors", "answers"]  # what `/models` and `models` add, last 30 days
+
+
+def health_columns(rows: Sequence[ModelHealth], full_ids: Sequence[str]) -> list[list[str]]:
+    """For each provider/model-id, its health cells (blank when it has no saved answers)."""
+    by = {h.model: h for h in rows}
+    return [
+        [_seconds(h.ttft_median), f"{h.error_rate:.0%}", str(h.answers)] if (h := by.get(f)) else ["", "", ""]
+        for f in full_ids
+    ]

@@ -62,6 +62,12 @@ def key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
+def openai_routes(url: str, route: str, extra: str = "") -> str:
+    """An OpenAI-protocol r1 at /slow/ with one route (its provider is the caller's to add)."""
+    return (f'[providers.slow]\nbase_url = "{url}/slow/v1"\napi_key_env = "ROUTE_KEY"\nretries = 0\n'
+            f'[providers.slow.models.r1]\nid = "deepseek-reasoner"\nroutes = ["{route}"]\n{extra}')
+
+
 def slow_anthropic(delay: float) -> Reply:
     """Headers and message_start (which bills the input tokens) at once, the first token later."""
     events = [
@@ -206,23 +212,9 @@ def test_ask_json_says_which_route_answered(server: LoopbackServer, tmp_path: Pa
 
     exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
     assert exe is not None
-    cfg_text = f"""
-[providers.slow]
-base_url = "{server.url}/slow/v1"
-api_key_env = "ROUTE_KEY"
-retries = 0
-[providers.slow.models.r1]
-id = "deepseek-reasoner"
-routes = ["{FAST}"]
-strategy = "hedge"
-hedge_after = 0.2
-[providers.fast]
-base_url = "{server.url}/fast/v1"
-api_key_env = "ROUTE_KEY"
-retries = 0
-"""
     cfg = tmp_path / "config.toml"
-    cfg.write_text(cfg_text)
+    cfg.write_text(openai_routes(server.url, FAST, 'strategy = "hedge"\nhedge_after = 0.2\n')
+                   + f'[providers.fast]\nbase_url = "{server.url}/fast/v1"\napi_key_env = "ROUTE_KEY"\nretries = 0\n')
     server.add(Reply.say("late", hang=3.0, path="/slow/"), Reply.say(FAST_TEXT, path="/fast/"))
     env = command_env(cfg, tmp_path, ROUTE_KEY="sk-route-0123456789abcdef")
     done = subprocess.run([exe, "ask", "--json", "-m", "r1", "hi"], env=env, capture_output=True, text=True,
@@ -248,18 +240,8 @@ def test_presets_ship_routes_that_resolve_and_skip_routes_without_a_key(
         assert presets.resolve(route).full_id == route
     # In a config: the route with no key is not tried, and the real failure is what is told.
     monkeypatch.delenv("NOKEY_KEY", raising=False)
-    text = f"""
-[providers.slow]
-base_url = "{server.url}/slow/v1"
-api_key_env = "ROUTE_KEY"
-retries = 0
-[providers.slow.models.r1]
-id = "deepseek-reasoner"
-routes = ["nokey/deepseek-r1"]
-[providers.nokey]
-base_url = "{server.url}/nokey/v1"
-api_key_env = "NOKEY_KEY"
-"""
+    text = openai_routes(server.url, "nokey/deepseek-r1") + (
+        f'[providers.nokey]\nbase_url = "{server.url}/nokey/v1"\napi_key_env = "NOKEY_KEY"\n')
     cfg = config_mod.build(tomllib.loads(text), Path("t.toml"), presets={})
     server.add(Reply.json(503, {"error": {"message": "server busy"}}, path="/slow/"))
     answer, events, failure = run(cfg)

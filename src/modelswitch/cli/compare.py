@@ -53,6 +53,7 @@ def run_arena_cli(config_path: str | None, models: list[str], prompt: str, *, sy
     from ..store.db import Store, Vote
     from ..ui.base import footer_text
     from ..ui.render import print_info
+    from .sessions import _stdin_is_tty
 
     config = load_config(config_path)
     specs = [config.resolve(m) for m in models]
@@ -92,13 +93,6 @@ def run_arena_cli(config_path: str | None, models: list[str], prompt: str, *, sy
         if vote is None and not asked_tty:
             print_info("no vote (stdin is not a terminal); /arena in a chat records one", style="dim", out=sys.stderr)
     return 0 if any(o.error is None for o in outcomes) else 1
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _ask_vote(names: list[str], texts: list[str], tag: str | None) -> Vote | None:

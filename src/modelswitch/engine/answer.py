@@ -24,8 +24,8 @@ from ..providers.base import Target
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
-# After a hedge is won, how long the cancelled routes get to close their streams, so that what
-# they were billed for (a usage count some protocols send before any token) is known.
+# After a hedge is decided, how long the cancelled routes get to notice and close their streams,
+# so what each had received (text, a usage count) is on record before the answer is saved.
 HEDGE_LINGER_S = 1.0
 RECENT_DAYS = 7  # "fastest": time to first token over the saved answers of the last week
 

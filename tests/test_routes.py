@@ -136,7 +136,8 @@ def test_hedge_takes_the_first_token_cancels_the_loser_and_counts_it(server: Loo
         # and `stats` sees the cancelled route's attempt
         slow = next(h for h in store.health() if h.model == "slow/deepseek-r1")
         assert (slow.answers, slow.interrupted) == (1, 1)
-    assert [r.path.split("/")[1] for r in server.requests] == ["slow", "fast"]
+    # Both were asked (in which order they reach the server depends on the machine's load).
+    assert sorted(r.path.split("/")[1] for r in server.requests) == ["fast", "slow"]
 
 
 def test_hedge_keeps_the_first_route_when_it_answers_in_time(server: LoopbackServer) -> None:

@@ -174,6 +174,8 @@ class Message:
         """The text to send: text attachments (and placeholders) first, then what was typed."""
         parts = [a.as_text() for a in self.attachments if not a.is_image]
         return "\n\n".join(parts + [self.text]) if parts else self.text
+    # For a model with routes: the provider/model-id that answered (not stored: `model` holds it).
+    route: str | None = None
 
     @property
     def has_answer(self) -> bool:

@@ -147,6 +147,9 @@ def run_ask(opts: AskOptions) -> int:
         # Also on Ctrl-C: the partial answer is kept, marked interrupted.
         if log:
             log.record(user, answer.message, message_cost(config, answer.message))
+            losers = answer.losers  # hedged routes cancelled: paid for, on record
+            if losers:
+                log.record_spent([(m, message_cost(config, m)) for m in losers])
         if toolbox is not None:
             toolbox.close()
 
@@ -228,6 +231,13 @@ def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
         # The answer's sources, in the order of its [n] markers; [] when it did not search.
         "citations": [citation_dict(c) for c in m.citations],
         "tool_calls": tool_calls(m),
+        # A model with routes: which provider/model-id answered, and the hedged ones cancelled.
+        "route": m.route,
+        "cancelled_routes": [
+            {"route": x.model.full_id if x.model else None, "status": x.status, "error": x.error,
+             "output_tokens": x.usage.output_tokens if x.usage else None}
+            for x in answer.losers
+        ],
     }
 
 

@@ -171,6 +171,59 @@ def compare(
     guarded(ctx, run)
 
 
+@app.command()
+def arena(
+    ctx: typer.Context,
+    prompt: Annotated[Optional[list[str]], typer.Argument(help="The prompt; piped stdin is added before it.")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("-m", "--model", help="A model in the arena (give 2 or more).")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Tag the vote (the leaderboard can show one tag).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help='Print {"results": [...]} at the end (no vote).')] = False,
+) -> None:
+    """A blind comparison: numbered answers in random order, your vote, then the names."""
+    g = _globals(ctx)
+
+    def run() -> int:
+        from .compare import run_arena_cli
+
+        return run_arena_cli(g.config, model or [], " ".join(prompt or []), system=system, tag=tag,
+                             json_out=json_out, color=g.color, debug=g.debug)
+
+    guarded(ctx, run)
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    days: Annotated[Optional[int], typer.Option("--days", help="Only the last N days.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable figures.")] = False,
+) -> None:
+    """How each model served you: answers, time to first token, speed, errors, fallbacks, cost."""
+
+    def run() -> int:
+        from .stats import run_stats
+
+        return run_stats(days, json_out=json_out)
+
+    guarded(ctx, run)
+
+
+@app.command()
+def leaderboard(
+    ctx: typer.Context,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only the votes with this tag.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable ratings.")] = False,
+) -> None:
+    """Your own ratings from blind-arena votes (Bradley-Terry, with 95% intervals)."""
+
+    def run() -> int:
+        from .stats import run_leaderboard
+
+        return run_leaderboard(tag, json_out=json_out)
+
+    guarded(ctx, run)
+
+
 @config_app.command("init")
 def config_init(
     ctx: typer.Context, force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False

@@ -16,7 +16,12 @@ def show_models(config_path: str | None, *, json_out: bool) -> int:
     if json_out:
         sys.stdout.write(json.dumps({"models": as_json(config, models)}, ensure_ascii=False, indent=1) + "\n")
         return 0
-    print_table(TABLE_HEADERS, table_rows(models, lambda m: is_default(config, m)))
+    from ..store.db import Store
+    from ..store.export import HEALTH_COLUMNS, health_columns
+
+    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    rows = [row + cells for row, cells in zip(table_rows(models, lambda m: is_default(config, m)), health)]
+    print_table(TABLE_HEADERS + HEALTH_COLUMNS, rows)
     local = [p for p in config.providers.values() if p.local]
     if local:
         print_info(

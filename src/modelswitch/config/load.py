@@ -37,8 +37,12 @@ _PROVIDER_KEYS = {
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
-    "retries", "search", "vision",
+    "retries", "search", "vision", "routes", "strategy", "hedge_after",
 }
+# How a model with `routes` picks one: in order on failure, by recent time to first token
+# (the saved history), or hedged (the next one asked too when no token came in hedge_after s).
+ROUTE_STRATEGIES = ("fallback", "fastest", "hedge")
+DEFAULT_HEDGE_AFTER = 3.0
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
 # Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
 
@@ -69,6 +73,10 @@ class ModelSpec:
     # Search the web by default (the provider's own search); `/search` and `ask --search` override.
     search: bool = False
     vision: bool = False  # takes images; without it they are refused, or sent as placeholders
+    # Other provider/model-ids serving the same model, and how to choose among them.
+    routes: tuple[str, ...] = ()
+    strategy: str = "fallback"
+    hedge_after: float = DEFAULT_HEDGE_AFTER
 
     @property
     def name(self) -> str:
@@ -352,6 +360,11 @@ def _check_references(config: Config, v: _Validator) -> None:
                 config.resolve(fb)
             except UsageError as exc:
                 v.fail(f"providers.{m.provider}.models.{m.alias}.fallback[{i}]", str(exc))
+        for i, route in enumerate(m.routes):
+            provider, sep, model_id = route.partition("/")
+            if not sep or not model_id or provider not in config.providers:
+                v.fail(f"providers.{m.provider}.models.{m.alias}.routes[{i}]",
+                       f"must be provider/model-id with a configured provider, got {route!r}")
 
 
 def _tname(value: object) -> str:
@@ -493,6 +506,14 @@ class _Validator:
         retries = self.opt(t, "retries", int, f"{key}.retries")
         if retries is not None and retries < 0:
             self.fail(f"{key}.retries", f"must be 0 or more, got {retries}")
+        routes = self.opt(t, "routes", list, f"{key}.routes") or []
+        for i, route in enumerate(routes):
+            if not isinstance(route, str):
+                self.fail(f"{key}.routes[{i}]", f"must be provider/model-id, got {_tname(route)}")
+        strategy = self.opt(t, "strategy", str, f"{key}.strategy") or "fallback"
+        if strategy not in ROUTE_STRATEGIES:
+            self.fail(f"{key}.strategy", f"must be one of {', '.join(ROUTE_STRATEGIES)}, got {strategy!r}")
+        hedge_after = self.positive(t, "hedge_after", float, f"{key}.hedge_after")
         return ModelSpec(
             provider=provider,
             id=model_id,
@@ -506,6 +527,9 @@ class _Validator:
             retries=retries,
             search=bool(self.opt(t, "search", bool, f"{key}.search")),
             vision=bool(self.opt(t, "vision", bool, f"{key}.vision")),
+            routes=tuple(r for r in routes if isinstance(r, str)),
+            strategy=strategy,
+            hedge_after=DEFAULT_HEDGE_AFTER if hedge_after is None else float(hedge_after),
         )
 
     def mcp(self, name: str, t: object) -> McpServerSpec | None:

@@ -56,6 +56,9 @@ def message_cost(config: Config, message: Message) -> Cost | None:
 
     try:
         spec = config.resolve(message.model.alias or message.model.full_id)
+        if spec.full_id != message.model.full_id:
+            # Another route of that model answered: its provider's price, not the alias's.
+            spec = config.resolve(message.model.full_id)
     except UsageError:
         return None  # a model no longer in the config: its price is unknown, not guessed
     return cost_of(message.usage, spec.price)

@@ -7,7 +7,9 @@ to keep, with its partial text and an honest status.
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
@@ -24,6 +26,10 @@ from .catalog import search_vendor
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
+# After a hedge is decided, how long the cancelled routes get to notice and close their streams,
+# so what each had received (text, a usage count) is on record before the answer is saved.
+HEDGE_LINGER_S = 1.0
+RECENT_DAYS = 7  # "fastest": time to first token over the saved answers of the last week
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,9 @@ class Answer:
         self._t_first: float | None = None
         self._t_end: float | None = None
         self._iter: Generator[Event, None, None] | None = None
+        self._winner: Answer | None = None  # hedge: the route whose answer this is
+        # Hedge: the routes that lost the race, cancelled; each was paid for whatever it used.
+        self.losers: tuple[Message, ...] = ()
 
     # -- iteration -------------------------------------------------------------------------
     def __iter__(self) -> Generator[Event, None, None]:
@@ -122,7 +131,11 @@ class Answer:
             self._t_end = time.monotonic()
 
     def _run(self) -> Generator[Event, None, None]:
-        chain = [self.spec]
+        routes = self._routes()
+        if self.spec.strategy == "hedge" and len(routes) > 1:
+            yield from self._hedge(routes)
+            return
+        chain = list(routes)
         if self.use_fallback:
             for name in self.spec.fallback:
                 try:
@@ -141,11 +154,12 @@ class Answer:
                     continue
                 assert last_error is not None
                 yield Notice(
-                    f"{tried.name} unavailable ({short_reason(last_error)}) — trying {spec.name}"
+                    f"{self._label(tried)} unavailable ({short_reason(last_error)}) — trying {self._label(spec)}"
                 )
                 tried = spec
-                self._fallback_from = self._fallback_from or self.spec.name
-                self._ref = model_ref(self.config, spec)
+                if i >= len(routes):  # another model; another route is the same model
+                    self._fallback_from = self._fallback_from or self.spec.name
+            self._ref = model_ref(self.config, spec)  # "fastest" may put another route first
             try:
                 yield from self._attempts(spec)
                 return
@@ -165,6 +179,113 @@ class Answer:
         self.error = last_error
         assert last_error is not None
         raise last_error
+
+    def _label(self, spec: ModelSpec) -> str:
+        """A route of this model is told apart by where it runs; another model by its name."""
+        return spec.full_id if self.spec.routes and spec.alias == self.spec.alias else spec.name
+
+    def _routes(self) -> list[ModelSpec]:
+        """The model itself, then each of its routes: the same model at other providers, with this
+        model's alias and settings and the route's own price and retries. "fastest" orders them by
+        recent time to first token; routes never measured keep their place after those that were."""
+        spec = self.spec
+        if not spec.routes:
+            return [spec]
+        chain = [spec]
+        for name in spec.routes:
+            try:
+                r = self.config.resolve(name)
+            except errors.UsageError:
+                continue  # validated at load time
+            # A route whose key is not set is left out, not tried: its "no key" would otherwise
+            # be the error shown instead of the real one (DeepSeek busy) when all else fails.
+            usable = secrets.key_available(self.config.provider(r.provider))
+            if usable and r.full_id not in (c.full_id for c in chain):
+                chain.append(replace(spec, provider=r.provider, id=r.id, price=r.price, retries=r.retries,
+                                     fallback=(), routes=()))
+        if spec.strategy == "fastest":
+            ttft = recent_ttft()
+            known = sorted((c for c in chain if c.full_id in ttft), key=lambda c: ttft[c.full_id])
+            chain = known + [c for c in chain if c.full_id not in ttft]
+        return chain
+
+    def _hedge(self, routes: list[ModelSpec]) -> Generator[Event, None, None]:
+        """Ask the first route; each time hedge_after seconds pass without a first token (or a
+        route fails), ask the next one too. The first route to send a token answers; the others
+        are cancelled at once and kept in `losers` with whatever usage they reported."""
+        q: queue.Queue = queue.Queue()
+        lanes: list[tuple[Answer, threading.Event, threading.Thread]] = []
+        early: dict[int, list[Event]] = {}  # events before a lane's first token (usage, notices)
+        failures: dict[int, errors.ModelSwitchError] = {}
+        finished: set[int] = set()
+        winner: int | None = None
+
+        def launch() -> float:
+            i = len(lanes)
+            lane = Answer(self.config, self.conversation, replace(routes[i], routes=(), fallback=()),
+                          settings=self.settings, fallback=False,
+                          sleep=self.sleep, debug=self.debug)
+            stop = threading.Event()
+            thread = threading.Thread(target=_race, args=(i, lane, q, stop), daemon=True)
+            lanes.append((lane, stop, thread))
+            early[i] = []
+            thread.start()
+            return time.monotonic() + self.spec.hedge_after
+
+        next_at = launch()
+        try:
+            while winner is None or winner not in finished:
+                spare = winner is None and len(lanes) < len(routes)
+                if not spare and len(finished) == len(lanes):
+                    break  # every route failed
+                try:
+                    i, item = q.get(timeout=max(0.0, next_at - time.monotonic()) if spare else 0.1)
+                except queue.Empty:
+                    if spare and time.monotonic() >= next_at:
+                        yield Notice(f"no first token from {self._label(routes[len(lanes) - 1])} in "
+                                     f"{self.spec.hedge_after:g} s — also asking {self._label(routes[len(lanes)])}")
+                        next_at = launch()
+                    continue
+                if item is _DONE:
+                    finished.add(i)
+                    if winner is None and i in failures and len(lanes) < len(routes):
+                        # A failed route hedges at once: waiting out hedge_after gains nothing.
+                        yield Notice(f"{self._label(routes[i])} unavailable ({short_reason(failures[i])})"
+                                     f" — asking {self._label(routes[len(lanes)])}")
+                        next_at = launch()
+                elif isinstance(item, errors.ModelSwitchError):
+                    failures[i] = item
+                elif i == winner:
+                    yield item
+                elif winner is None and isinstance(item, (TextDelta, ReasoningDelta)):
+                    winner = i
+                    for j, (_, stop, _) in enumerate(lanes):
+                        if j != i:
+                            stop.set()
+                    self._winner = lanes[i][0]
+                    self._ref = model_ref(self.config, routes[i])
+                    yield from early.pop(i)
+                    yield item
+                elif winner is None:
+                    early[i].append(item)
+        finally:
+            for _, stop, _ in lanes:
+                stop.set()
+            deadline = time.monotonic() + HEDGE_LINGER_S
+            for j, (_, _, thread) in enumerate(lanes):
+                if j != winner:
+                    thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            self.losers = tuple(lane.message for j, (lane, _, _) in enumerate(lanes) if j != winner)
+            self._t_end = self._t_end or time.monotonic()
+        if winner is None:
+            last = failures[max(failures)] if failures else errors.StreamError(f"{self.spec.name}: no route answered")
+            self.losers = self.losers[:-1]  # the last failure is this answer's own
+            self._status = "error"
+            self.error = last
+            raise last
+        if winner in failures:  # the stream broke after its first token: as any answer's would
+            self.error = failures[winner]
+            raise failures[winner]
 
     def _attempts(self, spec: ModelSpec) -> Iterator[Event]:
         from ..providers.transport import stream
@@ -250,6 +371,13 @@ class Answer:
 
     @property
     def message(self) -> Message:
+        if self._winner is not None:
+            # The winning route's answer, timed from when this answer was asked (hedge delay in).
+            won = self._winner.message
+            first = self._winner._t_first
+            timing = replace(won.timing or Timing(), ttft_s=None if first is None else first - self._t0,
+                             total_s=(self._t_end or time.monotonic()) - self._t0)
+            return replace(won, model=self._ref, timing=timing, route=self._ref.full_id)
         end = self._t_end or time.monotonic()
         ttft = (self._t_first - self._t0) if self._t_first is not None else None
         total = end - self._t0
@@ -269,7 +397,36 @@ class Answer:
             fallback_from=self._fallback_from,
             error=self.error.message if self.error else None,
             citations=tuple(self._citations.values()),
+            route=self._ref.full_id if self.spec.routes else None,
         )
+
+
+_DONE = object()
+
+
+def _race(i: int, lane: Answer, q: queue.Queue, stop: threading.Event) -> None:
+    """One hedged route, in its own thread: its events to `q` until it ends or is cancelled."""
+    it = iter(lane)
+    try:
+        for event in it:
+            if stop.is_set():
+                break
+            q.put((i, event))
+    except errors.ModelSwitchError as exc:
+        q.put((i, exc))
+    except Exception as exc:  # a bug in one route must not take the answer down
+        q.put((i, errors.StreamError(f"{lane.spec.full_id}: {type(exc).__name__}: {exc}")))
+    finally:
+        it.close()  # closes the HTTP stream: a cancelled route stops generating (and billing)
+        q.put((i, _DONE))
+
+
+def recent_ttft(days: int = RECENT_DAYS) -> dict[str, float]:
+    """Median time to first token per provider/model-id over the saved answers of the last days;
+    empty when the session database cannot be read (then the listed order stands)."""
+    from ..store.db import Store
+
+    return {h.model: h.ttft_median for h in Store.recent_health(days) if h.ttft_median is not None}
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:

@@ -6,7 +6,9 @@ Drawing is not done here: the REPL iterates an Answer and hands events to render
 
 from __future__ import annotations
 
-from dataclasses import replace
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .. import errors
@@ -25,11 +27,40 @@ if TYPE_CHECKING:
     from ..events import ToolCall
     from .tools import Toolbox
     from ..store.chatlog import ChatLog
-    from ..store.records import Turn
+    from ..store.records import Turn, Vote
 
 # What ChatLog.replace_turns returns: this chat's store indices before, and the rows written.
 _Record = tuple[list[tuple[Role, int | None]], list[int]]
 
+
+
+@dataclass(frozen=True, slots=True)
+class Arena:
+    """A blind comparison: lane "1" is lanes[0], and so on. Which model wrote which answer, and
+    what each cost and how fast it was, stay hidden until the user votes."""
+
+    lanes: tuple[ModelSpec, ...]
+    tag: str | None = None
+
+
+def blind(specs: Sequence[ModelSpec], tag: str | None = None, rng: random.Random | None = None) -> Arena:
+    """The models in random order, so the lane number says nothing about who is in it."""
+    names = [s.name for s in specs]
+    if len(specs) < 2 or len(set(names)) != len(names):
+        raise errors.UsageError("an arena needs two or more different models")
+    lanes = list(specs)
+    (rng or random.SystemRandom()).shuffle(lanes)
+    return Arena(tuple(lanes), tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What /vote did: the vote, each lane's answer and cost (revealed now), the answer kept."""
+
+    vote: Vote
+    lanes: tuple[tuple[ModelSpec, Message, Cost | None], ...]
+    kept: Message | None
+    saved: bool
 
 
 class ChatSession:
@@ -62,6 +93,7 @@ class ChatSession:
         # The MCP tools (None: no [mcp.*] servers), and the tools the user said `a` (always) to.
         self.toolbox: Toolbox | None = None
         self.always: set[str] = set()
+        self.arena: Arena | None = None  # set while the held comparison is a blind one awaiting /vote
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -162,18 +194,24 @@ class ChatSession:
         cost = self.cost_for(message)
         keep_earlier = replacing and self.keeps_earlier(message)
         self.held = None
+        self.arena = None
         self.answered.append(Turn(message, cost))
+        # Hedged routes that lost the race were paid for too: counted, kept out of the history.
+        spent = [(m, self.cost_for(m)) for m in answer.losers]
+        self.answered.extend(Turn(m, c) for m, c in spent)
         if keep_earlier:
             if self.log is not None:
                 self.log.record_alternate(user, message, cost)
-            return message
-        if replacing:
-            self.conversation = self.conversation.without_last_exchange()
+        else:
+            if replacing:
+                self.conversation = self.conversation.without_last_exchange()
+                if self.log is not None:
+                    self.log.drop_last_exchange()
+            self.conversation = self.conversation.add(user).add(message)
             if self.log is not None:
-                self.log.drop_last_exchange()
-        self.conversation = self.conversation.add(user).add(message)
-        if self.log is not None:
-            self.log.record(user, message, cost)
+                self.log.record(user, message, cost)
+        if spent and self.log is not None:
+            self.log.record_spent(spent)
         return message
 
     def keeps_earlier(self, retried: Message) -> bool:
@@ -207,12 +245,15 @@ class ChatSession:
             return list(log.answers)
         return [Turn(m, self.cost_for(m)) for m in self.conversation.messages if m.role == "assistant"]
 
-    def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
-        """Compared answers wait outside the history (and are saved as alternates) until /keep."""
+    def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]],
+                     arena: Arena | None = None) -> None:
+        """Compared answers wait outside the history (and are saved as alternates) until /keep
+        (or, for a blind arena, /vote)."""
         from ..store.records import Turn
 
         self.answered.extend(Turn(m, c) for m, c in answers)
         self.held = (user, tuple(m for m, _ in answers))
+        self.arena = arena
         if self.log is not None:
             self.log.record_compare(user, answers)
 
@@ -235,10 +276,34 @@ class ChatSession:
         if not chosen.text:
             raise errors.UsageError(f"answer {index + 1} is empty; keep another")
         self.held = None
+        self.arena = None  # kept without a vote: the arena ends unrated
         self.conversation = self.conversation.add(user).add(chosen)
         if self.log is not None:
             self.log.keep(index, user, chosen, self.cost_for(chosen))
         return chosen
+
+    def vote(self, verdict: str) -> Verdict:
+        """`/vote N|tie|none` after an /arena: record the vote, reveal the lanes, keep the winner."""
+        from ..store.records import Vote
+
+        arena, held = self.arena, self.held
+        if arena is None or held is None:
+            raise errors.UsageError("nothing to vote on: /vote follows an /arena")
+        names = tuple(s.name for s in arena.lanes)
+        word = verdict.strip().lower()
+        if word in ("tie", "none"):
+            vote = Vote(names, word, None, arena.tag)
+        elif word.isdigit() and 1 <= int(word) <= len(names):
+            if not held[1][int(word) - 1].text:
+                raise errors.UsageError(f"answer {word} is empty; vote for another, or tie or none")
+            vote = Vote(names, "win", names[int(word) - 1], arena.tag)
+        else:
+            raise errors.UsageError(f"usage: /vote 1-{len(names)}|tie|none")
+        lanes = tuple((s, m, self.cost_for(m)) for s, m in zip(arena.lanes, held[1]))
+        saved = self.log is not None and self.log.record_vote(vote)
+        kept = self.keep(word) if vote.winner is not None else None
+        self.arena = None
+        return Verdict(vote, lanes, kept, saved)
 
     def cost_for(self, message: Message) -> Cost | None:
         return message_cost(self.config, message)
@@ -374,6 +439,7 @@ class ChatSession:
         self.answered = []
         self.replaced = None
         self.held = None  # a comparison awaiting /keep belongs to the old conversation
+        self.arena = None
         if self.log is not None:
             self.log = self.log.fresh(model=self.model.name, system=system)
 
@@ -385,6 +451,7 @@ class ChatSession:
         self.held = None
         self.replaced = None
         self.meter.learn(self.conversation)
+        self.arena = None
 
     def set(self, key: str, value: str) -> str:
         key = key.strip().lower()

@@ -100,6 +100,7 @@ class ToolAnswer:
         self.rounds: list[ToolRound] = []
         self.error: errors.ModelSwitchError | None = None
         self._current: Answer | None = None
+        self._losers: list[Message] = []  # hedged routes cancelled in any round: paid for too
         self._usage: Usage | None = None
         self._t0 = time.monotonic()
         self._iter: Generator[Event, None, None] | None = None
@@ -158,7 +159,13 @@ class ToolAnswer:
     def _add_round(self, message: Message, calls: list[ToolCall], results: tuple[ToolResult, ...]) -> None:
         self.rounds.append(ToolRound(message.text, message.reasoning, message.model, tuple(calls), results, message.replay))
 
+    @property
+    def losers(self) -> tuple[Message, ...]:
+        """Every round's hedged routes that lost the race (see Answer.losers)."""
+        return tuple(self._losers)
+
     def _take_usage(self, answer: Answer) -> None:
+        self._losers.extend(answer.losers)
         usage = answer.message.usage
         if usage is not None:
             self._usage = usage if self._usage is None else self._usage + usage

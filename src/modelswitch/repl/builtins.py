@@ -41,8 +41,14 @@ def _models(repl: Repl, arg: str) -> None:
     from ..engine.catalog import TABLE_HEADERS, all_models, table_rows
     from ..ui.render import print_table
 
+    from ..store.db import Store
+    from ..store.export import HEALTH_COLUMNS, health_columns
+
     current = repl.session.model
-    print_table(TABLE_HEADERS, table_rows(all_models(repl.session.config), lambda m: m == current))
+    models = all_models(repl.session.config)
+    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
+    print_table(TABLE_HEADERS + HEALTH_COLUMNS, rows)
 
 
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",
@@ -105,9 +111,10 @@ def _undo(repl: Repl, arg: str) -> None:
 def _clear(repl: Repl, arg: str) -> None:
     # A comparison still open (answers awaiting /keep, or models awaiting the next message) ends
     # with the conversation it belonged to: /keep after /clear has nothing to put anywhere.
-    ended = repl.session.held is not None or bool(repl.pending_compare)
+    ended = repl.session.held is not None or bool(repl.pending_compare) or repl.pending_arena is not None
     repl.session.clear()
     repl.pending_compare = ()
+    repl.pending_arena = None
     repl.say("new conversation" + ("; the comparison is closed" if ended else ""), "dim")
 
 
@@ -300,6 +307,53 @@ def _compare(repl: Repl, arg: str) -> None:
         return
     repl.pending_compare = tuple(specs)
     repl.say(f"your next message goes to {', '.join(s.name for s in specs)}", "dim")
+
+
+@command("arena", "/arena [--tag T] A B [...] [PROMPT]",
+         "a blind /compare: numbered answers in random order; /vote picks the best", args="model",
+         verbatim=True)
+def _arena(repl: Repl, arg: str) -> None:
+    from .compare import parse_arena_args, run_arena
+
+    arena, prompt = parse_arena_args(repl, arg)
+    if prompt:
+        run_arena(repl, arena, prompt)
+        return
+    repl.pending_arena = arena
+    repl.say(f"your next message goes blind to {len(arena.lanes)} models", "dim")
+
+
+@command("vote", "/vote N|tie|none", "after /arena: your verdict; names are revealed, the winner kept")
+def _vote(repl: Repl, arg: str) -> None:
+    from ..ui.base import footer_text
+
+    verdict = repl.session.vote(arg)
+    for i, (spec, message, cost) in enumerate(verdict.lanes, 1):
+        mark = "★ " if verdict.vote.winner == spec.name else "  "
+        repl.say(f"{mark}{i} was {footer_text(message, cost)}", "green" if mark.strip() else None)
+        if message.error:
+            repl.say(f"    error: {message.error}", "red")
+    if verdict.kept is not None:
+        repl.say(f"kept the answer from {verdict.vote.winner}", "green")
+    else:
+        repl.say(f"recorded a {verdict.vote.outcome}; /keep N still puts one answer into the conversation", "dim")
+    if not verdict.saved:
+        repl.say("the vote could not be saved (sessions are unavailable)", "yellow")
+
+
+@command("leaderboard", "/leaderboard [TAG]", "your ratings from /arena votes (Bradley-Terry, 95% intervals)")
+def _leaderboard(repl: Repl, arg: str) -> None:
+    from ..engine.ratings import LEADERBOARD_HEADERS, leaderboard, leaderboard_rows
+    from ..ui.render import print_table
+
+    log = repl.session.log
+    if log is None:
+        raise UsageError("votes are not available (see the warning at start-up)")
+    standings = leaderboard(log.store.votes(arg or None))
+    if not standings:
+        repl.say("no votes yet" + (f" tagged '{arg}'" if arg else "") + " — try /arena A B, then /vote")
+        return
+    print_table(LEADERBOARD_HEADERS, leaderboard_rows(standings))
 
 
 @command("keep", "/keep N|MODEL", "put one compared answer into the conversation")

@@ -12,7 +12,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..config.load import ModelSpec
     from ..conversation import Message
-    from ..engine.session import ChatSession
+    from ..engine.session import Arena, ChatSession
 
 
 class Repl(Protocol):
@@ -25,6 +25,7 @@ class Repl(Protocol):
     interactive: bool
     failed: bool  # an answer of this run failed: a piped chat exits 1
     pending_compare: tuple[ModelSpec, ...]
+    pending_arena: Arena | None  # an /arena without a prompt: the next message goes to it
 
     def say(self, text: str, style: str | None = None) -> None: ...
 

@@ -12,6 +12,7 @@ from ..config.load import ModelSpec
 from ..conversation import Conversation
 from ..engine.context import Fit
 from ..engine.compare import run_models
+from ..engine.session import Arena, blind
 from ..interrupts import Terminated, deferred
 from ..ui.compare import CompareView
 from .commands import prompt_after
@@ -43,8 +44,24 @@ def parse_compare_args(repl: Repl, arg: str) -> tuple[list[ModelSpec], str]:
     return specs, prompt
 
 
-def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
-    """The REPL's /compare: answers side by side; none joins history until /keep."""
+def parse_arena_args(repl: Repl, arg: str) -> tuple[Arena, str]:
+    """`/arena [--tag TAG] A B [C...] [PROMPT]`: the models in a random order, and the prompt."""
+    tag = None
+    head = arg.lstrip()
+    if head.startswith("--tag"):
+        _, value, rest = (head.split(None, 2) + ["", ""])[:3]
+        if not value:
+            raise errors.UsageError("usage: /arena [--tag TAG] MODEL MODEL [MODEL...] [PROMPT]")
+        tag, arg = value, rest
+    try:
+        specs, prompt = parse_compare_args(repl, arg)
+    except errors.UsageError as exc:
+        raise errors.UsageError(exc.message.replace("/compare MODEL", "/arena [--tag TAG] MODEL")) from None
+    return blind(specs, tag), prompt
+
+
+def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena | None = None) -> None:
+    """The REPL's /compare: answers side by side; none joins history until /keep (or /vote)."""
     from .window import make_room
 
     session = repl.session
@@ -56,18 +73,28 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str) -> None:
         if not make_room(repl, spec, check, verb="compare"):
             repl.say("not sent: " + repr(" ".join(user.text.split())[:60]), "dim")
             return
-    view = CompareView([s.name for s in specs], terminal=sys.stdout.isatty(), color=repl.color,
-                       reasoning=session.think)
+    labels = [str(i) for i in range(1, len(specs) + 1)] if arena else [s.name for s in specs]
+    view = CompareView(labels, terminal=sys.stdout.isatty(), color=repl.color, reasoning=session.think,
+                       blind=arena is not None)
     outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,
                                      settings=session.settings, debug=session.debug)
     with deferred():
-        session.hold_compare(user, [(o.message, o.cost) for o in outcomes])
+        session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena)
     if any(o.error is not None for o in outcomes):
         repl.failed = True
     if interrupt is not None:
         if isinstance(interrupt, Terminated) or not repl.interactive:
             raise interrupt
         repl.say("\ninterrupted — compare stopped; the answers so far are kept", "yellow")
+    if arena is not None:
+        n = len(outcomes)
+        repl.say(f"/vote 1-{n}, /vote tie or /vote none: the names, speed and cost are shown after your vote", "dim")
+        return
     names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1) if o.message.text)
     if names:
         repl.say(f"/keep N puts one answer into the conversation: {names}", "dim")
+
+
+def run_arena(repl: Repl, arena: Arena, text: str) -> None:
+    """The REPL's /arena: a /compare in numbered lanes, in random order, until /vote."""
+    run_compare(repl, arena.lanes, text, arena)

@@ -16,7 +16,7 @@ from ..config.load import ModelSpec
 from ..conversation import Message
 from ..engine.choice import choose_for_session, first_run_local, load_config
 from ..engine.catalog import can_search
-from ..engine.session import ChatSession
+from ..engine.session import Arena, ChatSession
 from ..engine.tools import ToolAnswer
 from ..events import ToolCall
 from ..notify import warn
@@ -72,6 +72,7 @@ class Repl:
         self.running = True
         self.failed = False  # an answer failed: a piped chat exits 1
         self.pending_compare: tuple[ModelSpec, ...] = ()
+        self.pending_arena: Arena | None = None
 
     # -- output ----------------------------------------------------------------------------
     def say(self, text: str, style: str | None = None) -> None:
@@ -185,6 +186,12 @@ class Repl:
 
     # -- answering -------------------------------------------------------------------------
     def send(self, text: str, model: ModelSpec | None = None) -> None:
+        if self.pending_arena is not None:
+            from .compare import run_arena
+
+            arena, self.pending_arena = self.pending_arena, None
+            run_arena(self, arena, text)
+            return
         if self.pending_compare:
             from .compare import run_compare
 

@@ -24,7 +24,7 @@ from .records import check_name
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .db import Store, Turn
+    from .db import Store, Turn, Vote
 
 
 class ChatLog:
@@ -186,6 +186,28 @@ class ChatLog:
             return user_idx, answer_idx
 
         self._save_exchange("the kept answer", write)
+
+    def record_spent(self, answers: list[tuple[Message, Cost | None]]) -> None:
+        """Answers paid for but never part of the chat (hedged routes cancelled): on record as
+        alternates, so costs and stats count them. Only into a session that exists already."""
+        from .db import Turn
+
+        sid = self.session_id
+        if sid is not None:
+            self._safely("the cancelled routes",
+                         lambda: self.store.append(sid, *(Turn(m, c, alternate=True) for m, c in answers)))
+
+    def record_vote(self, vote: Vote) -> bool:
+        """Store an arena vote, linked to this session; False (after a warning) if it could not be."""
+        done = False
+
+        def write() -> None:
+            nonlocal done
+            self.store.add_vote(replace(vote, session=self._ensure()))
+            done = True
+
+        self._safely("the vote", write)
+        return done
 
     def set_model(self, name: str) -> None:
         self._model = name

@@ -10,11 +10,14 @@ modelswitch raises StoreError and is never written to, "repaired" or replaced.
 from __future__ import annotations
 
 import builtins
+import json
+import math
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from .. import paths
@@ -23,17 +26,17 @@ from ..errors import StoreError, UsageError
 from ..events import Usage
 from ..config.pricing import Cost
 from .records import (
-    SESSION_COLUMNS, TURN_COLUMNS, AttachmentRow, SessionInfo, SessionNotFoundError, SessionSummary,
-    Turn, attachment_rows, check_name, iso, now_iso, redacted, row_attachment, row_session, row_turn,
-    turn_row, with_attachments,
+    SESSION_COLUMNS, TURN_COLUMNS, VOTE_OUTCOMES, AttachmentRow, ModelHealth, SessionInfo,
+    SessionNotFoundError, SessionSummary, Turn, Vote, attachment_rows, check_name, iso, now_iso,
+    redacted, row_attachment, row_session, row_turn, turn_row, with_attachments,
 )
 
 __all__ = [
-    "SCHEMA_VERSION", "SessionInfo", "SessionNotFoundError", "SessionSummary", "Store", "Turn",
-    "check_name", "default_path",
+    "SCHEMA_VERSION", "ModelHealth", "SessionInfo", "SessionNotFoundError", "SessionSummary", "Store", "Turn",
+    "Vote", "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -108,6 +111,21 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Tool use: the rounds of calls and results (with approvals) before an answer's text, as JSON.
     6: (
         "ALTER TABLE turns ADD COLUMN tools TEXT NOT NULL DEFAULT '[]'",
+    ),
+    # Blind-arena votes (the leaderboard), and an index so `stats --days N` reads only its days.
+    # A vote outlives its chat: deleting the session keeps the verdict, without the link.
+    7: (
+        """CREATE TABLE votes (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            session INTEGER REFERENCES sessions (id) ON DELETE SET NULL,
+            created TEXT NOT NULL,
+            tag     TEXT,
+            models  TEXT NOT NULL,                 -- JSON list of model names, in lane order
+            outcome TEXT NOT NULL CHECK (outcome IN ('win', 'tie', 'none')),
+            winner  TEXT
+        )""",
+        "CREATE INDEX votes_by_tag ON votes (tag)",
+        "CREATE INDEX turns_by_created ON turns (created)",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION
@@ -432,6 +450,122 @@ class Store:
             )
             for s in sessions
         ]
+
+    # -- votes and health ----------------------------------------------------------------------
+
+    def add_vote(self, vote: Vote) -> None:
+        """Record one arena verdict; UsageError for a verdict that does not fit its models."""
+        if vote.outcome not in VOTE_OUTCOMES or len(vote.models) < 2:
+            raise UsageError(f"a vote needs two or more models and one of {', '.join(VOTE_OUTCOMES)}")
+        if (vote.outcome == "win") != (vote.winner is not None) or (
+            vote.winner is not None and vote.winner not in vote.models
+        ):
+            raise UsageError("a winning vote names one of its models, a tie or none names none")
+        models = json.dumps([redacted(m) for m in vote.models], ensure_ascii=False)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO votes (session, created, tag, models, outcome, winner) VALUES (?, ?, ?, ?, ?, ?)",
+                (vote.session, iso(vote.created) if vote.created else now_iso(), redacted(vote.tag),
+                 models, vote.outcome, redacted(vote.winner)),
+            )
+
+    def votes(self, tag: str | None = None) -> builtins.list[Vote]:
+        """Every vote (with `tag`, only those), oldest first."""
+        sql = "SELECT models, outcome, winner, tag, session, created FROM votes"
+        args: tuple[object, ...] = ()
+        if tag is not None:
+            sql, args = sql + " WHERE tag = ?", (tag,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [
+            Vote(tuple(json.loads(models)), outcome, winner, t, session, datetime.fromisoformat(created))
+            for models, outcome, winner, t, session, created in rows
+        ]
+
+    def health(self, since: datetime | None = None) -> builtins.list[ModelHealth]:
+        """Per upstream model (provider/id), over every stored answer since `since`: counts,
+        median and 95th-percentile time to first token, median tokens/s, cost per currency.
+
+        All in SQL: percentiles by ranking each model's times with a window function and taking
+        the nearest-rank row (the ceil(p·n)-th), so 50,000 turns never come into Python.
+        """
+        where = "role = 'assistant' AND model_id IS NOT NULL"
+        args: tuple[object, ...] = ()
+        if since is not None:
+            where, args = where + " AND created >= ?", (iso(since),)
+        key = "coalesce(provider, '') || '/' || model_id"
+        with self._read() as conn:
+            counts = conn.execute(
+                f"SELECT {key} AS k, group_concat(DISTINCT model_alias), count(*),"
+                " sum(status = 'error'), sum(status = 'interrupted'), sum(fallback_from IS NOT NULL),"
+                f" total(output_tokens) FROM turns WHERE {where} GROUP BY k ORDER BY count(*) DESC, k",
+                args,
+            ).fetchall()
+            ttft = self._percentiles(conn, key, "ttft_s", where, args, (0.5, 0.95))
+            tps = self._percentiles(conn, key, "tokens_per_s", where, args, (0.5,))
+            costs = conn.execute(
+                f"SELECT {key} AS k, cost_currency, total(cost_amount) FROM turns"
+                f" WHERE {where} AND cost_currency IS NOT NULL GROUP BY k, cost_currency ORDER BY k, cost_currency",
+                args,
+            ).fetchall()
+            # A request that fell back is stored under the model that answered; fallback_from
+            # holds the name it was asked by (an alias, or provider/id).
+            fell = dict(conn.execute(
+                f"SELECT fallback_from, count(*) FROM turns WHERE {where} AND fallback_from IS NOT NULL"
+                " GROUP BY fallback_from", args,
+            ).fetchall())
+        by_cost: dict[str, builtins.list[Cost]] = {}
+        for k, currency, amount in costs:
+            by_cost.setdefault(k, []).append(Cost(round(amount, 8), currency))
+        out = []
+        for k, aliases, n, errs, stopped, fallbacks, out_tokens in counts:
+            names = tuple(sorted(set((aliases or "").split(",")) - {""}))
+            t = ttft.get(k, {})
+            out.append(ModelHealth(
+                model=k, aliases=names, answers=n, errors=int(errs), interrupted=int(stopped),
+                fallbacks=int(fallbacks), fell_back=sum(fell.get(a, 0) for a in (k, *names)),
+                ttft_median=t.get(0.5), ttft_p95=t.get(0.95), tokens_per_s=tps.get(k, {}).get(0.5),
+                output_tokens=int(out_tokens), costs=tuple(by_cost.get(k, ())),
+            ))
+        return out
+
+    @classmethod
+    def recent_health(cls, days: int = 30) -> builtins.list[ModelHealth]:
+        """`health` over the last days from the default database; empty if it cannot be read
+        (a table of models must not fail because the history is unavailable)."""
+        from datetime import UTC, timedelta
+
+        if not default_path().exists():
+            return []  # looking at models must not create the database
+        try:
+            with cls.open() as store:
+                return store.health(datetime.now(UTC) - timedelta(days=days))
+        except StoreError:
+            return []
+
+    @staticmethod
+    def _percentiles(
+        conn: sqlite3.Connection, key: str, column: str, where: str, args: tuple[object, ...],
+        ps: tuple[float, ...],
+    ) -> dict[str, dict[float, float]]:
+        """{model: {p: value}} by nearest rank: the smallest value with at least p·n at or below it."""
+        # ceil() without SQLite's optional math functions: the same double Python's ceil sees.
+        picks = " OR ".join(
+            f"rn = max(1, CAST({p} * n AS INTEGER) + ({p} * n > CAST({p} * n AS INTEGER)))" for p in ps
+        )
+        rows = conn.execute(
+            f"SELECT k, rn, n, v FROM (SELECT {key} AS k, {column} AS v,"
+            f" row_number() OVER (PARTITION BY {key} ORDER BY {column}) AS rn,"
+            f" count(*) OVER (PARTITION BY {key}) AS n"
+            f" FROM turns WHERE {where} AND {column} IS NOT NULL) WHERE {picks}",
+            args,
+        ).fetchall()
+        found: dict[str, dict[float, float]] = {}
+        for k, rn, n, v in rows:
+            for p in ps:
+                if rn == max(1, math.ceil(p * n)):
+                    found.setdefault(k, {})[p] = v
+        return found
 
     # -- plumbing ------------------------------------------------------------------------------
 

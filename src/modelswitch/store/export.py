@@ -16,7 +16,7 @@ from ..conversation import Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
-from .records import SessionInfo, Turn, citation_dict, citations_from, rounds_from, rounds_json
+from .records import ModelHealth, SessionInfo, Turn, citation_dict, citations_from, rounds_from, rounds_json
 
 FORMAT = "modelswitch-session"
 FORMAT_VERSION = 1
@@ -422,3 +422,45 @@ def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
 def costs_text(costs: Sequence[Cost]) -> str:
     """`¥0.0123 + $0.0040`, or `-` when no price was known."""
     return " + ".join(str(c) for c in costs) or "-"
+
+
+# -- health (`modelswitch stats`) ------------------------------------------------------------------
+
+HEALTH_HEADERS = ["model", "answers", "ttft p50", "ttft p95", "tok/s", "errors", "fell back", "cost"]
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def health_rows(rows: Sequence[ModelHealth]) -> list[list[str]]:
+    return [
+        [f"{h.model} ({', '.join(h.aliases)})" if h.aliases else h.model, str(h.answers),
+         _seconds(h.ttft_median), _seconds(h.ttft_p95),
+         "-" if h.tokens_per_s is None else f"{h.tokens_per_s:.1f}",
+         f"{h.error_rate:.1%}", f"{h.fallback_rate:.1%}", costs_text(h.costs)]
+        for h in rows
+    ]
+
+
+def health_json(h: ModelHealth) -> dict[str, Any]:
+    return {
+        "model": h.model, "aliases": list(h.aliases), "answers": h.answers, "errors": h.errors,
+        "interrupted": h.interrupted, "error_rate": round(h.error_rate, 6),
+        "fallbacks": h.fallbacks, "fell_back": h.fell_back, "fallback_rate": round(h.fallback_rate, 6),
+        "ttft_median_s": h.ttft_median, "ttft_p95_s": h.ttft_p95, "tokens_per_s_median": h.tokens_per_s,
+        "output_tokens": h.output_tokens,
+        "cost": [{"amount": c.amount, "currency": c.currency} for c in h.costs],
+    }
+
+
+HEALTH_COLUMNS = ["ttft p50", "errors", "answers"]  # what `/models` and `models` add, last 30 days
+
+
+def health_columns(rows: Sequence[ModelHealth], full_ids: Sequence[str]) -> list[list[str]]:
+    """For each provider/model-id, its health cells (blank when it has no saved answers)."""
+    by = {h.model: h for h in rows}
+    return [
+        [_seconds(h.ttft_median), f"{h.error_rate:.0%}", str(h.answers)] if (h := by.get(f)) else ["", "", ""]
+        for f in full_ids
+    ]

@@ -69,6 +69,53 @@ class SessionSummary:
     costs: tuple[Cost, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    """One model's record over the stored answers (`modelswitch stats`): how it served.
+
+    `model` is provider/model-id (one upstream, whatever alias named it); `fell_back` counts the
+    requests to it that another model answered instead (their turns are stored under the other).
+    """
+
+    model: str
+    aliases: tuple[str, ...]
+    answers: int
+    errors: int
+    interrupted: int
+    fallbacks: int  # answers it gave in place of another model
+    fell_back: int
+    ttft_median: float | None
+    ttft_p95: float | None
+    tokens_per_s: float | None  # median over answers that measured it
+    output_tokens: int
+    costs: tuple[Cost, ...]
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.answers if self.answers else 0.0
+
+    @property
+    def fallback_rate(self) -> float:
+        """Of the requests made to this model, the share another model answered."""
+        asked = self.answers + self.fell_back
+        return self.fell_back / asked if asked else 0.0
+
+
+VOTE_OUTCOMES = ("win", "tie", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One blind-arena verdict. `models` in lane order; `winner` is one of them for a win."""
+
+    models: tuple[str, ...]
+    outcome: str  # one of VOTE_OUTCOMES
+    winner: str | None = None
+    tag: str | None = None
+    session: int | None = None
+    created: datetime | None = None
+
+
 def check_name(name: str) -> str:
     """A usable session name (stripped), or UsageError saying why not."""
     name = name.strip()

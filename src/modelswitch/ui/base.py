@@ -46,6 +46,8 @@ class Renderer:
 def footer_text(message: Message, cost: Cost | None) -> str:
     """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""
     name = message.model.name if message.model is not None else "answer"
+    if message.route:
+        name += f" via {message.route}"
     if message.fallback_from:
         name += f" (instead of {message.fallback_from})"
     parts = [name]

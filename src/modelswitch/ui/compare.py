@@ -49,8 +49,12 @@ class _Lane:
 
 class CompareView:
     def __init__(self, names: list[str], *, terminal: bool, color: bool = True, reasoning: str = "collapse",
-                 quiet: bool = False, out: TextIO | None = None, width: int | None = None) -> None:
+                 quiet: bool = False, out: TextIO | None = None, width: int | None = None,
+                 blind: bool = False) -> None:
         self.lanes = [_Lane(n) for n in names]
+        # A blind arena: footers (model, speed, cost), notices and error texts name or betray the
+        # model, so they wait for the vote; the engine still records all of them.
+        self.blind = blind
         self.terminal = terminal
         self.quiet = quiet
         self.show_reasoning = reasoning != "hide"
@@ -89,6 +93,8 @@ class CompareView:
         lane.reasoning_chunks += 1
 
     def notice(self, i: int, text: str) -> None:
+        if self.blind:
+            return
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
 
@@ -98,8 +104,8 @@ class CompareView:
             lane.r_end = time.monotonic()
         if message.usage is not None and message.usage.reasoning_tokens:
             lane.reasoning_chunks = message.usage.reasoning_tokens
-        lane.footer = footer_text(message, cost)
-        lane.error = error
+        lane.footer = "" if self.blind else footer_text(message, cost)
+        lane.error = "this answer failed (details after the vote)" if self.blind and error else error
         lane.done = True
 
     def abort(self) -> None:

@@ -166,9 +166,9 @@ def test_models_lists_key_status(env: dict) -> None:
     r1 = next(m for m in data if m["alias"] == "r1")
     assert r1["key_present"] is True and r1["model"] == "loop/deepseek-reasoner"
     hy = next(m for m in data if m["alias"] == "hy")
-    assert hy["key_present"] is False and hy["key"] == "set HUNYUAN_API_KEY"
+    assert hy["key_present"] is False and hy["key"] == "needs HUNYUAN_API_KEY (or `modelswitch keys set hunyuan`)"
     table = invoke(["models"]).stdout
-    assert "r1" in table and "set HUNYUAN_API_KEY" in table
+    assert "r1" in table and "needs HUNYUAN_API_KEY" in table
 
 
 def test_config_init_never_overwrites(tmp_path: Path) -> None:

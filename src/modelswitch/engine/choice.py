@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from .. import errors, paths
 from ..config.load import Config, ModelSpec, ProviderSpec, load
-from ..config.keys import key_available
+from ..config.keys import key_available, key_hint
 from ..notify import warn
 
 
@@ -88,8 +88,8 @@ def ensure_usable(config: Config, spec: ModelSpec) -> None:
         return
     if not key_available(provider):
         raise errors.ConfigError(
-            f"{spec.name} needs an API key: set {provider.api_key_env}"
-            f" (or api_key_cmd in [providers.{provider.name}] of {config.path})"
+            f"{spec.name} needs an API key: set {key_hint(provider)};"
+            f" or api_key_cmd in [providers.{provider.name}] of {config.path}"
         )
     warning = insecure_key_warning(provider)
     if warning:

@@ -156,8 +156,9 @@ def test_nothing_to_ask(env: dict) -> None:
 def test_no_model_at_all_explains_how_to_get_one(tmp_path: Path) -> None:
     result = invoke(["ask", "hi"])
     assert result.exit_code == 2
-    assert "export DEEPSEEK_API_KEY=" in result.stderr
+    assert "modelswitch keys set deepseek" in result.stderr and "DEEPSEEK_API_KEY" in result.stderr
     assert "ollama at http://127.0.0.1:11434" in result.stderr
+    assert "modelswitch local setup" in result.stderr
 
 
 def test_models_lists_key_status(env: dict) -> None:

@@ -109,3 +109,12 @@ def test_keys_set_hidden_prompt_in_a_terminal(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     assert KEY not in child.before  # not echoed
     assert KEY in (tmp_path / "cfg" / "modelswitch" / "keys.toml").read_text("utf-8")
+
+
+def test_starter_config_works_with_only_one_providers_key(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = isolated_env / "starter.toml"
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    assert invoke(["config", "init"]).exit_code == 0
+    invoke(["keys", "set", "deepseek"], input=KEY)  # DeepSeek's key only, no Hunyuan key
+    shown = invoke(["config", "show"]).output
+    assert "# default model: r1 (deepseek/deepseek-reasoner)" in shown or "# default model: v3" in shown

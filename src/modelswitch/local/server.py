@@ -99,6 +99,14 @@ class LocalPaths:
         return self.root / "logs" / "setup.log"
 
     @property
+    def idle_marker(self) -> Path:
+        return self.root / "idle.json"
+
+    @property
+    def last_used(self) -> Path:
+        return self.root / "last-used"
+
+    @property
     def setup_marker(self) -> Path:
         return self.root / "setup.json"
 
@@ -517,12 +525,59 @@ def ensure_running(paths: LocalPaths | None = None, announce: Callable[[str], No
     p = paths or LocalPaths.default()
     state, _ = read_state(p)
     if state is not None:
+        _touch(p.last_used)
         return state
     if not is_set_up(p):
         raise NotSetUp("the local model is not set up: run `modelswitch local setup`")
     if announce is not None:
         announce(f"Starting the local model server ({MODEL_FILE})…")
-    return start(p)
+    state = start(p)
+    _touch(p.last_used)
+    minutes = idle_minutes()
+    if minutes > 0:
+        _spawn_idle_watch(p, state, minutes)
+    return state
+
+
+IDLE_ENV = "MODELSWITCH_LOCAL_IDLE_MINUTES"
+DEFAULT_IDLE_MINUTES = 10.0
+
+
+def idle_minutes() -> float:
+    """How long a server started on demand stays up unused ($MODELSWITCH_LOCAL_IDLE_MINUTES; 0: always)."""
+    raw = os.environ.get(IDLE_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_IDLE_MINUTES
+    except ValueError:
+        return DEFAULT_IDLE_MINUTES
+    return value if value >= 0 else DEFAULT_IDLE_MINUTES
+
+
+def idle_stop_minutes(paths: LocalPaths | None = None) -> float | None:
+    """The idle limit of the running server when a watcher will stop it, else None."""
+    p = paths or LocalPaths.default()
+    state, _ = read_state(p)
+    try:
+        info = json.loads(p.idle_marker.read_text("utf-8"))
+        watcher, guarded, minutes = int(info["pid"]), int(info["server_pid"]), float(info["minutes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if state is None or state.pid != guarded or not _pid_alive(watcher):
+        return None
+    return minutes
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.touch()
+
+
+def _spawn_idle_watch(p: LocalPaths, state: ServerState, minutes: float) -> None:
+    import sys
+
+    argv = [sys.executable, "-m", "modelswitch.local.idle", str(p.root), str(p.cache), str(state.pid), f"{minutes:g}"]
+    with contextlib.suppress(OSError):
+        _spawn(argv, p.root / "logs" / "idle.log")
 
 
 def preset_table(paths: LocalPaths | None = None) -> dict[str, object] | None:

@@ -98,7 +98,19 @@ class Repl:
                 if not self.interactive:
                     raise  # a script has no prompt to come back to: stop (130)
                 interrupted = True
+        if self.interactive:
+            self._say_local_stays()
         return 1 if self.failed and not self.interactive else 0
+
+    def _say_local_stays(self) -> None:
+        """Once, on leaving: a local server this chat started goes on running for a while."""
+        if not any(p.managed for p in self.session.config.providers.values()):
+            return
+        from ..local import server as local
+
+        minutes = local.idle_stop_minutes()
+        if minutes:
+            self.say(f"local model stays up {minutes:g} min; `modelswitch local stop` ends it now", "dim")
 
     def _greet(self) -> None:
         s = self.session

@@ -209,8 +209,8 @@ def test_preset_table_shape_when_stopped(paths: LocalPaths) -> None:
     assert table["type"] == "openai" and table["local"] is True and table["managed"] is True
     assert table["base_url"] == local.STOPPED_BASE_URL
     models = table["models"]
-    assert isinstance(models, dict) and set(models) == {"smol", "smol-think"}
-    assert models["smol-think"]["reasoning"] == "low"
+    # No smol-think: it answered nothing after its "reasoning" in up to 6 of 20 prompts.
+    assert isinstance(models, dict) and set(models) == {"smol"}
     assert "reasoning" not in models["smol"]
 
 

@@ -43,7 +43,7 @@ def setup() -> None:
         except KeyboardInterrupt:
             console.print("setup stopped; run `modelswitch local setup` again to resume", markup=False)
             raise
-        console.print("Try: modelswitch chat -m smol   (or smol-think to watch it 'think')", markup=False)
+        console.print("Try: modelswitch chat -m smol", markup=False)
 
     run_guarded(run)
 

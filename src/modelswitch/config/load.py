@@ -214,7 +214,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _with_managed_local(presets: dict[str, Any]) -> dict[str, Any]:
-    """The managed llama.cpp provider (local/smol, local/smol-think), first, once it is set up."""
+    """The managed llama.cpp provider (local/smol), first, once it is set up."""
     from ..local import server as local
 
     table = local.preset_table()

@@ -125,11 +125,11 @@ class Config:
         if sep and provider not in self.providers:
             raise UsageError(
                 f"unknown provider '{provider}' in '{name}'{_suggest(provider, self.providers)}"
-                " — see `modelswitch models`"
+                f" — {MODELS_HINT}"
             )
         candidates = list(self.aliases) + [m.full_id for m in self.models()]
         raise UsageError(
-            f"unknown model '{name}'{_suggest(name, candidates)} — see `modelswitch models`"
+            f"unknown model '{name}'{_suggest(name, candidates)} — {MODELS_HINT}"
         )
 
     def default_model(self) -> ModelSpec | None:
@@ -140,6 +140,10 @@ class Config:
             if p.models and not p.local and key_available(p):
                 return p.models[0]
         return None
+
+
+# Where an unknown-model error points; the REPL says `/models` instead (no shell there).
+MODELS_HINT = "see `modelswitch models`"
 
 
 def _suggest(name: str, candidates: Iterable[object]) -> str:

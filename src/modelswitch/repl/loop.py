@@ -153,7 +153,9 @@ class Repl:
             else:
                 self.send(line)
         except errors.ModelSwitchError as exc:
-            self.fail(exc.message)
+            from ..config.load import MODELS_HINT
+
+            self.fail(exc.message.replace(MODELS_HINT, "see /models"))
         except (BrokenPipeError, StdoutError):
             raise  # the reader of a piped chat left, or stdout is closed or full: end (cliutil)
         except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on

@@ -1,0 +1,64 @@
+"""Small things users expect: errors that say what to type, aliases that read as people guess them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelswitch.cli.main import app
+from tests.loopback import LoopbackServer, Reply
+
+KEY = "sk-polish-SECRET-0123456789abcd"
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ms.toml"
+    path.write_text(f"""
+default = "r1"
+[providers.loop]
+base_url = "{server.url}/v1"
+api_key_env = "LOOP_KEY"
+retries = 0
+[providers.loop.models.r1]
+id = "deepseek-reasoner"
+""", "utf-8")
+    monkeypatch.setenv("LOOP_KEY", KEY)
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(path))
+    return path
+
+
+def invoke(args: list[str], input: str | None = None):  # noqa: A002, ANN201
+    return CliRunner().invoke(app, args, input=input, catch_exceptions=False)
+
+
+def test_think_with_an_unknown_view_is_an_error_listing_the_views(cfg: Path) -> None:
+    result = invoke(["chat"], input="/think bogus\n")
+    assert "unknown reasoning view 'bogus'" in result.stderr and "show|hide|collapse" in result.stderr
+
+
+def test_an_unknown_model_in_the_repl_points_at_slash_models(cfg: Path) -> None:
+    result = invoke(["chat"], input="/m nosuch\n")
+    assert "unknown model 'nosuch'" in result.stderr
+    assert "/models" in result.stderr and "modelswitch models" not in result.stderr
+    # The shell still names the shell command.
+    assert "see `modelswitch models`" in invoke(["ask", "-m", "nosuch", "hi"]).stderr
+
+
+def test_sessions_export_json_flag_and_import_into_a_taken_name(cfg: Path, server: LoopbackServer,
+                                                              tmp_path: Path) -> None:
+    server.add(Reply.say("an answer"))
+    assert invoke(["ask", "--session", "work", "hi"]).exit_code == 0
+    exported = invoke(["sessions", "export", "work", "--json"])
+    assert exported.exit_code == 0
+    doc = json.loads(exported.stdout)
+    assert doc == json.loads(invoke(["sessions", "export", "work", "-f", "json"]).stdout)
+    f = tmp_path / "work.json"
+    f.write_text(exported.stdout, "utf-8")
+    taken = invoke(["sessions", "import", str(f)])
+    assert taken.exit_code == 2
+    assert "already exists" in taken.stderr and "--name" in taken.stderr
+    assert invoke(["sessions", "import", str(f), "--name", "work2"]).exit_code == 0

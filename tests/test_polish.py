@@ -62,3 +62,41 @@ def test_sessions_export_json_flag_and_import_into_a_taken_name(cfg: Path, serve
     assert taken.exit_code == 2
     assert "already exists" in taken.stderr and "--name" in taken.stderr
     assert invoke(["sessions", "import", str(f), "--name", "work2"]).exit_code == 0
+
+
+def test_a_free_model_costs_free_and_one_model_is_singular(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelswitch.config.load import Price
+    from modelswitch.config.pricing import cost_of
+    from modelswitch.events import Usage
+
+    usage = Usage(input_tokens=100, output_tokens=50)
+    assert str(cost_of(usage, Price(input=0.0, output=0.0, currency="USD"))) == "free"
+    assert str(cost_of(usage, Price(input=1.0, output=2.0, currency="USD"))) == "$0.0002"
+    cfg = tmp_path / "one.toml"
+    cfg.write_text('[providers.x]\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "X_KEY"\n'
+                   '[providers.x.models.only]\nid = "m"\n', "utf-8")
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    assert "(1 model configured)" in invoke(["config", "validate"]).stdout
+
+
+def test_shell_completion_is_offered_and_shown(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    env = {**os.environ, "SHELL": "/bin/bash", "HOME": str(tmp_path)}
+    shown = subprocess.run([exe, "--show-completion"], env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "_modelswitch_completion" in shown.stdout
+    assert "complete " in shown.stdout
+    helped = subprocess.run([exe, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert "--install-completion" in helped.stdout
+    # --help still loads no drawing library: completion costs it nothing visible.
+    probe = ("import sys; sys.argv = ['modelswitch', '--help']\n"
+             "from modelswitch.cli.main import main\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write(str(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'httpx', 'prompt_toolkit'))))")
+    mods = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert mods.stderr.strip().endswith("[]"), mods.stderr

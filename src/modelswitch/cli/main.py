@@ -16,7 +16,7 @@ from .sessions import app as sessions_app
 from .util import StdStreams, exit_interrupted, run_guarded
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (Typer's; shells from $SHELL)
     pretty_exceptions_enable=False,
     no_args_is_help=False,
     rich_markup_mode=None,

@@ -100,3 +100,23 @@ def test_shell_completion_is_offered_and_shown(tmp_path: Path) -> None:
              "sys.stderr.write(str(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'httpx', 'prompt_toolkit'))))")
     mods = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert mods.stderr.strip().endswith("[]"), mods.stderr
+
+
+def test_a_host_that_does_not_resolve_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    cfg = tmp_path / "dns.toml"
+    cfg.write_text('default = "m"\n[providers.far]\nbase_url = "https://api.no-such-host.example/v1"\n'
+                   'api_key_env = "FAR_KEY"\nretries = 3\n[providers.far.models.m]\nid = "m"\n', "utf-8")
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(cfg))
+    monkeypatch.setenv("FAR_KEY", KEY)
+    lookups: list[str] = []
+
+    def no_dns(host: object, *args: object, **kw: object) -> list:
+        lookups.append(str(host))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    result = invoke(["ask", "--no-fallback", "hi"])
+    assert result.exit_code == 1 and "cannot resolve the host" in result.stderr
+    assert lookups == ["api.no-such-host.example"]  # once: no retry, no wait

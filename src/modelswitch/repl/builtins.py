@@ -46,8 +46,7 @@ def _think(repl: Repl, arg: str) -> None:
         repl.say(f"reasoning is shown as: {repl.session.think} (/think show|hide|collapse)")
         return
     if arg not in REASONING_VIEWS:
-        repl.fail(f"unknown reasoning view '{arg}': use /think {'|'.join(REASONING_VIEWS)}")
-        return
+        raise UsageError(f"unknown reasoning view '{arg}': use /think {'|'.join(REASONING_VIEWS)}")
     repl.session.think = arg
     repl.say(f"reasoning: {arg}", "dim")
 

@@ -120,3 +120,22 @@ def test_a_host_that_does_not_resolve_is_not_retried(tmp_path: Path, monkeypatch
     result = invoke(["ask", "--no-fallback", "hi"])
     assert result.exit_code == 1 and "cannot resolve the host" in result.stderr
     assert lookups == ["api.no-such-host.example"]  # once: no retry, no wait
+
+
+def test_timing_counts_the_time_spent_in_retries(server: LoopbackServer) -> None:
+    from tests.test_reliability import make_config, ok_reply, run
+
+    # The first attempt takes at least 0.5 s (the server waits before its 503); the retry is quick.
+    server.add(Reply.json(503, {"error": {"message": "Server is busy"}}, path="/busy/", hang=0.5),
+               ok_reply("hello", path="/busy/"))
+    import os
+
+    os.environ["BUSY_KEY"] = KEY
+    try:
+        answer, _, waits = run(make_config(server.url))
+    finally:
+        del os.environ["BUSY_KEY"]
+    timing = answer.message.timing
+    assert len(waits) == 1 and answer.message.text == "hello"
+    assert timing.total_s is not None and timing.total_s >= 0.5
+    assert timing.ttft_s is not None and timing.ttft_s >= 0.5

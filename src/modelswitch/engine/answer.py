@@ -113,6 +113,7 @@ class Answer:
             self._t_end = time.monotonic()
 
     def _run(self) -> Generator[Event, None, None]:
+        self._t0 = time.monotonic()  # from the first request, not from when the Answer was made
         chain = [self.spec]
         if self.use_fallback:
             for name in self.spec.fallback:
@@ -160,7 +161,8 @@ class Answer:
         protocol = get_protocol(provider.type)
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
-            self._t0 = time.monotonic()
+            # The clock is not reset per attempt: the user's wait includes the retries (and any
+            # fallback), and so does `--json` timing.
             try:
                 for event in stream(
                     protocol, target, self.conversation,

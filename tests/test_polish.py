@@ -139,3 +139,31 @@ def test_timing_counts_the_time_spent_in_retries(server: LoopbackServer) -> None
     assert len(waits) == 1 and answer.message.text == "hello"
     assert timing.total_s is not None and timing.total_s >= 0.5
     assert timing.ttft_s is not None and timing.ttft_s >= 0.5
+
+
+def test_reasoning_tokens_are_counted_when_the_provider_does_not(cfg: Path, server: LoopbackServer) -> None:
+    """llama.cpp (the local model), Ollama and Anthropic stream reasoning without a separate count:
+    /cost and --json count its chunks, as the footer's "Thought for … · N tokens" does."""
+    def rc(text: str) -> dict:
+        return {"choices": [{"index": 0, "delta": {"reasoning_content": text}, "finish_reason": None}]}
+
+    server.add(Reply.sse(rc("Let"), rc(" me"), rc(" think"),
+                         {"choices": [{"index": 0, "delta": {"content": "Yes."}, "finish_reason": None}]},
+                         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}}))
+    out = invoke(["ask", "--json", "think?"])
+    obj = json.loads(out.stdout)
+    assert obj["usage"]["reasoning_tokens"] == 3 and obj["usage"]["output_tokens"] == 5
+    server.add(Reply.sse(rc("Hm"), {"choices": [{"index": 0, "delta": {"content": "No."}, "finish_reason": None}]},
+                         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
+                                    "completion_tokens_details": {"reasoning_tokens": 1}}}))
+    chat = invoke(["chat"], input="again\n/cost\n")
+    server.add(Reply.sse(rc("One"), rc(" two"), {"choices": [{"index": 0, "delta": {"content": "Ok."}, "finish_reason": None}]},
+                         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}))
+    counted = invoke(["chat"], input="more\n/cost\n")
+    line = next(x for x in counted.stdout.splitlines() if x.startswith("r1 "))
+    assert line.split()[5] == "2"  # /cost counts the chunks too
+    row = next(line for line in chat.stdout.splitlines() + chat.stderr.splitlines() if line.startswith("r1 "))
+    assert row.split()[5] == "1"  # "r1 (loop/…) answers input output reasoning": the provider's count wins

@@ -223,6 +223,11 @@ class Answer:
         tps = self._server_tps  # the server's own measure beats ours (no network in it)
         if tps is None and self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
             tps = self._usage.output_tokens / (total - ttft)
+        usage = self._usage
+        if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
+            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: count its
+            # chunks, as the footer's "Thought for … · N tokens" does, so /cost and --json agree.
+            usage = replace(usage, reasoning_tokens=min(len(self._reasoning), usage.output_tokens or len(self._reasoning)))
         return Message(
             role="assistant",
             text="".join(self._text),
@@ -230,7 +235,7 @@ class Answer:
             model=self._ref,
             status=self._status,
             replay=tuple(self._replay),
-            usage=self._usage,
+            usage=usage,
             timing=Timing(ttft_s=ttft, total_s=total, tokens_per_s=tps),
             finish_reason=self._finish,
             fallback_from=self._fallback_from,

@@ -7,8 +7,8 @@ so scripts can drive a conversation (`printf 'hi\\n/model r1\\nand you?\\n' | mo
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from .. import errors
@@ -47,6 +47,32 @@ def run_chat(opts: ChatOptions) -> int:
         session.set_system(opts.system)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     return Repl(session, color=opts.color, interactive=interactive).run()
+
+
+@contextmanager
+def keep_typeahead(interactive: bool) -> Iterator[None]:
+    """While an answer streams, Ctrl-C must not make the terminal driver flush its queues (it does
+    unless NOFLSH is set): that threw away what the user had typed ahead for the next prompt, and
+    output not yet drawn, which left the live view redrawing a line twice."""
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if interactive else None
+    except (OSError, ValueError, termios.error):
+        saved = None
+    if saved is None:
+        yield
+        return
+    attrs = list(saved)
+    attrs[3] = attrs[3] | termios.NOFLSH
+    with suppress(termios.error):
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    try:
+        yield
+    finally:
+        with suppress(OSError, termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 class Repl:
@@ -178,6 +204,10 @@ class Repl:
 
         `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
         """
+        with keep_typeahead(self.interactive):
+            self._stream(user, model, fallback=fallback, replacing=replacing)
+
+    def _stream(self, user: Message, model: ModelSpec | None, *, fallback: bool, replacing: bool) -> None:
         from ..ui.render import draw, make_renderer
 
         session = self.session

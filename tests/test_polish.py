@@ -167,3 +167,11 @@ def test_reasoning_tokens_are_counted_when_the_provider_does_not(cfg: Path, serv
     assert line.split()[5] == "2"  # /cost counts the chunks too
     row = next(line for line in chat.stdout.splitlines() + chat.stderr.splitlines() if line.startswith("r1 "))
     assert row.split()[5] == "1"  # "r1 (loop/…) answers input output reasoning": the provider's count wins
+
+
+def test_durations_over_a_minute_read_in_minutes() -> None:
+    from modelswitch.ui.base import duration_text, thought_text
+
+    assert duration_text(1632) == "27 min 12 s"
+    assert thought_text(73.2, 400) == "Thought for 1 min 13 s · 400 tokens"
+    assert thought_text(7.94, 412) == "Thought for 7.9 s · 412 tokens"

@@ -98,7 +98,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
         typer.echo(json.dumps(obj))
         return
     if st.setting_up is not None:
-        from ..ui.progress import duration_text
+        from ..ui.base import duration_text
 
         job = st.setting_up
         far = f", build {job.percent}% done" if job.percent is not None else ""

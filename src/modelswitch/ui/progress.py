@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .base import duration_text
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -78,16 +80,6 @@ class StepView:
         self._finish_task()
         if self.progress is not None:
             self.progress.stop()
-
-
-def duration_text(seconds: float) -> str:
-    """`45 s`, `27 min 12 s`, `1 h 3 min`: what a person reads at a glance."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    return f"{s // 3600} h {s % 3600 // 60} min"
 
 
 def left_text(seconds: float | None) -> str:

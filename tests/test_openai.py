@@ -306,9 +306,28 @@ def test_reasoning_field_releases_held_content_for_a_declared_thinking_model() -
 def test_lone_close_tag_in_an_undeclared_model_keeps_streaming_and_says_how_to_fix_it() -> None:
     got = parse(content_stream("First, think.", "</think>", "\n\nAnswer."), Target("x", "http://h", "qwen3"))
     assert got.events[0] == TextDelta("First, think.")  # shown at once, not held back
-    assert got.text == "First, think.Answer."
+    assert got.text == "First, think.\n\nAnswer."  # the gap after the tag is kept: no glued words
     assert len(got.notices) == 1 and "reasoning = true" in got.notices[0].text
     assert "qwen3" in got.notices[0].text
+    # The advice comes after the whole answer, never between two pieces of its text.
+    texts = [i for i, e in enumerate(got.events) if isinstance(e, TextDelta)]
+    assert got.events.index(got.notices[0]) > max(texts)
+
+
+@pytest.mark.parametrize("pieces", [("I used the</think>to indicate",), ("I used the", "</think>", "to indicate"),
+                                    ("I used the </think>", " to indicate",), ("I used the</thi", "nk> ", "to indicate")])
+def test_removing_a_lone_tag_never_glues_words(pieces: tuple[str, ...]) -> None:
+    got = parse(content_stream(*pieces), Target("x", "http://h", "qwen3"))
+    assert got.text.replace("  ", " ") == "I used the to indicate"
+    assert "theto" not in got.text
+
+
+def test_no_lone_tag_advice_when_reasoning_came_in_its_own_field() -> None:
+    target = Target("local", "http://h", "smollm2", reasoning="low")
+    got = parse(sse(chunk(None, reasoning_content="hmm"), chunk("Bamboo,</think>"), chunk(" and pine."),
+                    chunk(finish="stop")), target)
+    assert got.reasoning == "hmm" and got.text == "Bamboo, and pine."
+    assert got.notices == []
 
 
 def test_tags_are_found_only_after_json_decoding() -> None:

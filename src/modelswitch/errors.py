@@ -14,7 +14,8 @@
         ├── RateLimitError           429               (retryable)
         ├── OverloadedError          5xx, 529, overloaded_error events (retryable)
         ├── ProviderTimeoutError     408, connect/read timeouts      (retryable)
-        ├── ConnectError             refused, DNS, TLS               (retryable)
+        ├── ConnectError             refused, TLS                    (retryable)
+        │   └── UnresolvedHostError  DNS (not retried: it cannot heal in seconds)
         ├── StreamError              the stream broke after it began (dropped, bad JSON, error event)
         └── NoAnswerError            the stream ended well but held no answer text
 
@@ -131,6 +132,12 @@ class ProviderTimeoutError(ProviderError):
 
 class ConnectError(ProviderError):
     retryable = True
+
+
+class UnresolvedHostError(ConnectError):
+    """The host name does not resolve: offline or a typo, neither heals in the seconds a retry waits."""
+
+    retryable = False
 
 
 class StreamError(ProviderError):

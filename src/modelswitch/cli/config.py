@@ -74,6 +74,7 @@ def validate(explicit: str | None) -> int:
         print_info(f"no config file at {config.path}; built-in presets are valid")
         return 0
     user_models = sum(len(p.models) for p in config.providers.values() if not p.from_preset)
-    print_info(f"ok: {config.path} ({user_models} models configured"
+    noun = "model" if user_models == 1 else "models"
+    print_info(f"ok: {config.path} ({user_models} {noun} configured"
           + (f", default {config.default})" if config.default else ")"))
     return 0

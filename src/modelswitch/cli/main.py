@@ -10,12 +10,13 @@ import typer
 
 from .. import __version__
 from ..errors import StdoutError
+from .keys import app as keys_app
 from .local import app as local_app
 from .sessions import app as sessions_app
 from .util import StdStreams, exit_interrupted, run_guarded
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (Typer's; shells from $SHELL)
     pretty_exceptions_enable=False,
     no_args_is_help=False,
     rich_markup_mode=None,
@@ -26,6 +27,7 @@ config_app = typer.Typer(help="Write, locate, show and check the config file.", 
 app.add_typer(config_app, name="config")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(local_app, name="local")
+app.add_typer(keys_app, name="keys")
 
 
 class Globals:

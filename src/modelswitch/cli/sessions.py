@@ -133,8 +133,11 @@ def export(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="md reads well; json round-trips.")] = Format.md,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     reasoning: Annotated[bool, typer.Option("--reasoning", help="Markdown: include reasoning.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Markdown to read or share, or JSON that `sessions import` reads back."""
+    if as_json:
+        fmt = Format.json
 
     def run() -> None:
         from ..store.export import to_json, to_markdown
@@ -205,7 +208,13 @@ def import_(
 
         remember_keys()
         with _open() as store:
-            made = store.import_session(info, turns, name=name)
+            try:
+                made = store.import_session(info, turns, name=name)
+            except UsageError as exc:
+                if "already exists" not in exc.message:
+                    raise
+                raise UsageError(f"{exc.message}: import it under another name with "
+                                 f"`modelswitch sessions import {file} --name NEW`") from None
         print_info(f"imported {made.label} ({len(turns)} turns)")
 
     _run(run)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..redaction import redact, remember
+from .keystore import keys_path, read_keys
 
 if TYPE_CHECKING:
     from .load import ProviderSpec  # a type only: load.py imports this module
@@ -38,6 +39,8 @@ def remember_configured(providers: Iterable[ProviderSpec]) -> None:
             value = os.environ.get(p.api_key_env, "").strip()
             if value:
                 remember(value)
+    for value in read_keys().values():
+        remember(value)
 
 
 def check_header_value(value: str, *, where: str) -> None:
@@ -47,13 +50,35 @@ def check_header_value(value: str, *, where: str) -> None:
         raise ConfigError(UNSENDABLE, key=where)
 
 
+def _env_key(p: ProviderSpec) -> str:
+    return os.environ.get(p.api_key_env, "").strip() if p.api_key_env else ""
+
+
 def key_available(p: ProviderSpec) -> bool:
     """Whether a key could be had without running anything (api_key_cmd counts as available)."""
     if not p.needs_key:
         return True
-    if p.api_key or p.api_key_cmd:
-        return True
-    return bool(p.api_key_env and os.environ.get(p.api_key_env, "").strip())
+    return key_origin(p) is not None
+
+
+def key_origin(p: ProviderSpec) -> str | None:
+    """Where this provider's key comes from, in the order they are tried: the environment, then
+    api_key_cmd, then the keys file, then an inline api_key; None when there is none."""
+    if _env_key(p):
+        return f"env {p.api_key_env}"
+    if p.api_key_cmd:
+        return "api_key_cmd"
+    if read_keys().get(p.name):
+        return "keys file"
+    if p.api_key:
+        return "config api_key"
+    return None
+
+
+def key_hint(p: ProviderSpec) -> str:
+    """How to give this provider a key: `DEEPSEEK_API_KEY (or `modelswitch keys set deepseek`)`."""
+    keys_set = f"`modelswitch keys set {p.name}`"
+    return f"{p.api_key_env} (or {keys_set})" if p.api_key_env else keys_set
 
 
 def key_source(p: ProviderSpec) -> str:
@@ -66,21 +91,25 @@ def key_source(p: ProviderSpec) -> str:
 
 
 def resolve_key(p: ProviderSpec) -> str | None:
-    """The provider's key: inline api_key, else api_key_cmd's output, else $api_key_env."""
-    if p.api_key:
-        return _usable(p.api_key.strip(), f"providers.{p.name}.api_key")
+    """The provider's key: $api_key_env, else api_key_cmd's output, else the keys file, else the
+    inline api_key (the environment wins, so a one-off `DEEPSEEK_API_KEY=... modelswitch` works)."""
+    value = _env_key(p)
+    if value:
+        return _usable(value, f"{p.api_key_env} (the key of provider '{p.name}')")
     if p.api_key_cmd:
         if p.api_key_cmd not in _cmd_cache:
             _cmd_cache[p.api_key_cmd] = _run_key_cmd(p)
         return _usable(_cmd_cache[p.api_key_cmd], f"providers.{p.name}.api_key_cmd")
+    stored = read_keys().get(p.name)
+    if stored:
+        return _usable(stored, f"the key of provider '{p.name}' in {keys_path()}")
+    if p.api_key:
+        return _usable(p.api_key.strip(), f"providers.{p.name}.api_key")
     if p.api_key_env:
-        value = os.environ.get(p.api_key_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"no API key for provider '{p.name}': set {p.api_key_env}"
-                f" (or api_key_cmd in [providers.{p.name}])"
-            )
-        return _usable(value, f"{p.api_key_env} (the key of provider '{p.name}')")
+        raise ConfigError(
+            f"no API key for provider '{p.name}': set {key_hint(p)}"
+            f" (or api_key_cmd in [providers.{p.name}])"
+        )
     return None
 
 

@@ -173,11 +173,11 @@ class Config:
         if sep and provider not in self.providers:
             raise UsageError(
                 f"unknown provider '{provider}' in '{name}'{_suggest(provider, self.providers)}"
-                " — see `modelswitch models`"
+                f" — {MODELS_HINT}"
             )
         candidates = list(self.aliases) + [m.full_id for m in self.models()]
         raise UsageError(
-            f"unknown model '{name}'{_suggest(name, candidates)} — see `modelswitch models`"
+            f"unknown model '{name}'{_suggest(name, candidates)} — {MODELS_HINT}"
         )
 
     def default_model(self) -> ModelSpec | None:
@@ -188,6 +188,10 @@ class Config:
             if p.models and not p.local and key_available(p):
                 return p.models[0]
         return None
+
+
+# Where an unknown-model error points; the REPL says `/models` instead (no shell there).
+MODELS_HINT = "see `modelswitch models`"
 
 
 def _suggest(name: str, candidates: Iterable[object]) -> str:
@@ -262,7 +266,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _with_managed_local(presets: dict[str, Any]) -> dict[str, Any]:
-    """The managed llama.cpp provider (local/smol, local/smol-think), first, once it is set up."""
+    """The managed llama.cpp provider (local/smol), first, once it is set up."""
     from ..local import server as local
 
     table = local.preset_table()

@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 class Cost:
     amount: float
     currency: str
+    free: bool = False  # the model's price is 0 (a local model): "free", not "$0.0000"
 
     def __str__(self) -> str:
+        if self.free and self.amount == 0:
+            return "free"
         symbol = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}.get(self.currency)
         digits = 4 if self.amount < 1 else 2
         return f"{symbol}{self.amount:.{digits}f}" if symbol else f"{self.amount:.{digits}f} {self.currency}"
@@ -45,7 +48,8 @@ def cost_of(usage: Usage | None, price: Price | None) -> Cost | None:
         + (write_5m * CACHE_WRITE_RATE + write_1h * CACHE_WRITE_1H_RATE) * price.input
         + usage.output_tokens * price.output
     ) / 1_000_000
-    return Cost(round(amount, 8), price.currency)
+    free = price.input == 0 and price.output == 0 and not price.cached_input
+    return Cost(round(amount, 8), price.currency, free=free)
 
 
 def message_cost(config: Config, message: Message) -> Cost | None:

@@ -131,6 +131,7 @@ class Answer:
             self._t_end = time.monotonic()
 
     def _run(self) -> Generator[Event, None, None]:
+        self._t0 = time.monotonic()  # from the first request, not from when the Answer was made
         routes = self._routes()
         if self.spec.strategy == "hedge" and len(routes) > 1:
             yield from self._hedge(routes)
@@ -309,7 +310,8 @@ class Answer:
                 yield Notice(f"{spec.name} {why}: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
         for attempt in range(retries + 1):
-            self._t0 = time.monotonic()
+            # The clock is not reset per attempt: the user's wait includes the retries (and any
+            # fallback), and so does `--json` timing.
             self._citations.clear()  # no text was shown yet: sources of a failed attempt do not count
             try:
                 for event in stream(
@@ -384,6 +386,11 @@ class Answer:
         tps = self._server_tps  # the server's own measure beats ours (no network in it)
         if tps is None and self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
             tps = self._usage.output_tokens / (total - ttft)
+        usage = self._usage
+        if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
+            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: count its
+            # chunks, as the footer's "Thought for … · N tokens" does, so /cost and --json agree.
+            usage = replace(usage, reasoning_tokens=min(len(self._reasoning), usage.output_tokens or len(self._reasoning)))
         return Message(
             role="assistant",
             text="".join(self._text),
@@ -391,7 +398,7 @@ class Answer:
             model=self._ref,
             status=self._status,
             replay=tuple(self._replay),
-            usage=self._usage,
+            usage=usage,
             timing=Timing(ttft_s=ttft, total_s=total, tokens_per_s=tps),
             finish_reason=self._finish,
             fallback_from=self._fallback_from,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config.load import Config, ModelSpec, ProviderSpec
-from ..config.keys import key_available, key_source
+from ..config.keys import key_available, key_hint, key_source
 from ..providers import search as _search
 
 
@@ -15,8 +15,8 @@ def key_status(p: ProviderSpec) -> str:
     if not p.needs_key:
         return "local" if p.local else "no key needed"
     if key_available(p):
-        return f"ok ({key_source(p)})"
-    return f"set {p.api_key_env}" if p.api_key_env else "missing"
+        return "ready"
+    return f"needs {key_hint(p)}"
 
 
 def price_text(m: ModelSpec) -> str:

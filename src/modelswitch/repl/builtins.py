@@ -54,9 +54,11 @@ def _models(repl: Repl, arg: str) -> None:
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",
          args="think")
 def _think(repl: Repl, arg: str) -> None:
-    if arg not in REASONING_VIEWS:
+    if not arg:
         repl.say(f"reasoning is shown as: {repl.session.think} (/think show|hide|collapse)")
         return
+    if arg not in REASONING_VIEWS:
+        raise UsageError(f"unknown reasoning view '{arg}': use /think {'|'.join(REASONING_VIEWS)}")
     repl.session.think = arg
     repl.say(f"reasoning: {arg}", "dim")
 

@@ -7,14 +7,14 @@ so scripts can drive a conversation (`printf 'hi\\n/model r1\\nand you?\\n' | mo
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from .. import errors
 from ..config.load import ModelSpec
 from ..conversation import Message
-from ..engine.choice import choose_for_session, first_run_local, load_config
+from ..engine.choice import choose_for_session, load_config
 from ..engine.catalog import can_search
 from ..engine.session import Arena, ChatSession
 from ..engine.tools import ToolAnswer
@@ -23,8 +23,8 @@ from ..notify import warn
 from ..errors import StdoutError
 from ..interrupts import Terminated, deferred
 from ..ui.base import Renderer
-from ..ui.progress import setup_with_progress
 from . import builtins, commands
+from .firstrun import first_run
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ class ChatOptions:
 def run_chat(opts: ChatOptions) -> int:
     from ..store.chatlog import ChatLog
 
-    config = first_run_local(load_config(opts.config_path), opts.model, setup=setup_with_progress)
-    log = ChatLog.open_for(opts.session, opts.cont, model=opts.model, system=opts.system)
-    spec = choose_for_session(config, opts.model, log.resumed_model if log else None)
+    config, wanted = first_run(load_config(opts.config_path), opts.model)
+    log = ChatLog.open_for(opts.session, opts.cont, model=wanted, system=opts.system)
+    spec = choose_for_session(config, wanted, log.resumed_model if log else None)
     if log:
         log.set_model(spec.name)  # `--session NAME -m X` goes on with X next time, as `ask` does
     conversation = log.conversation if log else None
@@ -61,6 +61,32 @@ def run_chat(opts: ChatOptions) -> int:
         close = getattr(session.toolbox, "close", None)
         if close is not None:
             close()
+
+
+@contextmanager
+def keep_typeahead(interactive: bool) -> Iterator[None]:
+    """While an answer streams, Ctrl-C must not make the terminal driver flush its queues (it does
+    unless NOFLSH is set): that threw away what the user had typed ahead for the next prompt, and
+    output not yet drawn, which left the live view redrawing a line twice."""
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if interactive else None
+    except (OSError, ValueError, termios.error):
+        saved = None
+    if saved is None:
+        yield
+        return
+    attrs = list(saved)
+    attrs[3] = attrs[3] | termios.NOFLSH
+    with suppress(termios.error):
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    try:
+        yield
+    finally:
+        with suppress(OSError, termios.error):
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 class Repl:
@@ -135,7 +161,19 @@ class Repl:
                 if not self.interactive:
                     raise  # a script has no prompt to come back to: stop (130)
                 interrupted = True
+        if self.interactive:
+            self._say_local_stays()
         return 1 if self.failed and not self.interactive else 0
+
+    def _say_local_stays(self) -> None:
+        """Once, on leaving: a local server this chat started goes on running for a while."""
+        if not any(p.managed for p in self.session.config.providers.values()):
+            return
+        from ..local import server as local
+
+        minutes = local.idle_stop_minutes()
+        if minutes:
+            self.say(f"local model stays up {minutes:g} min; `modelswitch local stop` ends it now", "dim")
 
     def _greet(self) -> None:
         s = self.session
@@ -178,7 +216,9 @@ class Repl:
             else:
                 self.send(line)
         except errors.ModelSwitchError as exc:
-            self.fail(exc.message)
+            from ..config.load import MODELS_HINT
+
+            self.fail(exc.message.replace(MODELS_HINT, "see /models"))
         except (BrokenPipeError, StdoutError):
             raise  # the reader of a piped chat left, or stdout is closed or full: end (cliutil)
         except Exception as exc:  # a bug of ours must not end the chat: history is intact, go on
@@ -207,6 +247,10 @@ class Repl:
 
         `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
         """
+        with keep_typeahead(self.interactive):
+            self._stream(user, model, fallback=fallback, replacing=replacing)
+
+    def _stream(self, user: Message, model: ModelSpec | None, *, fallback: bool, replacing: bool) -> None:
         from ..ui.render import draw, make_renderer
         from .window import before_send
 

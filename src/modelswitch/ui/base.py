@@ -79,4 +79,16 @@ def linkable(url: str) -> bool:
 
 def thought_text(seconds: float, tokens: int) -> str:
     """The one line a collapsed chain of thought leaves behind."""
-    return f"Thought for {seconds:.1f} s · {tokens} tokens"
+    took = f"{seconds:.1f} s" if seconds < 60 else duration_text(seconds)
+    return f"Thought for {took} · {tokens} tokens"
+
+
+def duration_text(seconds: float) -> str:
+    """`45 s`, `27 min 12 s`, `1 h 3 min`: what a person reads at a glance."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+

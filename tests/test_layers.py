@@ -22,11 +22,10 @@ def test_every_import_contract_is_kept() -> None:
 
 
 # What a piped `ask` may load is what it uses: no REPL, no terminal drawing, no local-setup code.
-# httpx imports rich for its own CLI whenever click is installed (import-linter brings click into
-# the test environment), so the run below hides httpx's CLI module, as for a user without click.
+# click is installed here (import-linter and the MCP SDK's uvicorn bring it), as for most users:
+# httpx would then import its own CLI and rich with it, unless modelswitch keeps that out.
 PIPED_ASK = """
 import atexit, sys
-sys.modules["httpx._main"] = None
 out = sys.argv[1]
 atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
 sys.argv = ["modelswitch", "ask", "hi"]
@@ -54,6 +53,6 @@ def test_piped_ask_loads_no_repl_no_rich_no_local_setup(tmp_path: Path) -> None:
     assert done.stdout == "piped\n"
     modules = set(loaded.read_text().split())
     assert "modelswitch.store.db" in modules  # every ask is saved (`ask -c` continues it)
-    unwanted = {"rich", "prompt_toolkit", "modelswitch.repl.loop", "modelswitch.ui.live", "modelswitch.ui.compare",
+    unwanted = {"rich", "pygments", "click", "prompt_toolkit", "modelswitch.repl.loop", "modelswitch.ui.live", "modelswitch.ui.compare",
                 "modelswitch.local.setup", "modelswitch.engine.session", "modelswitch.engine.compare"}
     assert not unwanted & modules

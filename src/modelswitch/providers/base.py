@@ -104,6 +104,10 @@ def valid_text(events: Iterable[Event]) -> Iterator[Event]:
     held: dict[type, str] = {}
     try:
         for event in events:
+            kind = type(event)
+            if kind is TextDelta and not held and event.text.isascii():
+                yield event  # the bulk of every stream: nothing to rejoin or replace
+                continue
             if isinstance(event, (TextDelta, ReasoningDelta)):
                 kind = type(event)
                 text = held.pop(kind, "") + event.text if held else event.text

@@ -97,6 +97,9 @@ def stream(
         raise mapped from None
 
 
+_NOT_PROGRESS = (b"", b":", b"\n", b"\r")
+
+
 class _Watchdog:
     """Ends a stream whose bytes keep the socket alive but carry nothing for longer than the read
     timeout: SSE comments (": keep-alive"), blank lines, or a dribble that never completes a line.
@@ -115,7 +118,11 @@ class _Watchdog:
     def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             now = time.monotonic()
-            if self._progress(chunk):
+            if self._first is None and chunk[:1] not in _NOT_PROGRESS and chunk[-1:] == b"\n":
+                # The common read: whole lines, the first one real (`data: ...`), the last one
+                # ended, so no line is left open. Progress, without scanning for line ends.
+                self.last = now
+            elif self._progress(chunk):
                 self.last = now
             elif now - self.last > self.limit:
                 what = f"nothing but keep-alives for {self.limit:g} s"

@@ -137,3 +137,39 @@ def test_a_partial_answer_still_makes_a_session(config: config_mod.Config, serve
     partial = exchange(a, "tell me")
     assert partial.status == "interrupted"
     assert kept_texts() == ["tell me", "half way"]
+
+
+def test_two_terminals_starting_one_new_session_name_share_it(config: config_mod.Config, server: LoopbackServer) -> None:
+    server.add(say("A answers"), say("B answers"))
+    a = terminal(config, session="shared")
+    b = terminal(config, session="shared")  # opened before A's first answer made the row
+    exchange(a, "from A")
+    exchange(b, "from B")
+    with Store.open() as st:
+        assert len(st.list()) == 1
+        info = st.find("shared")
+        assert info is not None
+        assert [m.text for m in st.load(info.id)[1].messages] == ["from A", "A answers", "from B", "B answers"]
+
+
+def test_a_compare_whose_answers_all_failed_makes_no_session(config: config_mod.Config) -> None:
+    a = terminal(config)
+    failed = Message("assistant", "", status="error", error="server error")
+    a.hold_compare(Message("user", "cmp"), [(failed, None), (failed, None)])
+    with Store.open() as st:
+        assert st.list() == []
+
+
+def test_save_before_any_answer_keeps_the_name_for_the_first_answer(
+    config: config_mod.Config, server: LoopbackServer
+) -> None:
+    server.add(say("ok"))
+    a = terminal(config)
+    assert a.log is not None
+    a.log.save_as("named-early")
+    with Store.open() as st:
+        assert st.list() == []
+    exchange(a, "q")
+    with Store.open() as st:
+        info = st.find("named-early")
+        assert info is not None and [m.text for m in st.load(info.id)[1].messages] == ["q", "ok"]

@@ -156,10 +156,16 @@ def _crafted(path: str, value: str) -> str:
         (_crafted("turns.0.created", '"9999-12-31T23:59:59"'), "turns[0].created: expected a time between"),
         (_crafted("turns.0.text", '"\\ud800"'), "turns[0].text: a string with an invalid character"),
         (_crafted("session.system", '"a\\udfff"'), "session.system: a string with an invalid character"),
+        (_crafted("turns", "[]"), "turns: no turns"),
+        (_crafted("turns.0.cost", '{"amount": -5, "currency": "USD"}'), "turns[0].cost.amount: expected a number of 0"),
+        (_crafted("turns.0.role", '"assistant"'), "turns[0].role: the conversation must start with a user turn"),
+        (_crafted("turns.0.model", '{"provider": "p", "id": "m", "protocol": "evil", "alias": null}'),
+         "turns[0].model.protocol: expected one of openai"),
     ],
     ids=["huge-tokens", "huge-id", "huge-amount", "infinity", "1e999", "nan", "5000-digits", "deep-nesting",
          "year-0", "year-99999", "utc-past-9999", "utc-before-1", "year-1", "turn-year-9999",
-         "lone-surrogate", "lone-surrogate-system"],
+         "lone-surrogate", "lone-surrogate-system", "no-turns", "negative-cost", "assistant-first",
+         "unknown-protocol"],
 )
 def test_crafted_import_is_refused_in_one_line(env: dict[str, str], tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / "crafted.json"
@@ -215,3 +221,44 @@ def test_undo_in_one_terminal_leaves_the_other_terminals_exchange(env: dict[str,
         child.expect(pexpect.EOF)
     exported = json.loads(run(env, "sessions", "export", "shared", "--format", "json").stdout)
     assert [t["text"] for t in exported["turns"] if not t["alternate"]] == ["from B", "B answers"]
+
+
+# -- no session that lost an exchange, none that holds nothing ----------------------------------
+
+
+def test_parallel_asks_creating_one_new_session_name_all_land_in_it(env: dict[str, str], server: LoopbackServer) -> None:
+    server.add(*(say(f"answer {i}") for i in range(3)))
+    procs = [subprocess.Popen([EXE, "ask", "--session", "par-x", f"q{i}"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert not any("could not save" in err for _, err in outs), outs
+    listed = json.loads(run(env, "sessions", "list", "--json").stdout)
+    assert len(listed) == 1
+    exported = json.loads(run(env, "sessions", "export", "par-x", "--format", "json").stdout)
+    assert sorted(t["text"] for t in exported["turns"] if t["role"] == "user") == ["q0", "q1", "q2"]
+
+
+def test_save_before_any_answer_names_the_chat_without_an_empty_session(
+    env: dict[str, str], server: LoopbackServer
+) -> None:
+    named = run(env, "chat", input="/save emptysave\n")
+    assert named.returncode == 0, named.stderr
+    assert json.loads(run(env, "sessions", "list", "--json").stdout) == []
+    server.add(say("hello back"))
+    chat = run(env, "chat", input="/save later\nhello\n")
+    assert chat.returncode == 0, chat.stderr
+    exported = json.loads(run(env, "sessions", "export", "later", "--format", "json").stdout)
+    assert [t["text"] for t in exported["turns"]] == ["hello", "hello back"]
+
+
+def test_edit_in_a_piped_chat_is_refused_without_starting_the_editor(env: dict[str, str], tmp_path: Path) -> None:
+    started = tmp_path / "editor-started"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f'#!/bin/sh\ntouch "{started}"\nprintf "from the editor" > "$1"\n')
+    editor.chmod(0o755)
+    result = run({**env, "EDITOR": str(editor), "VISUAL": ""}, "chat", input="/edit\n")
+    assert not started.exists()
+    lines = [ln for ln in result.stderr.splitlines() if "/edit" in ln]
+    assert len(lines) == 1 and "needs a terminal" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

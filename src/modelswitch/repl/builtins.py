@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -202,6 +203,9 @@ def _edit_turn(repl: Repl, n: int) -> None:
 
 def _in_editor(initial: str) -> str:
     """The text the user saved in $VISUAL/$EDITOR, starting from `initial`; "" if empty."""
+    if not sys.stdin.isatty():
+        # A piped chat has no terminal for the editor: it would hang or read the pipe's lines.
+        raise UsageError("/edit needs a terminal (stdin is not one); type the message instead")
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as f:
         f.write(initial)

@@ -47,6 +47,9 @@ class ChatLog:
         # hold the same turns. Each with the position of its question in `_mine`, or None once
         # /undo or /retry took it out of the conversation (it is then written as an alternate).
         self._pending: list[tuple[int | None, Turn, Turn]] = []
+        # Opened with a new `--session NAME`: another process may make that session first, and
+        # this one then joins it rather than failing on the name.
+        self._attach = False
 
     @classmethod
     def open_for(
@@ -80,8 +83,10 @@ class ChatLog:
             info = store.get(session) if session.lstrip("#").isdigit() else store.find(session)
             if info is None:
                 # The row comes with the first answer (see record); the name is checked now.
-                return cls(store, None, Conversation(system), name=check_name(session), model=model,
-                           system=system)
+                log = cls(store, None, Conversation(system), name=check_name(session), model=model,
+                          system=system)
+                log._attach = True
+                return log
             return cls._resume(store, info.id)
         return cls(store, None, Conversation(system), model=model, system=system)
 
@@ -110,7 +115,10 @@ class ChatLog:
 
     def _ensure(self) -> int:
         if self.session_id is None:
-            info = self.store.create_session(name=self.name, model=self._model, system=self._system)
+            if self._attach and self.name is not None:
+                info = self.store.find_or_create(self.name, model=self._model, system=self._system)
+            else:
+                info = self.store.create_session(name=self.name, model=self._model, system=self._system)
             self.session_id = info.id
             pending, self._pending = self._pending, []
             for pos, user, answer in pending:
@@ -161,6 +169,8 @@ class ChatLog:
         """All compared answers are stored, as alternates, with the question; /keep picks one."""
         from .db import Turn
 
+        if self.session_id is None and not any(_started(m) for m, _ in answers):
+            return  # every answer failed before it began: as with record, no session for that
         turns = [Turn(user, alternate=True)] + [Turn(m, c, alternate=True) for m, c in answers]
 
         def write() -> None:
@@ -222,8 +232,15 @@ class ChatLog:
             self._safely("the system prompt", lambda: self.store.set_system(sid, text))
 
     def save_as(self, name: str) -> None:
-        """Name this chat (`/save NAME`); an unsaved chat gets its row now."""
-        self.store.set_name(self._ensure(), name)
+        """Name this chat (`/save NAME`). A chat not saved yet keeps the name for the row its
+        first answer makes: naming alone leaves no empty session behind."""
+        if self.session_id is None:
+            name = check_name(name)
+            if self.store.find(name) is not None:
+                raise errors.UsageError(f"a session named '{name}' already exists")
+            self.name, self._attach = name, False
+            return
+        self.store.set_name(self.session_id, name)
         self.name = name
 
     def drop_last_exchange(self) -> None:

@@ -202,14 +202,32 @@ class Store:
         self, *, name: str | None = None, model: str | None = None, system: str | None = None
     ) -> SessionInfo:
         name = check_name(name) if name is not None else None
-        now = now_iso()
         with self._write() as conn:
             self._check_free(conn, name)
-            cur = conn.execute(
-                "INSERT INTO sessions (name, created, updated, model, system) VALUES (?, ?, ?, ?, ?)",
-                (redacted(name), now, now, redacted(model), redacted(system or None)),
-            )
-            return self._resolve(conn, cur.lastrowid or 0)
+            return self._insert_session(conn, name, model, system)
+
+    def find_or_create(self, name: str, *, model: str | None = None, system: str | None = None) -> SessionInfo:
+        """The session named `name`, made now if there is none.
+
+        Looked up and created under one write lock: two processes starting the same new
+        `--session NAME` both end up in one session, not one of them unsaved.
+        """
+        name = check_name(name)
+        with self._write() as conn:
+            row = conn.execute(f"SELECT {_S} FROM sessions WHERE name = ?", (redacted(name),)).fetchone()
+            if row is not None:
+                return row_session(row)
+            return self._insert_session(conn, name, model, system)
+
+    def _insert_session(
+        self, conn: sqlite3.Connection, name: str | None, model: str | None, system: str | None
+    ) -> SessionInfo:
+        now = now_iso()
+        cur = conn.execute(
+            "INSERT INTO sessions (name, created, updated, model, system) VALUES (?, ?, ?, ?, ?)",
+            (redacted(name), now, now, redacted(model), redacted(system or None)),
+        )
+        return self._resolve(conn, cur.lastrowid or 0)
 
     def fork(self, ref: str | int, at: int, name: str | None = None) -> SessionInfo:
         """A new session (a branch of `ref`) holding copies of its first `at` kept turns.

@@ -177,14 +177,25 @@ def from_json(doc: object) -> tuple[SessionInfo, tuple[Turn, ...]]:
         created=s.get("created").when(), updated=s.get("updated").when(),
         model=s.get("model").text(optional=True), system=s.get("system").text(optional=True),
     )
-    return info, tuple(_turn_from(t) for t in root.get("turns").items())
+    items = root.get("turns").items()
+    if not items:
+        raise root.get("turns").fail("no turns; an empty session is not imported")
+    turns = tuple(_turn_from(t) for t in items)
+    # What `chat -c` resumes must start with a question, as every conversation we write does.
+    first = next((i for i, t in enumerate(turns) if not t.alternate), None)
+    if first is not None and turns[first].message.role != "user":
+        raise items[first].get("role").fail("the conversation must start with a user turn")
+    return info, turns
 
 
 def _turn_from(t: _Doc) -> Turn:
+    from ..providers import PROTOCOL_NAMES
+
     model = usage = timing = cost = None
     if (m := t.opt("model")) is not None:
         model = ModelRef(provider=m.get("provider").text(), id=m.get("id").text(),
-                         protocol=m.get("protocol").text(), alias=m.get("alias").text(optional=True))
+                         protocol=m.get("protocol").choice(*PROTOCOL_NAMES),
+                         alias=m.get("alias").text(optional=True))
     if (u := t.opt("usage")) is not None:
         usage = Usage(*(u.get(k).number(int) for k in
                         ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")),
@@ -194,7 +205,10 @@ def _turn_from(t: _Doc) -> Turn:
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
     if (c := t.opt("cost")) is not None:
-        cost = Cost(c.get("amount").number(), c.get("currency").text())
+        amount = c.get("amount")
+        if amount.number() < 0:  # a crafted refund would make every total and stat wrong
+            raise amount.fail("expected a number of 0 or more")
+        cost = Cost(amount.number(), c.get("currency").text())
     replay = tuple(
         ReplayState(r.get("protocol").text(), r.get("model").text(), r.get("data").text())
         for r in (t.opt("replay") or _Doc([], "")).items()

@@ -252,3 +252,21 @@ def test_an_imported_session_masks_configured_keys_and_keeps_lookalikes(
     texts = [t["text"] for t in json.loads(shown.stdout)["turns"]]
     assert f"use .sk-folding-cube, not {mask(env_key)}" in texts
     assert env_key.encode() not in _saved_bytes(tmp_path)
+
+
+# -- review items 2, 3 and 13: headers, URLs with credentials, header names
+
+
+def test_secret_header_values_echoed_in_an_error_body_are_masked_and_the_hint_names_the_header(
+        tmp_path: Path, server: LoopbackServer) -> None:
+    auth, api, cookie = "Bearer hdr-ECHO-auth-5551234", "hdr-ECHO-xkey-5551234", "sid=hdr-ECHO-cookie-5551234"
+    headers = f'headers = {{ Authorization = "{auth}", "X-Api-Key" = "{api}", Cookie = "{cookie}" }}\n'
+    cfg = _key_config(tmp_path, server, 'api_key_cmd = "echo sk-cmd-ECHO-0123456789"', headers)
+    for args in (["ask", "-m", "m", "hi"], ["ask", "--json", "-m", "m", "hi"]):
+        server.add(Reply.json(401, {"error": {"message": f"bad credentials: {auth} / {api} / {cookie}",
+                                              "type": "invalid_request_error"}}))
+        result = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert result.exit_code != 0, result.output
+        assert "bad credentials" in result.output
+        assert "hdr-ECHO" not in result.output, result.output
+        assert "api_key_cmd" not in result.output and "Authorization" in result.output

@@ -270,3 +270,32 @@ def test_secret_header_values_echoed_in_an_error_body_are_masked_and_the_hint_na
         assert "bad credentials" in result.output
         assert "hdr-ECHO" not in result.output, result.output
         assert "api_key_cmd" not in result.output and "Authorization" in result.output
+
+
+def test_credentials_in_a_base_url_are_masked_in_errors_config_show_and_debug(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "http://user:pw-SECRET-URL@127.0.0.1:{port}/v1"\nretries = 0\n'
+                   '[providers.x.models.m]\nid = "m"\n')
+    for args in (["ask", "-m", "m", "hi"], ["ask", "--json", "-m", "m", "hi"], ["--debug", "ask", "-m", "m", "hi"]):
+        result = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert result.exit_code != 0, result.output
+        assert "pw-SECRET" not in result.output, result.output
+        assert f"http://***@127.0.0.1:{port}" in result.output
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "pw-SECRET" not in shown.output and "***@127.0.0.1" in shown.stdout
+
+
+def test_a_server_echoing_the_base_url_password_gets_it_masked(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "http://user:pw-ECHOED-URL-77@{server.url.split("//")[1]}/v1"\n'
+                   'retries = 0\n[providers.x.models.m]\nid = "m"\n')
+    server.add(Reply.json(400, {"error": {"message": "who is pw-ECHOED-URL-77?", "type": "invalid_request_error"}}))
+    result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code != 0 and "who is" in result.output, result.output
+    assert "pw-ECHOED" not in result.output

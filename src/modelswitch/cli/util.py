@@ -28,9 +28,9 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         code = fn() or 0
     except ModelSwitchError as exc:
         from ..ui.render import print_error
-        from ..redaction import redact
+        from ..redaction import mask_urls, redact
 
-        print_error(redact(exc.message))
+        print_error(mask_urls(redact(exc.message)))
         if debug:
             _print_traceback()
         code = exc.exit_code
@@ -49,9 +49,9 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         raise
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         from ..ui.render import print_error
-        from ..redaction import redact
+        from ..redaction import mask_urls, redact
 
-        print_error(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        print_error(mask_urls(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")))
         if debug:
             _print_traceback()
         code = 1

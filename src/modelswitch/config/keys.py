@@ -34,6 +34,9 @@ def remember_configured(providers: Iterable[ProviderSpec]) -> None:
     the api_key_env variables and of secret-looking headers, so a key pasted into a prompt (or
     echoed in an error body) is masked even before it is used."""
     for p in providers:
+        password = _url_password(p.base_url)
+        if password:  # connect errors mask the whole URL; this is for a server that echoes it
+            remember(password)
         for name, value in p.headers:
             if is_secret_header(name):
                 remember(value.strip())
@@ -47,6 +50,15 @@ def remember_configured(providers: Iterable[ProviderSpec]) -> None:
                 remember(value)
     for value in read_keys().values():
         remember(value)
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:  # a malformed URL is reported where it is used, not here
+        return ""
 
 
 def check_header_value(value: str, *, where: str) -> None:

@@ -299,3 +299,19 @@ def test_a_server_echoing_the_base_url_password_gets_it_masked(tmp_path: Path, s
     result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
     assert result.exit_code != 0 and "who is" in result.output, result.output
     assert "pw-ECHOED" not in result.output
+
+
+def test_secret_header_names_include_auth_session_signature_and_credential(tmp_path: Path,
+                                                                          server: LoopbackServer) -> None:
+    from modelswitch.redaction import is_secret_header
+
+    for name in ("X-Auth", "X-Session", "X-Signature", "X-Credential", "X-Amz-Credential", "Proxy-Authorization",
+                 "X-Session-Id", "X-Jwt", "Authorization", "X-Api-Key", "Cookie"):
+        assert is_secret_header(name), name
+    for name in ("X-Trace", "Content-Type", "User-Agent", "X-Title", "HTTP-Referer"):
+        assert not is_secret_header(name), name
+    headers = 'headers = { "X-Session" = "sess-value-0123456789", "X-Signature" = "sig-value-0123456789" }\n'
+    cfg = _key_config(tmp_path, server, 'api_key = "sk-inline-0123456789"', headers)
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0 and "X-Session" in shown.stdout, shown.output
+    assert "sess-value" not in shown.output and "sig-value" not in shown.output

@@ -12,7 +12,9 @@ import re
 
 _known: set[str] = set()
 # Header names whose values are credentials: masked by `config show` and `--debug` alike.
-_SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "password", "cookie")
+# Substrings, so "auth" also covers Authorization, X-Auth-Token, Proxy-Authenticate-style names.
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "passwd", "cookie", "session",
+                        "signature", "credential", "bearer", "jwt")
 # `scheme://user:password@`: the userinfo of any URL in a message (base_url, a proxy), up to the
 # last `@` before the path, so an unencoded `@` in the password is masked too.
 _USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")

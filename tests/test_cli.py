@@ -351,3 +351,33 @@ def test_damage_past_the_database_header_still_lets_ask_answer(env: dict, server
     assert result.stdout.strip() == "still answering"
     assert "will not be saved" in result.stderr
     assert db.read_bytes() == bytes(raw)
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_narrow_pythonioencoding_is_no_internal_error(env: dict, server: LoopbackServer, encoding: str) -> None:
+    # stdout is data and stays UTF-8 whatever PYTHONIOENCODING says (JSON must stay JSON); stderr
+    # speaks the encoding asked for, with what it cannot hold written as a backslash escape.
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    run_env = {**os.environ, "PYTHONIOENCODING": encoding}
+    answer = "café ☃ → 😀"
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([exe, *args], capture_output=True, env=run_env, timeout=60)
+
+    server.add(Reply.say(answer))
+    done = run("ask", "héllo ☃")
+    assert done.returncode == 0 and b"internal error" not in done.stderr, done.stderr
+    assert done.stdout.decode("utf-8").rstrip("\n") == answer
+    server.add(Reply.say(answer))
+    done = run("ask", "--json", "héllo ☃")
+    assert done.returncode == 0 and b"internal error" not in done.stderr, done.stderr
+    assert json.loads(done.stdout.decode("utf-8"))["content"] == answer
+    done = run("sessions", "list")
+    assert done.returncode == 0 and b"internal error" not in done.stderr, done.stderr
+    assert "¥0." in done.stdout.decode("utf-8")  # the cost column: a CNY-priced model
+    server.add(Reply.json(400, {"error": {"message": "échec ☃", "type": "invalid_request_error"}}))
+    done = run("ask", "héllo")
+    assert done.returncode == 1 and b"internal error" not in done.stderr, done.stderr
+    assert b"\\u2603" in done.stderr and done.stderr.decode(encoding)

@@ -252,3 +252,66 @@ def test_an_imported_session_masks_configured_keys_and_keeps_lookalikes(
     texts = [t["text"] for t in json.loads(shown.stdout)["turns"]]
     assert f"use .sk-folding-cube, not {mask(env_key)}" in texts
     assert env_key.encode() not in _saved_bytes(tmp_path)
+
+
+# -- review items 2, 3 and 13: headers, URLs with credentials, header names
+
+
+def test_secret_header_values_echoed_in_an_error_body_are_masked_and_the_hint_names_the_header(
+        tmp_path: Path, server: LoopbackServer) -> None:
+    auth, api, cookie = "Bearer hdr-ECHO-auth-5551234", "hdr-ECHO-xkey-5551234", "sid=hdr-ECHO-cookie-5551234"
+    headers = f'headers = {{ Authorization = "{auth}", "X-Api-Key" = "{api}", Cookie = "{cookie}" }}\n'
+    cfg = _key_config(tmp_path, server, 'api_key_cmd = "echo sk-cmd-ECHO-0123456789"', headers)
+    for args in (["ask", "-m", "m", "hi"], ["ask", "--json", "-m", "m", "hi"]):
+        server.add(Reply.json(401, {"error": {"message": f"bad credentials: {auth} / {api} / {cookie}",
+                                              "type": "invalid_request_error"}}))
+        result = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert result.exit_code != 0, result.output
+        assert "bad credentials" in result.output
+        assert "hdr-ECHO" not in result.output, result.output
+        assert "api_key_cmd" not in result.output and "Authorization" in result.output
+
+
+def test_credentials_in_a_base_url_are_masked_in_errors_config_show_and_debug(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "http://user:pw-SECRET-URL@127.0.0.1:{port}/v1"\nretries = 0\n'
+                   '[providers.x.models.m]\nid = "m"\n')
+    for args in (["ask", "-m", "m", "hi"], ["ask", "--json", "-m", "m", "hi"], ["--debug", "ask", "-m", "m", "hi"]):
+        result = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert result.exit_code != 0, result.output
+        assert "pw-SECRET" not in result.output, result.output
+        assert f"http://***@127.0.0.1:{port}" in result.output
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "pw-SECRET" not in shown.output and "***@127.0.0.1" in shown.stdout
+
+
+def test_a_server_echoing_the_base_url_password_gets_it_masked(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "http://user:pw-ECHOED-URL-77@{server.url.split("//")[1]}/v1"\n'
+                   'retries = 0\n[providers.x.models.m]\nid = "m"\n')
+    server.add(Reply.json(400, {"error": {"message": "who is pw-ECHOED-URL-77?", "type": "invalid_request_error"}}))
+    result = CliRunner().invoke(app, ["--config", str(cfg), "ask", "-m", "m", "hi"])
+    assert result.exit_code != 0 and "who is" in result.output, result.output
+    assert "pw-ECHOED" not in result.output
+
+
+def test_secret_header_names_include_auth_session_signature_and_credential(tmp_path: Path,
+                                                                          server: LoopbackServer) -> None:
+    from modelswitch.redaction import is_secret_header
+
+    for name in ("X-Auth", "X-Session", "X-Signature", "X-Credential", "X-Amz-Credential", "Proxy-Authorization",
+                 "X-Session-Id", "X-Jwt", "Authorization", "X-Api-Key", "Cookie"):
+        assert is_secret_header(name), name
+    for name in ("X-Trace", "Content-Type", "User-Agent", "X-Title", "HTTP-Referer"):
+        assert not is_secret_header(name), name
+    headers = 'headers = { "X-Session" = "sess-value-0123456789", "X-Signature" = "sig-value-0123456789" }\n'
+    cfg = _key_config(tmp_path, server, 'api_key = "sk-inline-0123456789"', headers)
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0 and "X-Session" in shown.stdout, shown.output
+    assert "sess-value" not in shown.output and "sig-value" not in shown.output

@@ -160,9 +160,7 @@ def test_repl_shows_answers_reasoning_errors_history_and_models_harmlessly(
     assert "lm/M␛]0;pwned␇␛[2J".encode() in raw
 
 
-@needs_exe
-@pytest.mark.pty
-def test_sessions_show_and_list_of_an_imported_session_are_harmless(env: dict[str, str], tmp_path: Path) -> None:
+def import_evil_session(env: dict[str, str], tmp_path: Path) -> None:
     doc = {
         "format": "modelswitch-session", "version": 1,
         "session": {"id": 1, "name": "evil", "created": "2026-11-01T10:00:00+00:00",
@@ -184,6 +182,11 @@ def test_sessions_show_and_list_of_an_imported_session_are_harmless(env: dict[st
     assert done.returncode == 0, done.stderr
     assert b"\x1b" not in done.stderr
 
+
+@needs_exe
+@pytest.mark.pty
+def test_sessions_show_and_list_of_an_imported_session_are_harmless(env: dict[str, str], tmp_path: Path) -> None:
+    import_evil_session(env, tmp_path)
     raw, code = run_in_pty(env, "sessions", "show", "evil")
     assert code == 0, raw
     assert_harmless(raw, "S-text")
@@ -196,6 +199,32 @@ def test_sessions_show_and_list_of_an_imported_session_are_harmless(env: dict[st
     done = subprocess.run([EXE, "sessions", "export", "-f", "json", "evil"], env=env, capture_output=True,
                           timeout=30)
     assert json.loads(done.stdout)["turns"][1]["text"] == evil("S-text")
+
+
+@needs_exe
+@pytest.mark.pty
+def test_sessions_export_to_a_terminal_is_harmless_and_to_a_pipe_or_file_is_the_data(
+        env: dict[str, str], tmp_path: Path) -> None:
+    import_evil_session(env, tmp_path)
+    raw, code = run_in_pty(env, "sessions", "export", "evil")
+    assert code == 0, raw
+    assert_harmless(raw, "S-text")
+    # JSON escapes C1 controls and DEL as well as C0 ones, in a terminal and in a pipe alike.
+    raw, code = run_in_pty(env, "sessions", "export", "-f", "json", "evil")
+    assert code == 0, raw
+    for attack in ATTACKS:
+        assert attack not in raw, attack
+    assert json.loads(raw)["turns"][1]["text"] == evil("S-text")
+    piped = subprocess.run([EXE, "sessions", "export", "--json", "evil"], env=env, capture_output=True, timeout=30)
+    assert "\x9b".encode() not in piped.stdout and b"\\u009b31m" in piped.stdout
+
+    # Markdown into a pipe or a file stays byte for byte what was saved.
+    piped = subprocess.run([EXE, "sessions", "export", "evil"], env=env, capture_output=True, timeout=30)
+    assert piped.returncode == 0 and evil("S-text").encode() in piped.stdout
+    out = tmp_path / "evil.md"
+    done = subprocess.run([EXE, "sessions", "export", "evil", "-o", str(out)], env=env, capture_output=True,
+                          timeout=30)
+    assert done.returncode == 0 and evil("S-text").encode() in out.read_bytes()
 
 
 @needs_exe

@@ -8,9 +8,16 @@ chat would then resend altered text.
 
 from __future__ import annotations
 
+import re
+
 _known: set[str] = set()
 # Header names whose values are credentials: masked by `config show` and `--debug` alike.
-_SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "password", "cookie")
+# Substrings, so "auth" also covers Authorization, X-Auth-Token, Proxy-Authenticate-style names.
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "passwd", "cookie", "session",
+                        "signature", "credential", "bearer", "jwt")
+# `scheme://user:password@`: the userinfo of any URL in a message (base_url, a proxy), up to the
+# last `@` before the path, so an unencoded `@` in the password is masked too.
+_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
 
 
 def mask(key: str) -> str:
@@ -27,6 +34,12 @@ def redact(text: str) -> str:
         if key in text:
             text = text.replace(key, mask(key))
     return text
+
+
+def mask_urls(text: str) -> str:
+    """`text` with the user:password of every URL in it shown as `***@`: a base_url or a proxy may
+    carry credentials, which no message, `config show` or `--debug` line may print."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def remember(key: str) -> str:

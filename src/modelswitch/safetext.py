@@ -33,3 +33,14 @@ def visible(text: str) -> str:
     if _CONTROL.search(text) is None:
         return text  # the common case: nothing to do, and no copy
     return text.replace("\r\n", "\n").translate(_TABLE)
+
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f]")
+
+
+def json_escaped(text: str) -> str:
+    """The output of `json.dumps(..., ensure_ascii=False)` with DEL and the C1 controls written as
+    \\uXXXX escapes too (json escapes only C0): a raw CSI (U+009B) is an escape sequence to many
+    terminals. Still the same JSON: those code points can only occur inside its strings."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+

@@ -8,7 +8,7 @@ from importlib import resources
 
 from .. import errors, paths
 from ..engine.choice import load_config
-from ..redaction import is_secret_header, mask, redact
+from ..redaction import is_secret_header, mask, mask_urls, redact
 from ..ui.render import print_error, print_info
 
 
@@ -55,7 +55,7 @@ def show(explicit: str | None) -> int:
     print_info(f"# {config.path}" + ("" if config.exists else " (not found: built-in presets only)"))
     if config.exists:
         data = tomllib.loads(config.path.read_text("utf-8"))
-        sys.stdout.write(redact(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()})))
+        sys.stdout.write(mask_urls(redact(tomli_w.dumps({k: _redacted(v, k) for k, v in data.items()}))))
     default = config.default_model()
     print_info(f"# default model: {default.name + ' (' + default.full_id + ')' if default else 'none available'}")
     return 0

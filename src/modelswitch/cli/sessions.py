@@ -147,10 +147,16 @@ def export(
         if fmt is Format.json:
             import json
 
-            text = json.dumps(to_json(info, turns), ensure_ascii=False, indent=2) + "\n"
+            from ..safetext import json_escaped
+
+            text = json_escaped(json.dumps(to_json(info, turns), ensure_ascii=False, indent=2)) + "\n"
         else:
             text = to_markdown(info, turns, reasoning=reasoning)
         if output is None:
+            if fmt is Format.md and sys.stdout.isatty():
+                from ..safetext import visible
+
+                text = visible(text)  # to read, not to keep: a file or a pipe gets the bytes as saved
             sys.stdout.write(text)
             sys.stdout.flush()
             return

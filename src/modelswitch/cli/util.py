@@ -28,9 +28,9 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         code = fn() or 0
     except ModelSwitchError as exc:
         from ..ui.render import print_error
-        from ..redaction import redact
+        from ..redaction import mask_urls, redact
 
-        print_error(redact(exc.message))
+        print_error(mask_urls(redact(exc.message)))
         if debug:
             _print_traceback()
         code = exc.exit_code
@@ -49,9 +49,9 @@ def run_guarded(fn: Callable[[], int | None], *, debug: bool = False) -> NoRetur
         raise
     except Exception as exc:  # a bug of ours: one line for the user, the traceback on request
         from ..ui.render import print_error
-        from ..redaction import redact
+        from ..redaction import mask_urls, redact
 
-        print_error(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        print_error(mask_urls(redact(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")))
         if debug:
             _print_traceback()
         code = 1
@@ -124,10 +124,19 @@ class StdStreams:
                     os.dup2(null, fd)
                     os.close(null)
         raw = _StdFile(fd, closed=closed)
+        # stdout carries data (an answer, JSON, an export): always UTF-8, so none of it is lost and
+        # JSON stays JSON (RFC 8259 is UTF-8; a backslash form such as `\xe9` is no JSON escape),
+        # whatever PYTHONIOENCODING asks; surrogateescape gives back bytes that came in undecodable.
+        # stderr is for a person: the encoding asked for, and what it cannot hold as `\u2192`
+        # rather than an error about the error.
+        if fd == 1:
+            encoding, errors = "utf-8", "surrogateescape"
+        else:
+            encoding, errors = getattr(old, "encoding", None) or "utf-8", "backslashreplace"
         stream = io.TextIOWrapper(
             io.BufferedWriter(raw),
-            encoding=getattr(old, "encoding", None) or "utf-8",
-            errors=getattr(old, "errors", None) or ("backslashreplace" if fd == 2 else "strict"),
+            encoding=encoding,
+            errors=errors,
             line_buffering=getattr(old, "line_buffering", False),
             write_through=getattr(old, "write_through", fd == 2),
         )

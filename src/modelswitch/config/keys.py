@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from ..redaction import redact, remember
+from ..redaction import is_secret_header, redact, remember
 from .keystore import keys_path, read_keys
 
 if TYPE_CHECKING:
@@ -30,9 +30,18 @@ def unsendable(value: str) -> bool:
 
 
 def remember_configured(providers: Iterable[ProviderSpec]) -> None:
-    """Register every key the config names without running anything: inline keys and the values of
-    the api_key_env variables, so a key pasted into a prompt is masked even before it is used."""
+    """Register every key the config names without running anything: inline keys, the values of
+    the api_key_env variables and of secret-looking headers, so a key pasted into a prompt (or
+    echoed in an error body) is masked even before it is used."""
     for p in providers:
+        password = _url_password(p.base_url)
+        if password:  # connect errors mask the whole URL; this is for a server that echoes it
+            remember(password)
+        for name, value in p.headers:
+            if is_secret_header(name):
+                remember(value.strip())
+                # `Bearer sk-...`: the server may echo the token alone, without the scheme.
+                remember(value.strip().rpartition(" ")[2])
         if p.api_key:
             remember(p.api_key.strip())
         if p.api_key_env:
@@ -41,6 +50,15 @@ def remember_configured(providers: Iterable[ProviderSpec]) -> None:
                 remember(value)
     for value in read_keys().values():
         remember(value)
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:  # a malformed URL is reported where it is used, not here
+        return ""
 
 
 def check_header_value(value: str, *, where: str) -> None:
@@ -88,6 +106,15 @@ def key_source(p: ProviderSpec) -> str:
     if p.api_key_env:
         return p.api_key_env
     return "api_key"
+
+
+def auth_hint(p: ProviderSpec) -> str:
+    """What to check when the server rejects the credentials: a secret-looking header the config
+    sends (it is what the server saw, whatever the key), else where the key comes from."""
+    headers = [name for name, _ in p.headers if is_secret_header(name)]
+    if headers:
+        return f"the {', '.join(headers)} header{'s' if len(headers) > 1 else ''} in [providers.{p.name}.headers]"
+    return key_source(p) if p.needs_key else ""
 
 
 def resolve_key(p: ProviderSpec) -> str | None:

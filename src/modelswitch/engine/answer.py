@@ -69,7 +69,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         temperature=pick(settings.temperature, spec.temperature),
         max_tokens=pick(settings.max_tokens, spec.max_tokens),
         reasoning=pick(settings.reasoning, spec.reasoning),
-        key_hint=secrets.key_source(provider) if provider.needs_key else "",
+        key_hint=secrets.auth_hint(provider),
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
         search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
     )

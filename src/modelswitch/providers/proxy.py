@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import ConfigError
+from ..redaction import mask_urls
 
 SCHEMES = ("http", "https", "socks5", "socks5h")
 
@@ -30,10 +31,7 @@ class ProxySetting:
     def shown(self) -> str:
         """The proxy's address for messages: any user:password in it masked."""
         parts = urlsplit(self.url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rpartition("@")[2]
-        return f"{parts.scheme}://{netloc}"
+        return mask_urls(f"{parts.scheme}://{parts.netloc}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .. import errors
 from ..conversation import Conversation
 from ..events import Event, ReasoningDelta, TextDelta, clean_text
-from ..redaction import is_secret_header, mask, redact
+from ..redaction import is_secret_header, mask, mask_urls, redact
 from ..safetext import visible
 from .base import HttpRequest, Protocol, Target, valid_text
 from .sse import without_bom
@@ -160,7 +160,7 @@ def fetch(request: HttpRequest, *, timeout: float = 2.0) -> bytes:
     except errors.ModelSwitchError:
         raise  # a bad proxy setting is the user's to fix (exit 2), not an unreachable server
     except Exception as exc:
-        raise errors.ConnectError(redact(f"{request.url}: {_describe(exc)}")) from None
+        raise errors.ConnectError(_scrub(f"{request.url}: {_describe(exc)}")) from None
 
 
 def get_page(url: str, *, timeout: float, max_bytes: int, redirects: int = 5) -> tuple[bytes, str]:
@@ -194,7 +194,7 @@ def get_page(url: str, *, timeout: float, max_bytes: int, redirects: int = 5) ->
         except errors.ModelSwitchError:
             raise
         except Exception as exc:
-            raise errors.ConnectError(redact(f"cannot fetch {url}: {_describe(exc)}")) from None
+            raise errors.ConnectError(_scrub(f"cannot fetch {url}: {_describe(exc)}")) from None
     raise errors.UsageError(f"{url} redirects more than {redirects} times; not attached")
 
 
@@ -220,10 +220,16 @@ def _debug_log(request: HttpRequest, headers: dict[str, str], body: bytes | None
     import sys
 
     shown = {k: (mask(v) if is_secret_header(k) else v) for k, v in headers.items()}
-    sys.stderr.write(redact(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
+    sys.stderr.write(_scrub(f"debug: {request.method} {request.url}\ndebug: headers {shown}\n"))
     if body is not None:  # it holds earlier answers, and JSON leaves C1 controls and DEL as they are
         sys.stderr.write(visible(redact(f"debug: body {body[:2000].decode('utf-8', 'replace')}\n")))
     sys.stderr.flush()
+
+
+def _scrub(text: str) -> str:
+    """A message fit to show: no configured key, and no user:password of a base_url (connect errors
+    quote it)."""
+    return mask_urls(redact(text))
 
 
 def _named(exc: errors.ProviderError, target: Target) -> errors.ProviderError:
@@ -231,7 +237,7 @@ def _named(exc: errors.ProviderError, target: Target) -> errors.ProviderError:
     label = f"{target.provider}/{target.model_id}"
     message = exc.message if exc.message.startswith(label) else f"{label}: {exc.message}"
     new = type(exc)(
-        redact(message), provider=target.provider, model=target.model_id, status=exc.status,
+        _scrub(message), provider=target.provider, model=target.model_id, status=exc.status,
         retry_after=exc.retry_after,
     )
     return new
@@ -280,7 +286,7 @@ def _status_error(protocol: Protocol, target: Target, response: httpx.Response) 
     cls, tail = _status_class(protocol, target, status, response.headers.get("location", "?"))
     retry_after = parse_retry_after(response.headers.get("retry-after")) if cls.retryable else None
     return cls(
-        redact(head + tail), provider=target.provider, model=target.model_id, status=status,
+        _scrub(head + tail), provider=target.provider, model=target.model_id, status=status,
         retry_after=retry_after,
     )
 
@@ -364,7 +370,7 @@ def _map_httpx(
     if mapped is None:
         return None
     cls, what = mapped
-    return cls(redact(f"{target.provider}/{target.model_id}: {what}"), provider=target.provider,
+    return cls(_scrub(f"{target.provider}/{target.model_id}: {what}"), provider=target.provider,
                model=target.model_id)
 
 

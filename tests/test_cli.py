@@ -351,3 +351,49 @@ def test_damage_past_the_database_header_still_lets_ask_answer(env: dict, server
     assert result.stdout.strip() == "still answering"
     assert "will not be saved" in result.stderr
     assert db.read_bytes() == bytes(raw)
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ask_json_interrupted_still_prints_its_object(env: dict, server: LoopbackServer, signame: str) -> None:
+    import signal
+    import time
+
+    signum = getattr(signal, signame)
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
+    server.add(Reply.sse(*words, delay=0.02))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen([exe, "ask", "--json", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ.copy())
+    while len(server.requests) < 1:  # the request is out: words are streaming into the answer
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum
+    assert b"Traceback" not in err
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    assert result["content"].startswith("w0 w1 ")
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+def test_ask_jsonl_interrupted_ends_with_an_error_event(env: dict, server: LoopbackServer) -> None:
+    import signal
+
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
+    server.add(Reply.sse(*words, delay=0.02))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    proc = subprocess.Popen([exe, "ask", "--jsonl", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=os.environ.copy())
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert json.loads(first) == {"type": "text", "text": "w0 "}
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"Traceback" not in err
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "error" and last["status"] == "interrupted"

@@ -397,3 +397,16 @@ def test_ask_jsonl_interrupted_ends_with_an_error_event(env: dict, server: Loopb
     assert b"Traceback" not in err
     last = json.loads(out.splitlines()[-1])
     assert last["type"] == "error" and last["status"] == "interrupted"
+
+
+def test_out_of_range_usage_on_a_priced_model_is_unknown_not_a_wrong_cost(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.sse(
+        {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 10**30, "completion_tokens": 5}},
+    ))
+    result = invoke(["ask", "--json", "hi"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["content"] == "ok"
+    assert out["usage"] is None and out["cost"] is None

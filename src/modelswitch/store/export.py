@@ -191,6 +191,7 @@ def _turn_from(t: _Doc) -> Turn:
                       # Absent from exports written before cache writes were priced.
                       *(u.get(k).number(int, optional=True) or 0 for k in
                         ("cache_write_tokens", "cache_write_1h_tokens")))
+        usage = None if usage.unknown else usage  # an absurd count: unknown, as on the wire
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
     if (c := t.opt("cost")) is not None:

@@ -309,7 +309,10 @@ class Repl:
             else:
                 self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
             return
-        if kept_earlier:
+        if kept_earlier and message.has_answer:  # cut short (length, a filter...): no better
+            self.say("this answer did not finish; the earlier answer is kept (this one is saved as"
+                     " an alternate); /retry asks again", "yellow")
+        elif kept_earlier:
             self.say("no answer this time; the earlier answer is kept", "yellow")
         elif not message.has_answer:
             # A refusal or a blocked prompt: the provider's reason was shown as a notice above.

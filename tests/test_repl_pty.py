@@ -177,6 +177,26 @@ def test_piped_chat_reads_one_message_per_line(chat_env: dict[str, str], server:
     assert "\x1b[" not in proc.stdout
 
 
+def test_bare_command_takes_chat_options(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    import subprocess
+
+    server.add(anthropic_text("from hy"))
+    proc = subprocess.run([EXE, "-m", "hy", "--system", "Be brief.", "--session", "bare"], input="hello\n",
+                          env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "from hy" in proc.stdout
+    [req] = server.requests
+    assert req.path.startswith("/anth/") and req.json["system"] == "Be brief."
+    # -c on the root continues that session, as `chat -c` does.
+    server.add(anthropic_text("again"))
+    proc = subprocess.run([EXE, "-c"], input="more\n", env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [m["role"] for m in server.requests[1].json["messages"]] == ["user", "assistant", "user"]
+    # Before another command they would be ignored: refused instead.
+    proc = subprocess.run([EXE, "-m", "hy", "models"], env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
 def test_multiline_input_paste_and_edit(chat_env: dict[str, str], server: LoopbackServer, tmp_path: Path) -> None:
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nprintf "written in the editor\\nsecond line\\n" > "$1"\n')

@@ -281,6 +281,23 @@ def test_keep_alive_comments_alone_end_as_timed_out(cfg: Path, server: LoopbackS
     assert len(lines) == 1 and "timed out" in lines[0] and "keep-alives for 1 s" in lines[0], lines
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_anthropic_pings_alone_end_as_timed_out(cfg: Path, server: LoopbackServer, split: bool) -> None:
+    # A ping is the API's keep-alive: after message_start, pings every 0.25 s for 3 s must not
+    # count as progress past the 1 s timeout (they used to run until the server gave up).
+    cfg.write_text(cfg.read_text("utf-8").replace(
+        'retries = 0\n[providers.claude.models.c]', 'retries = 0\ntimeout = 1\n[providers.claude.models.c]'), "utf-8")
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}
+    ping = b'event: ping\ndata: {"type": "ping"}\n\n'
+    pings = [ping[:9], ping[9:30], ping[30:]] * 12 if split else [ping] * 12
+    head = f"event: message_start\ndata: {json.dumps(start)}\n\n".encode()
+    server.add(Reply(chunks=[head, *pings], delay=0.25 / (3 if split else 1)))
+    result = ask("-m", "c", "hi")
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "timed out" in lines[0] and "keep-alives for 1 s" in lines[0], lines
+
+
 def test_a_one_byte_dribble_ends_as_timed_out_and_keeps_the_partial_answer(
     cfg: Path, server: LoopbackServer
 ) -> None:

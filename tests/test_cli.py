@@ -268,17 +268,22 @@ def test_corrupt_session_database_does_not_stop_answers(env: dict, server: Loopb
     assert db.read_bytes() == b"this is not a database" * 100
 
 
+def slow_ask(server: LoopbackServer, *args: str) -> subprocess.Popen:
+    """The installed `ask` on a 300-word answer streamed 20 ms a word, for a signal mid-answer."""
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
+    server.add(Reply.sse(*words, delay=0.02))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    return subprocess.Popen([exe, "ask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+
 @pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
                     reason="the modelswitch console script is not installed in this environment")
 def test_ctrl_c_mid_answer_exits_130_keeping_the_partial_text(env: dict, server: LoopbackServer) -> None:
     import signal
     import time
 
-    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
-    server.add(Reply.sse(*words, delay=0.02))
-    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen([exe, "ask", "--session", "s", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+    proc = slow_ask(server, "--session", "s", "go")
     assert proc.stdout is not None
     first = proc.stdout.read(6)
     time.sleep(0.1)
@@ -361,11 +366,7 @@ def test_ask_json_interrupted_still_prints_its_object(env: dict, server: Loopbac
     import time
 
     signum = getattr(signal, signame)
-    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
-    server.add(Reply.sse(*words, delay=0.02))
-    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen([exe, "ask", "--json", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+    proc = slow_ask(server, "--json", "go")
     while len(server.requests) < 1:  # the request is out: words are streaming into the answer
         time.sleep(0.05)
     time.sleep(0.5)
@@ -383,11 +384,7 @@ def test_ask_json_interrupted_still_prints_its_object(env: dict, server: Loopbac
 def test_ask_jsonl_interrupted_ends_with_an_error_event(env: dict, server: LoopbackServer) -> None:
     import signal
 
-    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
-    server.add(Reply.sse(*words, delay=0.02))
-    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen([exe, "ask", "--jsonl", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+    proc = slow_ask(server, "--jsonl", "go")
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert json.loads(first) == {"type": "text", "text": "w0 "}

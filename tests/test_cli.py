@@ -268,17 +268,22 @@ def test_corrupt_session_database_does_not_stop_answers(env: dict, server: Loopb
     assert db.read_bytes() == b"this is not a database" * 100
 
 
+def slow_ask(server: LoopbackServer, *args: str) -> subprocess.Popen:
+    """The installed `ask` on a 300-word answer streamed 20 ms a word, for a signal mid-answer."""
+    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
+    server.add(Reply.sse(*words, delay=0.02))
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    return subprocess.Popen([exe, "ask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+
+
 @pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
                     reason="the modelswitch console script is not installed in this environment")
 def test_ctrl_c_mid_answer_exits_130_keeping_the_partial_text(env: dict, server: LoopbackServer) -> None:
     import signal
     import time
 
-    words = [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]} for i in range(300)]
-    server.add(Reply.sse(*words, delay=0.02))
-    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
-    proc = subprocess.Popen([exe, "ask", "--session", "s", "go"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+    proc = slow_ask(server, "--session", "s", "go")
     assert proc.stdout is not None
     first = proc.stdout.read(6)
     time.sleep(0.1)
@@ -381,3 +386,52 @@ def test_a_narrow_pythonioencoding_is_no_internal_error(env: dict, server: Loopb
     done = run("ask", "héllo")
     assert done.returncode == 1 and b"internal error" not in done.stderr, done.stderr
     assert b"\\u2603" in done.stderr and done.stderr.decode(encoding)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ask_json_interrupted_still_prints_its_object(env: dict, server: LoopbackServer, signame: str) -> None:
+    import signal
+    import time
+
+    signum = getattr(signal, signame)
+    proc = slow_ask(server, "--json", "go")
+    while len(server.requests) < 1:  # the request is out: words are streaming into the answer
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signum
+    assert b"Traceback" not in err
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    assert result["content"].startswith("w0 w1 ")
+
+
+@pytest.mark.skipif(shutil.which("modelswitch", path=str(Path(sys.executable).parent)) is None,
+                    reason="the modelswitch console script is not installed in this environment")
+def test_ask_jsonl_interrupted_ends_with_an_error_event(env: dict, server: LoopbackServer) -> None:
+    import signal
+
+    proc = slow_ask(server, "--jsonl", "go")
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert json.loads(first) == {"type": "text", "text": "w0 "}
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"Traceback" not in err
+    last = json.loads(out.splitlines()[-1])
+    assert last["type"] == "error" and last["status"] == "interrupted"
+
+
+def test_out_of_range_usage_on_a_priced_model_is_unknown_not_a_wrong_cost(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.sse(
+        {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 10**30, "completion_tokens": 5}},
+    ))
+    result = invoke(["ask", "--json", "hi"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["content"] == "ok"
+    assert out["usage"] is None and out["cost"] is None

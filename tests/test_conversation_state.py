@@ -342,3 +342,16 @@ def test_gemini_blocked_prompt_is_not_resent(env: dict[str, str], server: Loopba
     finish(child)
     assert texts(server.requests[1]) == [("user", "harmless prompt")]
     assert texts(server.requests[2]) == [("user", "harmless prompt"), ("model", "fine answer"), ("user", "more")]
+
+
+def test_retry_cut_by_length_keeps_the_earlier_answer_and_says_so(
+    env: dict[str, str], server: LoopbackServer
+) -> None:
+    cut = Reply.sse(
+        {"choices": [{"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}, path="/deep/")
+    server.add(deep("GOOD"), cut, deep("next"))
+    proc = subprocess.run([EXE, "chat"], input="question\n/retry\ngo on\n", env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert "did not finish; the earlier answer is kept" in proc.stdout + proc.stderr
+    assert texts(server.requests[2]) == [("user", "question"), ("assistant", "GOOD"), ("user", "go on")]

@@ -177,6 +177,49 @@ def test_piped_chat_reads_one_message_per_line(chat_env: dict[str, str], server:
     assert "\x1b[" not in proc.stdout
 
 
+def test_bare_command_takes_chat_options(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    import subprocess
+
+    server.add(anthropic_text("from hy"))
+    proc = subprocess.run([EXE, "-m", "hy", "--system", "Be brief.", "--session", "bare"], input="hello\n",
+                          env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "from hy" in proc.stdout
+    [req] = server.requests
+    assert req.path.startswith("/anth/") and req.json["system"] == "Be brief."
+    # -c on the root continues that session, as `chat -c` does.
+    server.add(anthropic_text("again"))
+    proc = subprocess.run([EXE, "-c"], input="more\n", env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [m["role"] for m in server.requests[1].json["messages"]] == ["user", "assistant", "user"]
+    # Before another command they would be ignored: refused instead.
+    proc = subprocess.run([EXE, "-m", "hy", "models"], env=chat_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("bad", ["/model nope", "@nope hi", "/nosuchcommand"])
+def test_piped_chat_exits_1_after_a_failed_command(chat_env: dict[str, str], server: LoopbackServer,
+                                                   bad: str) -> None:
+    import subprocess
+
+    server.add(Reply.sse(oa_chunk(content="still answered"), oa_finish(), path="/deep/"))
+    proc = subprocess.run([EXE, "chat"], input=f"{bad}\nhi\n", env=chat_env, capture_output=True,
+                          text=True, timeout=60)
+    assert "still answered" in proc.stdout  # the chat goes on...
+    assert proc.returncode == 1, proc.stderr  # ...and says at the end that a line failed
+    assert "Traceback" not in proc.stderr
+
+
+def test_piped_chat_strips_crlf(chat_env: dict[str, str], server: LoopbackServer) -> None:
+    import subprocess
+
+    server.add(Reply.sse(oa_chunk(content="ok"), oa_finish(), path="/deep/"))
+    proc = subprocess.run([EXE, "chat"], input=b"hello\r\n", env=chat_env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    [req] = server.requests
+    assert req.json["messages"][-1]["content"] == "hello"
+
+
 def test_multiline_input_paste_and_edit(chat_env: dict[str, str], server: LoopbackServer, tmp_path: Path) -> None:
     editor = tmp_path / "editor.sh"
     editor.write_text('#!/bin/sh\nprintf "written in the editor\\nsecond line\\n" > "$1"\n')

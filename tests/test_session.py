@@ -168,3 +168,23 @@ def test_keep_writes_the_exchange_when_the_comparison_could_not_be_saved(
     assert chat.log.session_id is not None
     _, saved = st.load(chat.log.session_id)
     assert [m.text for m in saved.messages] == [m.text for m in chat.conversation.messages] == ["which?", "two"]
+
+
+@pytest.mark.parametrize("finish", ["length", "content_filter", "insufficient_system_resource"])
+def test_retry_cut_short_keeps_the_complete_earlier_answer(
+    chat: ChatSession, server: LoopbackServer, finish: str
+) -> None:
+    cut = Reply.sse(
+        {"choices": [{"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
+         "usage": {"prompt_tokens": 5, "completion_tokens": 9}},
+        path="/a/")
+    server.add(say("GOOD", path="/a/"), cut)
+    exchange(chat, "question")
+    user, replacing = chat.retry_target()
+    answer = chat.ask(user, replacing=replacing)
+    list(answer)
+    assert answer.message.text == "partial" and chat.keeps_earlier(answer.message)
+    chat.finish(user, answer, replacing=replacing)
+    assert [m.text for m in chat.conversation.messages] == ["question", "GOOD"]
+    assert [t.message.text for t in chat.stats()] == ["GOOD", "partial"]  # the cut one was paid for

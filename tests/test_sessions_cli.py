@@ -315,3 +315,18 @@ def test_importing_the_module_is_cheap() -> None:
             "print(sorted(m for m in ('sqlite3', 'rich', 'modelswitch.store.db') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_show_stats_says_dash_for_tokens_nobody_reported() -> None:
+    with Store.open() as st:
+        sid = st.create_session(name="nousage", model="r1").id
+        st.append(sid, Message("user", "a"), Turn(answer(R1, "A."), None))
+        st.append(sid, Message("user", "b"), Turn(answer(R1, "B."), None))
+        st.append(sid, Message("user", "c"), Turn(answer(HY, "C.", usage=Usage(7, 3, 0, 0)), None))
+        st.append(sid, Message("user", "d"), Turn(answer(HY, "D."), None))
+    out = run("show", "nousage", "--stats").stdout.splitlines()
+    rows = {line.split("  ")[0]: line.split() for line in out[2:]}
+    # r1 never reported usage: unknown, not 0. hy did once: the known counts, summed.
+    assert rows["r1 (deepseek/deepseek-reasoner)"][2:6] == ["2", "-", "-", "-"]
+    assert rows["hy (hunyuan/hunyuan-turbos-latest)"][2:6] == ["2", "7", "3", "0"]
+    assert rows["total"][1:5] == ["4", "7", "3", "0"]

@@ -53,14 +53,22 @@ class Usage:
     # for five minutes (1.25x input) or for an hour (2x input).
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    # Set here, never by a caller: a count was one no real answer can have, so the whole Usage
+    # is unknown. The engine drops such a Usage (usage and cost null, "-"), because a 0 in its
+    # place would price the answer definitely and wrongly.
+    unknown: bool = False
 
     def __post_init__(self) -> None:
         # Counts come from untrusted JSON: one no real answer can have (10**30, -5, a float) is
-        # unknown, as 0, here at the edge, so it never reaches SQLite (64-bit), cost or a printout.
+        # 0 here at the edge, so it never reaches SQLite (64-bit) or a printout, and marks the
+        # Usage unknown.
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "unknown":
+                continue
             if type(value) is not int or not 0 <= value <= _TOKEN_LIMIT:
                 object.__setattr__(self, f.name, 0)
+                object.__setattr__(self, "unknown", True)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -70,6 +78,7 @@ class Usage:
             self.cached_tokens + other.cached_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            self.unknown or other.unknown,
         )
 
 

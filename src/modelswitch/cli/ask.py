@@ -269,13 +269,22 @@ def _as_json(config: Config, answer: Answer | ToolAnswer) -> int:
             if isinstance(event, Notice):
                 warn(event.text)
     except KeyboardInterrupt:
+        # A script still gets its one object (status "interrupted", the partial text kept)
+        # before the 130/143 exit; with nothing on stdout it could not tell what arrived.
         answer.close()
+        _write_line(json.dumps(result_object(config, answer), ensure_ascii=False))
         raise
     except errors.ProviderError as exc:
         warn(f"error: {exc.message}")
         code = exc.exit_code
     sys.stdout.write(json.dumps(result_object(config, answer), ensure_ascii=False) + "\n")
     return code
+
+
+def _write_line(line: str) -> None:
+    with suppress(OSError):  # the reader may be gone (SIGPIPE/SIGHUP); saving comes first
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _as_jsonl(config: Config, answer: Answer | ToolAnswer) -> int:
@@ -297,7 +306,14 @@ def _as_jsonl(config: Config, answer: Answer | ToolAnswer) -> int:
                 emit({"type": "tool", "id": event.call.id, "name": event.call.name, "server": event.server,
                       "state": event.state, "detail": event.detail})
     except KeyboardInterrupt:
+        # The stream ends with an error event like any other cut, so a reader never waits for
+        # a `done` that will not come; then the 130/143 exit.
         answer.close()
+        result = result_object(config, answer)
+        with suppress(OSError):  # the reader may be gone too (SIGPIPE/SIGHUP); saving comes first
+            if result["usage"]:
+                emit({"type": "usage", **result["usage"]})
+            emit({"type": "error", "status": "interrupted", "message": "interrupted"})
         raise
     except errors.ProviderError as exc:
         result = result_object(config, answer)

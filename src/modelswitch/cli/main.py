@@ -60,14 +60,28 @@ def root(
     no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and request logs (keys redacted).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    # Bare `modelswitch` is `chat` (README, DESIGN), so it takes chat's options too.
+    model: Annotated[Optional[str], typer.Option("-m", "--model", help="chat: alias or provider/model-id.")] = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="chat: system prompt.")] = None,
+    cont: Annotated[bool, typer.Option("-c", "--continue", help="chat: continue the most recent session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="chat: continue (or create) a named session.")] = None,
 ) -> None:
     import os
 
     if no_color:
         os.environ["NO_COLOR"] = "1"  # prompt_toolkit and every console honour it, child editors too
     ctx.obj = Globals(config, color=not no_color and not os.environ.get("NO_COLOR"), debug=debug)
+    chat_options = model is not None or system is not None or cont or session is not None
     if ctx.invoked_subcommand is None:
-        chat(ctx)
+        chat(ctx, model=model, system=system, cont=cont, session=session)
+    elif chat_options:  # `modelswitch -m r1 ask hi` would silently ask the default model
+        from ..errors import UsageError
+
+        def refuse() -> None:
+            raise UsageError(f"-m, --system, -c and --session before a command are chat's; "
+                             f"put them after '{ctx.invoked_subcommand}'")
+
+        guarded(ctx, refuse)
 
 
 ReasoningOpt = Annotated[

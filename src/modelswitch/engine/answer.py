@@ -107,6 +107,7 @@ class Answer:
         self._replay: list[ReplayState] = []
         self._citations: dict[str, Citation] = {}  # by URL, in first-cited order (the [n] numbers)
         self._usage: Usage | None = None
+        self._usage_bad = False
         self._finish: str | None = None
         self._server_tps: float | None = None
         self._status: Status = "interrupted"
@@ -348,7 +349,10 @@ class Answer:
                 self._t_first = time.monotonic()
             self._reasoning.append(event.text)
         elif isinstance(event, Usage):
-            self._usage = event
+            # One absurd count makes the stream's usage unknown, not a wrong definite cost;
+            # a later report in the same stream cannot make it trustworthy again.
+            self._usage_bad = self._usage_bad or event.unknown
+            self._usage = None if self._usage_bad else event
         elif isinstance(event, ReplayState):
             self._replay.append(event)
         elif isinstance(event, Citation):

@@ -15,6 +15,7 @@ from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
 from ..conversation import Attachment, Conversation, Message, Role
+from ..events import finish_status
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .attach import Confirm, check_images, load
@@ -487,8 +488,12 @@ def _turn(message: Message, cost: Cost | None) -> Turn:
 
 
 def _replaces(message: Message) -> bool:
-    """Whether a retried answer may replace the earlier one: complete, with an answer in it."""
-    return message.status == "complete" and message.has_answer
+    """Whether a retried answer may replace the earlier one: complete, with an answer in it, and
+    finished normally. One cut short (length, content_filter, insufficient resources...) is
+    saved as an alternate instead: the earlier answer stays unless the new one succeeds."""
+    finished = finish_status(message.finish_reason) == "complete" or (
+        message.finish_reason == "tool_calls" and bool(message.rounds))  # its calls ran: done
+    return message.status == "complete" and message.has_answer and finished
 
 
 def _number(value: str, key: str) -> float:

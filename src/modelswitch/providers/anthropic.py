@@ -117,6 +117,9 @@ class AnthropicProtocol:
     name = NAME
     # Anthropic rejects an image whose base64 text is over 5 MB: 3.75 MB of image bytes.
     max_image_bytes = 5 * 1024 * 1024 * 3 // 4
+    # A ping says the connection lives, not that the answer moves: a stream of nothing else
+    # must still time out (the transport's keep-alive watchdog).
+    keepalive_lines = frozenset({b"event: ping", b'data: {"type": "ping"}', b'data: {"type":"ping"}'})
 
     def build_request(self, target: Target, conversation: Conversation) -> HttpRequest:
         """The streaming request for this conversation, well-formed for this API."""

@@ -53,6 +53,8 @@ class Protocol(_TypingProtocol):
       not_found_hint: str      said after a 404 ("run `ollama pull {model}`"); {model} is filled in
       unreachable_hint: str    said after connection refused ("is Ollama running? ...")
       max_image_bytes: int     the largest image (raw bytes) the API accepts; larger is refused before sending
+      keepalive_lines: frozenset[bytes]  whole stream lines that only keep the connection alive
+                               (Anthropic's pings): not progress for the read-timeout watchdog
       models_request(base_url) -> HttpRequest and parse_models(body: bytes) -> list[str]
                                what a (local) server has loaded, for `models` and first-run discovery
     """

@@ -77,7 +77,7 @@ def stream(
             if response.status_code >= 300:
                 raise _status_error(protocol, target, response)
             _reject_html(response, label)
-            watchdog = _Watchdog(read_timeout)
+            watchdog = _Watchdog(read_timeout, getattr(protocol, "keepalive_lines", frozenset()))
             chunks = without_bom(watchdog.watch(response.iter_bytes()))
             for event in valid_text(protocol.parse_stream(chunks, target)):
                 if not started and isinstance(event, (TextDelta, ReasoningDelta)):
@@ -104,16 +104,21 @@ class _Watchdog:
     """Ends a stream whose bytes keep the socket alive but carry nothing for longer than the read
     timeout: SSE comments (": keep-alive"), blank lines, or a dribble that never completes a line.
     httpx's own read timeout restarts at every byte, so such a server would hold an answer forever.
-    Progress is a completed line that is neither blank nor a comment, in every protocol's framing.
+    Progress is a completed line that is neither blank nor a comment, in every protocol's framing,
+    nor one of the protocol's own keep-alive lines (Anthropic's `event: ping`).
     """
 
-    __slots__ = ("limit", "last", "started", "_first")
+    __slots__ = ("limit", "last", "started", "_open", "_keep", "_cap")
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, keepalive: frozenset[bytes] = frozenset()) -> None:
         self.limit = limit
         self.last = time.monotonic()
         self.started = False
-        self._first: bytes | None = None  # first byte of the line still open, if one is
+        self._keep = keepalive
+        # Enough of a line to tell a keep-alive line from a longer one, and no more: a line of
+        # megabytes is never buffered here.
+        self._cap = max((len(k) for k in keepalive), default=0) + 1
+        self._open = b""  # the start of the line still open (up to _cap bytes)
 
     def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
@@ -133,20 +138,20 @@ class _Watchdog:
 
     def _progress(self, chunk: bytes) -> bool:
         found = False
-        first, pos = self._first, 0
+        pos = 0
         while not found:
             lf, cr = chunk.find(b"\n", pos), chunk.find(b"\r", pos)
             end = lf if cr < 0 else cr if lf < 0 else min(lf, cr)
             if end < 0:
                 break
-            lead = first if first is not None else chunk[pos:pos + 1] if pos < end else b""
-            found = lead not in (b"", b":")
-            first, pos = None, end + 1
+            line = (self._open + chunk[pos:min(end, pos + self._cap)])[:self._cap]
+            found = line[:1] not in (b"", b":") and line not in self._keep
+            self._open, pos = b"", end + 1
         last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
         if last >= 0:
-            self._first = chunk[last + 1 : last + 2] or None
-        elif self._first is None:
-            self._first = chunk[:1] or None
+            self._open = chunk[last + 1 : last + 1 + self._cap]
+        elif len(self._open) < self._cap:
+            self._open += chunk[:self._cap - len(self._open)]
         return found
 
 

@@ -96,7 +96,7 @@ class Repl:
         self.color = color
         self.interactive = interactive
         self.running = True
-        self.failed = False  # an answer failed: a piped chat exits 1
+        self.failed = False  # an answer, a command or an @model failed (fail): a piped chat exits 1
         self.pending_compare: tuple[ModelSpec, ...] = ()
         self.pending_arena: Arena | None = None
 
@@ -121,6 +121,9 @@ class Repl:
         from ..ui.render import print_error
 
         print_error(message)
+        # A piped chat goes on (the next lines may not depend on this one) but exits 1 at the
+        # end, so a script learns that a command, an @model or an answer failed.
+        self.failed = True
 
     def confirm(self, question: str) -> bool:
         """A yes/no question at the prompt; no in a piped chat (nobody is there to answer)."""
@@ -184,7 +187,8 @@ class Repl:
     @staticmethod
     def _read_line() -> str | None:
         line = sys.stdin.readline()
-        return line.rstrip("\n") if line else None
+        # CRLF input (a file from Windows): the "\r" is line ending, not part of the message.
+        return line.removesuffix("\n").removesuffix("\r") if line else None
 
     def _prompt_reader(self) -> Callable[[], str | None]:
         from .prompt import make_prompt
@@ -288,7 +292,6 @@ class Repl:
         except errors.ModelSwitchError as exc:
             renderer.abort()
             failure = exc
-            self.failed = True
         # Ctrl-C while saving acts once the exchange is saved and the live view closed (its
         # footer drawn), so neither is left half done.
         with deferred():
@@ -309,7 +312,10 @@ class Repl:
             else:
                 self.say("/retry asks again (optionally on another model: /retry NAME)", "dim")
             return
-        if kept_earlier:
+        if kept_earlier and message.has_answer:  # cut short (length, a filter...): no better
+            self.say("this answer did not finish; the earlier answer is kept (this one is saved as"
+                     " an alternate); /retry asks again", "yellow")
+        elif kept_earlier:
             self.say("no answer this time; the earlier answer is kept", "yellow")
         elif not message.has_answer:
             # A refusal or a blocked prompt: the provider's reason was shown as a notice above.

@@ -460,7 +460,8 @@ class Store:
                 models[ModelRef(provider, model_id, protocol or "", alias)] = None
             if currency:
                 costs[currency] = costs.get(currency, 0.0) + amount
-            totals[sid] = (n + int(kept), usage + Usage(*(int(t) for t in tokens)), models, costs)
+            inp, out, rsn, cached = (int(t) for t in tokens)  # named: Usage ends in a bool now
+            totals[sid] = (n + int(kept), usage + Usage(inp, out, rsn, cached), models, costs)
         return [
             SessionSummary(
                 s, totals[s.id][0], tuple(totals[s.id][2]), totals[s.id][1],

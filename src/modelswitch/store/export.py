@@ -202,6 +202,7 @@ def _turn_from(t: _Doc) -> Turn:
                       # Absent from exports written before cache writes were priced.
                       *(u.get(k).number(int, optional=True) or 0 for k in
                         ("cache_write_tokens", "cache_write_1h_tokens")))
+        usage = None if usage.unknown else usage  # an absurd count: unknown, as on the wire
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
     if (c := t.opt("cost")) is not None:
@@ -378,6 +379,9 @@ class ModelStats:
     costs: tuple[Cost, ...]
     mean_ttft_s: float | None
     mean_tokens_per_s: float | None
+    # How many of the answers reported usage: with none, the token columns are unknown ("-"),
+    # not 0. With some, `usage` sums the known ones (the rest are left out, not guessed).
+    with_usage: int = 0
 
 
 def model_stats(turns: Sequence[Turn]) -> tuple[list[ModelStats], ModelStats]:
@@ -413,6 +417,7 @@ def _stats(name: str, turns: Sequence[Turn]) -> ModelStats:
     return ModelStats(
         name, len(turns), usage, tuple(Cost(round(a, 8), c) for c, a in sorted(costs.items())),
         sum(ttfts) / len(ttfts) if ttfts else None, sum(speeds) / len(speeds) if speeds else None,
+        sum(1 for t in turns if t.message.usage),
     )
 
 
@@ -420,13 +425,21 @@ STATS_HEADERS = ["model", "answers", "input", "output", "reasoning", "cost", "me
 
 
 def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
-    """Table rows of `model_stats`, one per model then the total (`sessions show --stats`, /cost)."""
+    """Table rows of `model_stats`, one per model then the total (`sessions show --stats`, /cost).
+
+    Token columns are "-" for a row none of whose answers reported usage; a row with some
+    known shows the sum of those (an answer without usage adds nothing rather than a guess).
+    """
     per_model, total = model_stats(turns)
     if not per_model:
         return []
+
+    def tokens(s: ModelStats, count: int) -> str:
+        return str(count) if s.with_usage else "-"
+
     return [
-        [s.name, str(s.turns), str(s.usage.input_tokens), str(s.usage.output_tokens),
-         str(s.usage.reasoning_tokens), costs_text(s.costs),
+        [s.name, str(s.turns), tokens(s, s.usage.input_tokens), tokens(s, s.usage.output_tokens),
+         tokens(s, s.usage.reasoning_tokens), costs_text(s.costs),
          "-" if s.mean_ttft_s is None else f"{s.mean_ttft_s:.2f} s",
          "-" if s.mean_tokens_per_s is None else f"{s.mean_tokens_per_s:.1f}"]
         for s in [*per_model, total]

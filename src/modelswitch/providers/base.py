@@ -106,8 +106,7 @@ def valid_text(events: Iterable[Event]) -> Iterator[Event]:
     held: dict[type, str] = {}
     try:
         for event in events:
-            kind = type(event)
-            if kind is TextDelta and not held and event.text.isascii():
+            if type(event) is TextDelta and not held and event.text.isascii():
                 yield event  # the bulk of every stream: nothing to rejoin or replace
                 continue
             if isinstance(event, (TextDelta, ReasoningDelta)):

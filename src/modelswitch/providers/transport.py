@@ -123,9 +123,10 @@ class _Watchdog:
     def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             now = time.monotonic()
-            if self._first is None and chunk[:1] not in _NOT_PROGRESS and chunk[-1:] == b"\n":
+            if not self._open and not self._keep and chunk[:1] not in _NOT_PROGRESS and chunk[-1:] == b"\n":
                 # The common read: whole lines, the first one real (`data: ...`), the last one
-                # ended, so no line is left open. Progress, without scanning for line ends.
+                # ended, so no line is left open. Progress, without scanning for line ends (a
+                # protocol with keep-alive lines of its own takes the scan).
                 self.last = now
             elif self._progress(chunk):
                 self.last = now

@@ -61,7 +61,7 @@ def read_stdin(stream: TextIO | None = None) -> str:
     if b"\x00" in raw:
         raise errors.UsageError("stdin looks binary (it contains NUL bytes); pipe text instead")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a BOM is encoding, not text for the model
     except UnicodeDecodeError as exc:
         raise errors.UsageError(
             f"stdin is not UTF-8 text (bad byte at offset {exc.start}); convert it first, e.g. with iconv"

@@ -198,7 +198,7 @@ def import_(
         from ..store.export import from_json
 
         try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text("utf-8")
+            text = sys.stdin.read() if file == "-" else Path(file).read_text("utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None
         try:

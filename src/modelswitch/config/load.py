@@ -257,7 +257,8 @@ def _read(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: editors on Windows start a file with a BOM, which TOML would call a bad statement.
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:

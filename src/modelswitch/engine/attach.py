@@ -135,7 +135,7 @@ def _text(raw: bytes, shown: str) -> str:
     if b"\x00" in raw:
         raise errors.UsageError(f"{shown} looks binary; only text files and images (PNG, JPEG, WebP, GIF) can be attached")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a BOM is encoding, not text for the model
     except UnicodeDecodeError:
         raise errors.UsageError(f"{shown} is not UTF-8 text") from None
 

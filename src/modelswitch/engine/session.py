@@ -463,9 +463,10 @@ class ChatSession:
                 raise errors.UsageError(f"temperature must be between {low:g} and {high:g}")
             self.settings = replace(self.settings, temperature=t)
         elif key == "max_tokens":
-            if not value.strip().isdigit():  # 1.5 would quietly become 1; 1e30 an absurd float
-                raise errors.UsageError(f"max_tokens needs a whole number of tokens, not '{value}'")
-            n = int(value)
+            try:
+                n = int(value)  # not via float: 1.5 would quietly become 1, 1e30 an absurd number
+            except ValueError:
+                raise errors.UsageError(f"max_tokens needs a whole number of tokens, not '{value}'") from None
             if n <= 0:
                 raise errors.UsageError("max_tokens must be greater than 0")
             self.settings = replace(self.settings, max_tokens=n)

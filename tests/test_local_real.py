@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from modelswitch.local import server as local
+from modelswitch.local import setup as local_setup
 from modelswitch.local.server import LocalPaths, ServerState
 from modelswitch.local.setup import _cached_wheel
 from tests.loopback import LoopbackServer, Received, Reply
@@ -56,7 +57,7 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("real-data")
     paths = LocalPaths(root=home / "modelswitch" / "local", cache=CACHE)
     t0 = time.monotonic()
-    assert local.setup(paths).changed
+    assert local_setup.run_setup(paths, lambda _: None).changed
     # From the cache, setup is a venv and a local wheel install: seconds, not the engine build.
     assert time.monotonic() - t0 < 60
     return home
@@ -154,7 +155,7 @@ def test_models_endpoint_lists_the_model(real_server: ServerState) -> None:
 
 def test_second_setup_is_a_noop(paths: LocalPaths) -> None:
     t0 = time.monotonic()
-    assert not local.setup(paths).changed
+    assert not local_setup.run_setup(paths, lambda _: None).changed
     assert time.monotonic() - t0 < 2
 
 

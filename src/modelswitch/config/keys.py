@@ -8,14 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..redaction import is_secret_header, redact, remember
 from .keystore import keys_path, read_keys
-
-if TYPE_CHECKING:
-    from .load import ProviderSpec  # a type only: load.py imports this module
+from .specs import ProviderSpec
 
 API_KEY_CMD_TIMEOUT = 10.0
 UNSENDABLE = ("holds control characters or non-ASCII text, which cannot be sent in an HTTP header "

@@ -20,10 +20,11 @@ from ..providers import PROTOCOL_NAMES as PROTOCOLS
 from ..providers.search import OPENAI_VENDORS
 from ..vocab import TEMPERATURE_RANGE, parse_reasoning
 from .keys import UNSENDABLE, key_available, unsendable
+from .specs import (
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEDGE_AFTER, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES, ModelSpec, Price,
+    ProviderSpec,
+)
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 300.0
-DEFAULT_RETRIES = 2
 
 _TOP_KEYS = {"default", "providers", "compact_at", "mcp", "tools"}
 _MCP_KEYS = {"command", "env", "cwd", "url", "headers", "enabled", "trust", "timeout"}
@@ -42,76 +43,7 @@ _MODEL_KEYS = {
 # How a model with `routes` picks one: in order on failure, by recent time to first token
 # (the saved history), or hedged (the next one asked too when no token came in hedge_after s).
 ROUTE_STRATEGIES = ("fallback", "fastest", "hedge")
-DEFAULT_HEDGE_AFTER = 3.0
 _PRICE_KEYS = {"input", "output", "cached_input", "currency", "date"}
-# Never quotes the value: it may be a key, and a quoted header value is how keys used to leak.
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """List price per million tokens."""
-
-    input: float
-    output: float
-    currency: str
-    cached_input: float | None = None
-    date: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    provider: str
-    id: str
-    alias: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    reasoning: bool | str | int | None = None
-    price: Price | None = None
-    fallback: tuple[str, ...] = ()
-    context_window: int | None = None
-    retries: int | None = None
-    # Search the web by default (the provider's own search); `/search` and `ask --search` override.
-    search: bool = False
-    vision: bool = False  # takes images; without it they are refused, or sent as placeholders
-    # Other provider/model-ids serving the same model, and how to choose among them.
-    routes: tuple[str, ...] = ()
-    strategy: str = "fallback"
-    hedge_after: float = DEFAULT_HEDGE_AFTER
-
-    @property
-    def name(self) -> str:
-        return self.alias or f"{self.provider}/{self.id}"
-
-    @property
-    def full_id(self) -> str:
-        return f"{self.provider}/{self.id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    name: str
-    type: str
-    base_url: str
-    api_key_env: str | None = None
-    api_key_cmd: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    headers: tuple[tuple[str, str], ...] = ()
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    retries: int = DEFAULT_RETRIES
-    models: tuple[ModelSpec, ...] = ()
-    local: bool = False
-    managed: bool = False  # modelswitch runs this server itself: local.ensure_running() has its URL
-    from_preset: bool = False
-    # Whose web search an OpenAI-compatible endpoint speaks ("openrouter", "qwen", ...), for a relay
-    # or a host modelswitch cannot tell by name; None: told by the base_url's host.
-    search: str | None = None
-
-    @property
-    def needs_key(self) -> bool:
-        return bool(self.api_key_env or self.api_key_cmd or self.api_key)
-
-
 @dataclass(frozen=True, slots=True)
 class McpServerSpec:
     """One `[mcp.NAME]` server: a command run over stdio, or a streamable HTTP `url`."""

@@ -1,0 +1,79 @@
+"""What a model and a provider are, as frozen values: the shapes config/load.py fills from TOML.
+
+Apart from load.py so that keys.py, which resolves a provider's key, can name ProviderSpec
+without importing the loader that imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 300.0
+DEFAULT_RETRIES = 2
+DEFAULT_HEDGE_AFTER = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """List price per million tokens."""
+
+    input: float
+    output: float
+    currency: str
+    cached_input: float | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    provider: str
+    id: str
+    alias: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    reasoning: bool | str | int | None = None
+    price: Price | None = None
+    fallback: tuple[str, ...] = ()
+    context_window: int | None = None
+    retries: int | None = None
+    # Search the web by default (the provider's own search); `/search` and `ask --search` override.
+    search: bool = False
+    vision: bool = False  # takes images; without it they are refused, or sent as placeholders
+    # Other provider/model-ids serving the same model, and how to choose among them.
+    routes: tuple[str, ...] = ()
+    strategy: str = "fallback"
+    hedge_after: float = DEFAULT_HEDGE_AFTER
+
+    @property
+    def name(self) -> str:
+        return self.alias or f"{self.provider}/{self.id}"
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.provider}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    name: str
+    type: str
+    base_url: str
+    api_key_env: str | None = None
+    api_key_cmd: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    models: tuple[ModelSpec, ...] = ()
+    local: bool = False
+    managed: bool = False  # modelswitch runs this server itself: local.ensure_running() has its URL
+    from_preset: bool = False
+    # Whose web search an OpenAI-compatible endpoint speaks ("openrouter", "qwen", ...), for a relay
+    # or a host modelswitch cannot tell by name; None: told by the base_url's host.
+    search: str | None = None
+
+    @property
+    def needs_key(self) -> bool:
+        return bool(self.api_key_env or self.api_key_cmd or self.api_key)

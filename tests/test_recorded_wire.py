@@ -1,0 +1,128 @@
+"""Real recorded responses of web search, grounding and tool calls, replayed through our parsers.
+
+Each fixture is a provider's response as a public test suite recorded it (provenance, licence and
+every change in tests/fixtures/meta/NAME.meta.json). The expected values below are read from the
+recording itself, not from what our parser happens to return: a parser change that loses or
+invents a source, a query, a call or a word fails here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from modelswitch.conversation import Conversation, Message, ModelRef
+from modelswitch.events import (
+    Citation,
+    Done,
+    Notice,
+    ReasoningDelta,
+    ReplayState,
+    SearchQuery,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+from modelswitch.providers import get_protocol
+from modelswitch.providers.base import Target
+from tests.loopback import FIXTURES, LoopbackServer, Reply
+from tests.validators import drive, splits
+
+ASK = Conversation().add(Message(role="user", text="What is the weather in San Francisco today?"))
+
+
+def of(kind: type, events: list) -> list:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def text_of(events: list) -> str:
+    return "".join(e.text for e in of(TextDelta, events))
+
+
+def parse(protocol: str, target: Target, chunks: list[bytes]) -> list:
+    return list(get_protocol(protocol).parse_stream(chunks, target))
+
+
+# -- Anthropic: the web_search server tool, two rounds, citations_delta ----------------------------
+
+ANTHROPIC_SEARCH = "anthropic_stream_web_search_citations_sonnet4.sse"
+CLAUDE = Target("anthropic", "https://api.anthropic.com", "claude-sonnet-4-0", api_key="k", search="anthropic")
+
+# The cited passages of the recording, each with the source its citations_delta named (the
+# sources are numbered by first citation; the same source cited again keeps its number).
+ANTHROPIC_ANSWER = (
+    "Based on the search results, I can provide you with information about San Francisco's weather"
+    " today (September 16, 2025):\n\nAccording to AccuWeather's forecast, "
+    "today (September 16) shows a high of 76°F and low of 59°F [1]"
+    " for San Francisco.\n\nFrom the recent San Francisco Chronicle weather report, "
+    "average mid-September highs in San Francisco are around 70 degrees [2]"
+    ", so today's forecast of 76°F is slightly above the typical temperature for this time of year."
+    "\n\nThe general weather pattern for San Francisco in September includes:\n- "
+    "Daytime temperatures usually reach 22°C (72°F) in San Francisco in September, falling to 13°C"
+    " (55°F) at night [3]\n- "
+    "There are normally 9 hours of bright sunshine each day in San Francisco in September [3]\n- "
+    "San Francisco experiences minimal rainfall in September, with an average precipitation of just"
+    " 3mm. Typically, there are no rainy days during this month [4]"
+    "\n\nSo for today, you can expect partly sunny to sunny skies with a high around 76°F (24°C)"
+    " and a low around 59°F (15°C), with very little chance of rain. It's shaping up to be a"
+    " pleasant day in San Francisco!"
+)
+ANTHROPIC_BETWEEN_ROUNDS = (
+    "Based on the search results, I can see that the information is a bit dated (most results are"
+    " from about 6 days to a week ago), but I can provide you with the available weather information"
+    " for San Francisco. Let me search for more current information."
+)
+
+
+def test_anthropic_recorded_web_search_stream_in_any_chunking() -> None:
+    data = (FIXTURES / ANTHROPIC_SEARCH).read_bytes()
+    for chunks in splits(data, range(3)):
+        events = parse("anthropic", CLAUDE, chunks)
+        assert of(SearchQuery, events) == [SearchQuery("San Francisco weather today"),
+                                           SearchQuery("San Francisco weather September 16 2025")]
+        assert of(Citation, events) == [
+            Citation("San Francisco, CA Monthly Weather | AccuWeather",
+                     "https://www.accuweather.com/en/us/san-francisco/94103/september-weather/347629",
+                     "San Francisco, CA Weather Today WinterCast Local {stormName} Tracker Hourly Daily Radar "
+                     "MinuteCast® Monthly Air Quality Health & Activities · News · F..."),
+            Citation("Here’s when S.F. weather could hit 90 degrees next week",
+                     "https://www.sfchronicle.com/weather-forecast/article/weather-forecast-san-francisco-21043269.php",
+                     "Average mid-September highs in San Francisco are around 70 degrees."),
+            Citation("San Francisco weather in September 2025 | California",
+                     "https://www.weather2travel.com/california/san-francisco/september/",
+                     "... Daytime temperatures usually reach 22°C in San Francisco in September, falling to "
+                     "13°C at night."),
+            Citation("Weather San Francisco in September 2025: Temperature & Climate",
+                     "https://en.climate-data.org/north-america/united-states-of-america/california/"
+                     "san-francisco-385/t/september-9/",
+                     "San Francisco experiences minimal rainfall in September, with an average precipitation "
+                     "of just 3mm. Typically, there are no rainy days during this mon..."),
+        ]
+        assert text_of(events) == ANTHROPIC_BETWEEN_ROUNDS + ANTHROPIC_ANSWER
+        assert "".join(e.text for e in of(ReasoningDelta, events)).endswith(
+            "I'll include \"today\" in the search query to get the most current information.")
+        # Each query is shown before the text that follows its search, as it ran.
+        kinds = [(type(e), getattr(e, "query", None)) for e in events]
+        second = kinds.index((SearchQuery, "San Francisco weather September 16 2025"))
+        assert text_of(events[:second]) == ANTHROPIC_BETWEEN_ROUNDS
+        assert of(Usage, events)[0].input_tokens == 22397 and of(Usage, events)[0].output_tokens == 637
+        assert of(Notice, events) == [] and events[-1] == Done("stop")
+
+
+def test_anthropic_recorded_search_blocks_go_back_exactly_to_the_same_model() -> None:
+    events = parse("anthropic", CLAUDE, [(FIXTURES / ANTHROPIC_SEARCH).read_bytes()])
+    answer = Message(role="assistant", text=text_of(events), model=ModelRef("claude", CLAUDE.model_id, "anthropic"),
+                     replay=tuple(of(ReplayState, events)), citations=tuple(of(Citation, events)))
+    history = ASK.add(answer).add(Message(role="user", text="And tomorrow?"))
+    body = get_protocol("anthropic").build_request(CLAUDE, history).body
+    sent = body["messages"][1]["content"]
+    assert [b["type"] for b in sent] == ["thinking", "server_tool_use", "web_search_tool_result",
+                                         "server_tool_use", "web_search_tool_result", "text"]
+    recorded = [json.loads(line[6:]) for line in (FIXTURES / ANTHROPIC_SEARCH).read_text("utf-8").splitlines()
+                if line.startswith("data: ")]
+    results = [e["content_block"] for e in recorded
+               if e["type"] == "content_block_start" and e["content_block"]["type"] == "web_search_tool_result"]
+    # The result blocks, encrypted_content and all, are the ones the API sent, unchanged.
+    assert [sent[2], sent[4]] == results
+    assert (sent[1]["id"], sent[1]["input"]) == ("srvtoolu_01FYcUbzEaqqQh1WBRj1QX3h",
+                                                 {"query": "San Francisco weather today"})
+    assert sent[0]["signature"] == "Er8ECkYIBxgC...(abridged)"

@@ -126,3 +126,45 @@ def test_anthropic_recorded_search_blocks_go_back_exactly_to_the_same_model() ->
     assert (sent[1]["id"], sent[1]["input"]) == ("srvtoolu_01FYcUbzEaqqQh1WBRj1QX3h",
                                                  {"query": "San Francisco weather today"})
     assert sent[0]["signature"] == "Er8ECkYIBxgC...(abridged)"
+
+
+# -- Gemini: a streamed functionCall with its thoughtSignature, and the answer after it -------------
+
+GEMINI_CALL = "gemini3pro_stream_functioncall_thoughtsignature_turn1.sse"
+GEMINI_AFTER = "gemini3pro_stream_functioncall_thoughtsignature_turn2.sse"
+GEMINI3 = Target("gemini", "https://generativelanguage.googleapis.com", "gemini-3-pro-preview", api_key="k")
+
+
+def recorded_request(name: str) -> dict:
+    return json.loads((FIXTURES / "meta" / f"{name}.meta.json").read_text("utf-8"))["request"]["body"]
+
+
+def test_gemini_recorded_function_call_keeps_its_signature_and_goes_back_as_accepted() -> None:
+    import base64
+
+    from modelswitch.conversation import ToolResult, ToolRound
+
+    data = (FIXTURES / GEMINI_CALL).read_bytes()
+    for chunks in splits(data, range(3)):
+        events = parse("gemini", GEMINI3, chunks)
+        assert of(ToolCall, events) == [ToolCall("call_0", "get_country", "{}")]
+        assert text_of(events) == "" and events[-1] == Done("tool_calls")
+    signature = json.loads(data.split(b"\r\n\r\n")[0][6:])["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
+    ref = ModelRef("gemini", GEMINI3.model_id, "gemini")
+    rnd = ToolRound("", "", ref, tuple(of(ToolCall, events)), (ToolResult("call_0", "get_country", "Mexico"),),
+                    tuple(of(ReplayState, events)))
+    question = recorded_request(GEMINI_CALL.removesuffix(".sse"))["contents"][0]["parts"][0]["text"]
+    conv = Conversation().add(Message("user", question)).add(Message("assistant", "", model=ref, rounds=(rnd,)))
+    body = get_protocol("gemini").build_request(GEMINI3, conv).body
+    assert body is not None
+    # The signature stays on its functionCall part, byte for byte as streamed.
+    assert body["contents"][1] == {"role": "model", "parts": [
+        {"functionCall": {"name": "get_country", "args": {}}, "thoughtSignature": signature}]}
+    assert body["contents"][2] == {"role": "user", "parts": [
+        {"functionResponse": {"name": "get_country", "response": {"result": "Mexico"}}}]}
+    # The request Gemini accepted (200) carried the same signature bytes (its recorder re-encoded
+    # them as URL-safe base64).
+    accepted = recorded_request(GEMINI_AFTER.removesuffix(".sse"))["contents"][1]["parts"][0]
+    assert base64.urlsafe_b64decode(accepted["thoughtSignature"]) == base64.b64decode(signature)
+    after = parse("gemini", GEMINI3, [(FIXTURES / GEMINI_AFTER).read_bytes()])
+    assert text_of(after) == "The capital of Mexico is Mexico City." and after[-1] == Done("stop")

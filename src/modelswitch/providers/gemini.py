@@ -327,8 +327,10 @@ def _part(part: dict, answer_parts: list[dict], calls: list[ToolCall]) -> Iterat
         if signature:
             answer_parts.append({"text": text, "thought": True, "thoughtSignature": signature})
         return
-    if "text" not in part and not signature:
-        return  # functionCall and other kinds carry nothing a chat shows
+    if not text and not signature:
+        # functionCall and other kinds carry nothing a chat shows; nor does the empty text part
+        # Gemini 3 ends a call with, and sent back it would be an empty text part (a 400).
+        return
     if text:
         yield TextDelta(text)
     # A signature belongs to its own part: text after it goes into a new part, never into it.

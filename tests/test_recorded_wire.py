@@ -168,3 +168,30 @@ def test_gemini_recorded_function_call_keeps_its_signature_and_goes_back_as_acce
     assert base64.urlsafe_b64decode(accepted["thoughtSignature"]) == base64.b64decode(signature)
     after = parse("gemini", GEMINI3, [(FIXTURES / GEMINI_AFTER).read_bytes()])
     assert text_of(after) == "The capital of Mexico is Mexico City." and after[-1] == Done("stop")
+
+
+# -- Perplexity: citations repeated on every chunk, [n] markers in the text -----------------------
+
+PERPLEXITY_CITED = (
+    "https://populationstat.com/united-states/san-francisco",
+    "https://en.wikipedia.org/wiki/San_Francisco",
+    "https://fred.stlouisfed.org/graph/?g=4K5j",
+    "https://www.california-demographics.com/cities_by_population",
+    "https://worldpopulationreview.com/us-cities/california/san-francisco",
+    "https://worldpopulationreview.com/us-counties/california/san-francisco-county",
+    "https://www.worldometers.info/world-population/us-population/",
+)
+
+
+def test_perplexity_recorded_stream_lists_each_source_once_in_its_own_numbering() -> None:
+    data = (FIXTURES / "perplexity_sonar_stream_citations.sse").read_bytes()
+    target = Target("perplexity", "https://api.perplexity.ai", "sonar", api_key="k", search="perplexity")
+    for chunks in splits(data, range(3)):
+        events = parse("openai", target, chunks)
+        # The list arrives whole on every chunk: each URL once, in Perplexity's order, so the
+        # text's own [2][3] point at the right sources.
+        assert [c.url for c in of(Citation, events)] == list(PERPLEXITY_CITED)
+        assert all(c.title == "" and c.cited_text == "" for c in of(Citation, events))
+        assert text_of(events) == "The current population of **[2][3]"
+        assert of(Usage, events)[-1].input_tokens == 10 and of(Usage, events)[-1].output_tokens == 336
+        assert of(Notice, events) == [] and events[-1] == Done("stop")

@@ -195,3 +195,31 @@ def test_perplexity_recorded_stream_lists_each_source_once_in_its_own_numbering(
         assert text_of(events) == "The current population of **[2][3]"
         assert of(Usage, events)[-1].input_tokens == 10 and of(Usage, events)[-1].output_tokens == 336
         assert of(Notice, events) == [] and events[-1] == Done("stop")
+
+
+# -- OpenAI-compatible tool calls: parallel fragments, and two relays' variations ----------------
+
+def test_openai_recorded_parallel_calls_join_their_own_fragments() -> None:
+    data = (FIXTURES / "openai_chat_stream_parallel_toolcalls_gpt4_0125.sse").read_bytes()
+    target = Target("openai", "https://api.openai.com/v1", "gpt-4-0125-preview", api_key="k")
+    for chunks in splits(data, range(3)):
+        events = parse("openai", target, chunks)
+        assert of(ToolCall, events) == [
+            ToolCall("call_3Gyr3HylFJwfrtKrL6NaIit1", "search", '{"search_query": "Discourse AI bot"}'),
+            ToolCall("call_H7YkbgYurHpyJqzwUN4bghwN", "search", '{"query": "Discourse AI bot2"}'),
+        ]
+        assert text_of(events) == "" and events[-1] == Done("tool_calls")
+
+
+def test_openrouter_recorded_kimi_call_variants_give_one_call_each() -> None:
+    target = Target("openrouter", "https://openrouter.ai/api/v1", "moonshotai/kimi-k2", api_key="k")
+    # Variant a repeats the id and name on its second fragment and never sends a finish_reason;
+    # variant c names the call first and sends the arguments alone.
+    for name, call_id, usage in (("openrouter_kimi_k2_stream_toolcall_repeated_id_no_finish_reason.sse", "0", (57, 17)),
+                                 ("openrouter_kimi_k2_stream_toolcall_split_name_then_arguments.sse", "llm_version:0", (56, 12))):
+        data = (FIXTURES / name).read_bytes()
+        for chunks in splits(data, range(3)):
+            events = parse("openai", target, chunks)
+            assert of(ToolCall, events) == [ToolCall(call_id, "llm_version", "{}")], name
+            assert (of(Usage, events)[-1].input_tokens, of(Usage, events)[-1].output_tokens) == usage
+            assert events[-1] == Done("tool_calls") and of(Notice, events) == []

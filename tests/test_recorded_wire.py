@@ -223,3 +223,26 @@ def test_openrouter_recorded_kimi_call_variants_give_one_call_each() -> None:
             assert of(ToolCall, events) == [ToolCall(call_id, "llm_version", "{}")], name
             assert (of(Usage, events)[-1].input_tokens, of(Usage, events)[-1].output_tokens) == usage
             assert events[-1] == Done("tool_calls") and of(Notice, events) == []
+
+
+# -- OpenAI search models: url_citation annotations ------------------------------------------------
+
+def test_openai_recorded_search_preview_annotations_give_each_source_once() -> None:
+    data = (FIXTURES / "openai_chat_search_preview_nonstream_url_citations.json").read_bytes()
+    recorded = json.loads(data)["choices"][0]["message"]
+    target = Target("openai", "https://api.openai.com/v1", "gpt-4o-search-preview", api_key="k", search="openai")
+    events = parse("openai", target, [data])
+    reuters = "https://www.reuters.com/"
+    assert [(c.title, c.url) for c in of(Citation, events)] == [
+        ("Iceland volcano emits smoke and glowing lava in 12th eruption since 2021",
+         reuters + "business/environment/iceland-volcano-erupts-12th-time-since-2021-2025-07-16/?utm_source=openai"),
+        ("Iceland to launch negotiations on security, defence partnership with EU",
+         reuters + "world/iceland-launch-negotiations-security-defence-partnership-with-eu-2025-07-17/?utm_source=openai"),
+        ("News | Icelandic Meteorological office", "https://en.vedur.is/about-imo/news?utm_source=openai"),
+        ("Latest news - Iceland Monitor", "https://icelandmonitor.mbl.is/news/latest/?utm_source=openai"),
+        ("Iceland volcano eruption forces evacuation of town and iconic geothermal spa",
+         "https://apnews.com/article/c72f44eb9ecb5f2d87e87fd53ed3b26d?utm_source=openai"),
+    ]
+    # The text already links its sources: it is kept exactly, with no markers added.
+    assert text_of(events) == recorded["content"]
+    assert of(Usage, events)[0].output_tokens == 603 and events[-1] == Done("stop")

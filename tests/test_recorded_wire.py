@@ -246,3 +246,22 @@ def test_openai_recorded_search_preview_annotations_give_each_source_once() -> N
     # The text already links its sources: it is kept exactly, with no markers added.
     assert text_of(events) == recorded["content"]
     assert of(Usage, events)[0].output_tokens == 603 and events[-1] == Done("stop")
+
+
+# -- Gemini with Google Search: the search results count as input ------------------------------
+
+def test_gemini_recorded_search_usage_adds_up_to_the_total_google_reports() -> None:
+    for name, model, (tokens_in, tokens_out) in (
+        ("gemini25pro_stream_google_search_grounding.sse", "gemini-2.5-pro", (17 + 104, 205 + 319)),
+        ("gemini25flash_stream_google_search_usage_tooluse_tokens.sse", "gemini-2.5-flash", (17 + 308, 37 + 333)),
+    ):
+        data = (FIXTURES / name).read_bytes()
+        last = json.loads(data.rstrip().split(b"\r\n\r\n")[-1][6:])["usageMetadata"]
+        usage = of(Usage, parse("gemini", Target("gemini", "https://g", model, api_key="k", search="gemini"), [data]))
+        assert len(usage) == 1, name
+        # promptTokenCount + toolUsePromptTokenCount in, candidates + thoughts out: Google's total.
+        assert (usage[0].input_tokens, usage[0].output_tokens) == (tokens_in, tokens_out)
+        assert usage[0].input_tokens + usage[0].output_tokens == last["totalTokenCount"]
+    flash = (FIXTURES / "gemini25flash_stream_google_search_usage_tooluse_tokens.sse").read_bytes()
+    assert text_of(parse("gemini", Target("gemini", "https://g", "gemini-2.5-flash", api_key="k"), [flash])) == \
+        "The current date is Wednesday, August 26, 2026."

@@ -350,7 +350,9 @@ def _usage(meta: dict) -> Usage:
 
     thoughts = count("thoughtsTokenCount")
     return Usage(
-        input_tokens=count("promptTokenCount"),  # includes cachedContentTokenCount
+        # The search results Google Search grounding puts before the model are counted apart
+        # (toolUsePromptTokenCount); totalTokenCount includes them, so they are input too.
+        input_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),  # incl. cachedContentTokenCount
         output_tokens=count("candidatesTokenCount") + thoughts,  # thoughts are billed as output
         reasoning_tokens=thoughts,
         cached_tokens=count("cachedContentTokenCount"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from modelswitch.conversation import Conversation, Message, ModelRef
+from modelswitch.conversation import Conversation, Message, ModelRef, ToolResult, ToolRound, ToolSpec
 from modelswitch.events import (
     Citation,
     Done,
@@ -24,8 +24,8 @@ from modelswitch.events import (
 )
 from modelswitch.providers import get_protocol
 from modelswitch.providers.base import Target
-from tests.loopback import FIXTURES, LoopbackServer, Reply
-from tests.validators import drive, splits
+from tests.loopback import FIXTURES
+from tests.validators import splits
 
 ASK = Conversation().add(Message(role="user", text="What is the weather in San Francisco today?"))
 
@@ -141,8 +141,6 @@ def recorded_request(name: str) -> dict:
 
 def test_gemini_recorded_function_call_keeps_its_signature_and_goes_back_as_accepted() -> None:
     import base64
-
-    from modelswitch.conversation import ToolResult, ToolRound
 
     data = (FIXTURES / GEMINI_CALL).read_bytes()
     for chunks in splits(data, range(3)):
@@ -265,3 +263,26 @@ def test_gemini_recorded_search_usage_adds_up_to_the_total_google_reports() -> N
     flash = (FIXTURES / "gemini25flash_stream_google_search_usage_tooluse_tokens.sse").read_bytes()
     assert text_of(parse("gemini", Target("gemini", "https://g", "gemini-2.5-flash", api_key="k"), [flash])) == \
         "The current date is Wednesday, August 26, 2026."
+
+
+# -- Ollama: a tool call on the native NDJSON stream --------------------------------------------
+
+def test_ollama_recorded_tool_call_parses_and_goes_back_in_ollamas_shape() -> None:
+    data = (FIXTURES / "ollama_chat_ndjson_toolcall_llama31.ndjson").read_bytes()
+    target = Target("ollama", "http://127.0.0.1:11434", "llama3.1:8b")
+    for chunks in splits(data, range(3)):
+        events = parse("ollama", target, chunks)
+        assert of(ToolCall, events) == [ToolCall("call_icagibop", "get_weather", '{"city": "Paris"}')]
+        # done_reason "stop" after a call is a finished tool round.
+        assert text_of(events) == "" and events[-1].finish_reason == "tool_calls"
+    rnd = ToolRound("", "", ModelRef("ollama", "llama3.1:8b", "ollama"), tuple(of(ToolCall, events)),
+                    (ToolResult("call_icagibop", "get_weather", "sunny"),))
+    conv = Conversation().add(Message("user", "Weather in Paris?")).add(Message("assistant", "", rounds=(rnd,)))
+    body = get_protocol("ollama").build_request(
+        Target("ollama", "http://127.0.0.1:11434", "llama3.1:8b", tools=(ToolSpec("get_weather", "weather"),)), conv).body
+    assert body is not None
+    # Arguments go back as the object Ollama sent, the result under the tool's name.
+    assert body["messages"][1:] == [
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
+    ]

@@ -350,9 +350,10 @@ def _usage(meta: dict) -> Usage:
 
     thoughts = count("thoughtsTokenCount")
     return Usage(
-        # The search results Google Search grounding puts before the model are counted apart
-        # (toolUsePromptTokenCount); totalTokenCount includes them, so they are input too.
-        input_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),  # incl. cachedContentTokenCount
+        # promptTokenCount includes cachedContentTokenCount. The search results Google Search
+        # grounding puts before the model are counted apart (toolUsePromptTokenCount), and
+        # totalTokenCount includes them: they are input too.
+        input_tokens=count("promptTokenCount") + count("toolUsePromptTokenCount"),
         output_tokens=count("candidatesTokenCount") + thoughts,  # thoughts are billed as output
         reasoning_tokens=thoughts,
         cached_tokens=count("cachedContentTokenCount"),

@@ -22,7 +22,7 @@ from ..conversation import Conversation, Message, ModelRef, Status, Timing, Tool
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
-from .catalog import search_vendor
+from .catalog import no_tools_line, offered_tools, search_vendor
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -72,6 +72,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         key_hint=secrets.auth_hint(provider),
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
         search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
+        reasoning_passback=pick(spec.reasoning_passback, provider.reasoning_passback),
     )
 
 
@@ -294,9 +295,13 @@ class Answer:
 
         provider = self.config.provider(spec.provider)
         said: list[str] = []
-        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=self.tools)
+        # Decided per model, so a fallback or route to a model without tools drops them too.
+        tools = offered_tools(spec, self.tools)
+        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=tools)
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
+        if self.tools and not tools:
+            yield Notice(no_tools_line(spec))
         protocol = get_protocol(provider.type)
         conversation = self.conversation
         if conversation.has_images:

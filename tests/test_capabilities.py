@@ -316,3 +316,33 @@ def test_the_deepseek_preset_passes_reasoning_back_by_declaration(monkeypatch: p
     assert target_for(cfg, cfg.resolve("sf-r1")).reasoning_passback is None
     assert all("reasoning_content" not in m for m in span(cfg, "sf-r1"))
     assert len(span(cfg, "r1")) == 2 and all("reasoning_content" in m for m in span(cfg, "r1"))
+
+
+def test_hedged_routes_get_the_tools_and_each_route_its_own_passback(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hedged model's lanes are answers of their own: they carry the tool list too, and whether
+    reasoning goes back is the serving provider's rule, not the routed model's."""
+    from modelswitch.engine.answer import Answer
+
+    monkeypatch.setenv("OA_KEY", "sk-oa-test")
+    server.default = lambda rec: Reply.say("ok")
+    cfg = build(f"""
+[providers.a]
+base_url = "{server.url}/a/v1"
+api_key_env = "OA_KEY"
+retries = 0
+[providers.a.models.m]
+id = "x"
+reasoning_passback = true
+routes = ["b/x"]
+strategy = "hedge"
+hedge_after = 30
+[providers.b]
+base_url = "{server.url}/b/v1"
+api_key_env = "OA_KEY"
+""")
+    answer = Answer(cfg, Conversation().add(Message("user", "hi")), cfg.resolve("m"), tools=(ToolSpec("add", "Add"),))
+    list(answer)
+    assert answer.message.text == "ok" and [r.json["tools"][0]["function"]["name"] for r in server.requests] == ["add"]
+    assert [s.reasoning_passback for s in answer._routes()] == [True, None]

@@ -204,8 +204,9 @@ class Answer:
             # be the error shown instead of the real one (DeepSeek busy) when all else fails.
             usable = secrets.key_available(self.config.provider(r.provider))
             if usable and r.full_id not in (c.full_id for c in chain):
+                # What the wire demands (reasoning_passback) is the serving provider's, not the model's.
                 chain.append(replace(spec, provider=r.provider, id=r.id, price=r.price, retries=r.retries,
-                                     fallback=(), routes=()))
+                                     fallback=(), routes=(), reasoning_passback=r.reasoning_passback))
         if spec.strategy == "fastest":
             ttft = recent_ttft()
             known = sorted((c for c in chain if c.full_id in ttft), key=lambda c: ttft[c.full_id])
@@ -227,7 +228,7 @@ class Answer:
             i = len(lanes)
             lane = Answer(self.config, self.conversation, replace(routes[i], routes=(), fallback=()),
                           settings=self.settings, fallback=False,
-                          sleep=self.sleep, debug=self.debug)
+                          sleep=self.sleep, debug=self.debug, tools=self.tools)
             stop = threading.Event()
             thread = threading.Thread(target=_race, args=(i, lane, q, stop), daemon=True)
             lanes.append((lane, stop, thread))

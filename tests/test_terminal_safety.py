@@ -76,7 +76,7 @@ id = "deepseek-chat"
 base_url = "{server.url}/lm/v1"
 local = true
 """)
-    return command_env(cfg, tmp_path, DEEP_KEY="sk-deep-0123456789", COLUMNS="120", LINES="40")
+    return command_env(cfg, tmp_path, DEEP_KEY="sk-deep-0123456789", COLUMNS="140", LINES="40")
 
 
 def answer_reply(tag: str) -> Reply:
@@ -94,7 +94,8 @@ def models_reply() -> Reply:
 
 
 def run_in_pty(env: dict[str, str], *args: str) -> tuple[bytes, int]:
-    child = pexpect.spawn(EXE, list(args), env=env, dimensions=(40, 120), timeout=30)
+    # 140 columns: the models table (tools column included) shows the whole hostile id, uncut.
+    child = pexpect.spawn(EXE, list(args), env=env, dimensions=(40, 140), timeout=30)
     child.expect(pexpect.EOF)
     child.close()
     return child.before, child.exitstatus
@@ -135,7 +136,7 @@ def test_repl_shows_answers_reasoning_errors_history_and_models_harmlessly(
 ) -> None:
     server.add(answer_reply("repl"), error_reply("repl"), models_reply())
     log = io.BytesIO()
-    child = pexpect.spawn(EXE, ["chat"], env=env, dimensions=(40, 120), timeout=30)
+    child = pexpect.spawn(EXE, ["chat"], env=env, dimensions=(40, 140), timeout=30)  # see run_in_pty
     child.logfile_read = log
     prompt = "r1 ›".encode()
     child.expect(prompt)

@@ -67,6 +67,7 @@ type = "openai"
 base_url = "{server.url}/deepseek"
 api_key_env = "DS_KEY"
 retries = 0
+reasoning_passback = true  # declared: the host is 127.0.0.1, not api.deepseek.com
 [providers.ds.models.v4]
 id = "deepseek-v4-flash"
 [providers.ant]

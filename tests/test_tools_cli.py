@@ -26,6 +26,7 @@ api_key_env = "DS_KEY"
 retries = 0
 [providers.ds.models.v4]
 id = "deepseek-v4-flash"
+reasoning_passback = true  # DeepSeek's rule, declared: the fake is on 127.0.0.1, not api.deepseek.com
 {mcp}
 """, "utf-8")
     return p

@@ -621,6 +621,9 @@ class FakeDeepSeek(FakeAPI):
     prefix: str = ""  # only paths under it: two OpenAI-shaped fakes behind one server
     tool_args: dict = field(default_factory=dict)
     args_by_tool: dict[str, dict] = field(default_factory=dict)  # tool name -> its arguments
+    # Models in thinking mode: each assistant message of a tool-call span needs its reasoning_content
+    # (a relay may serve DeepSeek's model under another name).
+    thinking: tuple[str, ...] = ("deepseek-v4-flash",)
 
     def matches(self, rec: Received) -> bool:
         return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
@@ -645,7 +648,7 @@ class FakeDeepSeek(FakeAPI):
             if not isinstance(m.get("content"), str) and not (calling and m.get("content") is None):
                 return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
                                     "invalid type: expected a string")
-            if calling and body["model"] == "deepseek-v4-flash" and not isinstance(m.get("reasoning_content"), str):
+            if calling and body["model"] in self.thinking and not isinstance(m.get("reasoning_content"), str):
                 # The thinking mode's rule (api-docs.deepseek.com/guides/thinking_mode#tool-calls).
                 return Problem(400, f"Missing reasoning_content field in the assistant message at message index {i}. "
                                     "For more information, please refer to "

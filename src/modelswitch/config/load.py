@@ -34,11 +34,11 @@ DEFAULT_TOOL_TIMEOUT = 60.0
 DEFAULT_TOOL_RESULT_CHARS = 20_000
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
-    "connect_timeout", "retries", "models", "local", "managed", "search",
+    "connect_timeout", "retries", "models", "local", "managed", "search", "reasoning_passback",
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
-    "retries", "search", "vision", "routes", "strategy", "hedge_after",
+    "retries", "search", "vision", "routes", "strategy", "hedge_after", "tools", "reasoning_passback",
 }
 # How a model with `routes` picks one: in order on failure, by recent time to first token
 # (the saved history), or hedged (the next one asked too when no token came in hedge_after s).
@@ -405,6 +405,7 @@ class _Validator:
             managed=bool(self.opt(t, "managed", bool, f"{key}.managed")),
             from_preset=from_preset,
             search=self.search_vendor(t, f"{key}.search"),
+            reasoning_passback=self.opt(t, "reasoning_passback", bool, f"{key}.reasoning_passback"),
         )
 
     def search_vendor(self, t: dict[str, Any], key: str) -> str | None:
@@ -467,6 +468,8 @@ class _Validator:
             routes=tuple(r for r in routes if isinstance(r, str)),
             strategy=strategy,
             hedge_after=DEFAULT_HEDGE_AFTER if hedge_after is None else float(hedge_after),
+            tools=self.opt(t, "tools", bool, f"{key}.tools"),
+            reasoning_passback=self.opt(t, "reasoning_passback", bool, f"{key}.reasoning_passback"),
         )
 
     def mcp(self, name: str, t: object) -> McpServerSpec | None:

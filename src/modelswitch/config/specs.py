@@ -44,6 +44,12 @@ class ModelSpec:
     routes: tuple[str, ...] = ()
     strategy: str = "fallback"
     hedge_after: float = DEFAULT_HEDGE_AFTER
+    # Takes function calling (a `tools` list): True, False (never offered tools: the API would
+    # answer 400), or None, not declared: tools are offered and the API decides.
+    tools: bool | None = None
+    # Inside a tool-call span, every assistant message must carry its `reasoning_content` back
+    # (DeepSeek's thinking mode); None: the provider's setting decides (see ProviderSpec).
+    reasoning_passback: bool | None = None
 
     @property
     def name(self) -> str:
@@ -73,6 +79,9 @@ class ProviderSpec:
     # Whose web search an OpenAI-compatible endpoint speaks ("openrouter", "qwen", ...), for a relay
     # or a host modelswitch cannot tell by name; None: told by the base_url's host.
     search: str | None = None
+    # The provider's models need `reasoning_content` passed back in tool-call spans (a model's own
+    # `reasoning_passback` overrides); None: only a base_url on api.deepseek.com does.
+    reasoning_passback: bool | None = None
 
     @property
     def needs_key(self) -> bool:

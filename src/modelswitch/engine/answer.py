@@ -22,7 +22,7 @@ from ..conversation import Conversation, Message, ModelRef, Status, Timing, Tool
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
-from .catalog import search_vendor
+from .catalog import no_tools_line, offered_tools, search_vendor
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -72,6 +72,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         key_hint=secrets.auth_hint(provider),
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
         search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
+        reasoning_passback=pick(spec.reasoning_passback, provider.reasoning_passback),
     )
 
 
@@ -203,8 +204,9 @@ class Answer:
             # be the error shown instead of the real one (DeepSeek busy) when all else fails.
             usable = secrets.key_available(self.config.provider(r.provider))
             if usable and r.full_id not in (c.full_id for c in chain):
+                # What the wire demands (reasoning_passback) is the serving provider's, not the model's.
                 chain.append(replace(spec, provider=r.provider, id=r.id, price=r.price, retries=r.retries,
-                                     fallback=(), routes=()))
+                                     fallback=(), routes=(), reasoning_passback=r.reasoning_passback))
         if spec.strategy == "fastest":
             ttft = recent_ttft()
             known = sorted((c for c in chain if c.full_id in ttft), key=lambda c: ttft[c.full_id])
@@ -226,7 +228,7 @@ class Answer:
             i = len(lanes)
             lane = Answer(self.config, self.conversation, replace(routes[i], routes=(), fallback=()),
                           settings=self.settings, fallback=False,
-                          sleep=self.sleep, debug=self.debug)
+                          sleep=self.sleep, debug=self.debug, tools=self.tools)
             stop = threading.Event()
             thread = threading.Thread(target=_race, args=(i, lane, q, stop), daemon=True)
             lanes.append((lane, stop, thread))
@@ -294,9 +296,13 @@ class Answer:
 
         provider = self.config.provider(spec.provider)
         said: list[str] = []
-        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=self.tools)
+        # Decided per model, so a fallback or route to a model without tools drops them too.
+        tools = offered_tools(spec, self.tools)
+        target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=tools)
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
+        if self.tools and not tools:
+            yield Notice(no_tools_line(spec))
         protocol = get_protocol(provider.type)
         conversation = self.conversation
         if conversation.has_images:

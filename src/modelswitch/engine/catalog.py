@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..config.load import Config, ModelSpec, ProviderSpec
 from ..config.keys import key_available, key_hint, key_source
+from ..conversation import ToolSpec
 from ..providers import search as _search
 
 
@@ -76,6 +77,7 @@ def as_json(config: Config, models: list[tuple[ProviderSpec, ModelSpec]]) -> lis
             "provider": p.name,
             "type": p.type,
             "reasoning": m.reasoning not in (None, False),
+            "tools": m.tools,
             "key": key_status(p),
             "key_present": key_available(p),
             "price": None if not m.price else {
@@ -89,14 +91,15 @@ def as_json(config: Config, models: list[tuple[ProviderSpec, ModelSpec]]) -> lis
     ]
 
 
-TABLE_HEADERS = ["alias", "provider/model", "reasoning", "key", "price in/out per 1M"]
+TABLE_HEADERS = ["alias", "provider/model", "reasoning", "tools", "key", "price in/out per 1M"]
+_TOOLS_CELL = {True: "yes", False: "no", None: ""}  # None: not declared, tools are tried
 
 
 def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[ModelSpec], bool]) -> list[list[str]]:
     """The models table (`models`, `/models`); `marked` models get a `*` (default, or current)."""
     return [
         [(m.alias or "") + (" *" if marked(m) else ""), m.full_id,
-         "yes" if m.reasoning not in (None, False) else "", key_status(p), price_text(m)]
+         "yes" if m.reasoning not in (None, False) else "", _TOOLS_CELL[m.tools], key_status(p), price_text(m)]
         for p, m in models
     ]
 
@@ -125,3 +128,20 @@ def no_search_line(config: Config, spec: ModelSpec, limit: int = 6) -> str:
     names = [m.name for m in able[:limit]] + ([f"+{len(able) - limit} more"] if len(able) > limit else [])
     which = f"models that can: {', '.join(names)}" if names else "no configured model can"
     return f"{spec.name} cannot search the web here; {which}"
+
+
+def takes_tools(spec: ModelSpec) -> bool:
+    """False only for a model declared `tools = false` (its API answers a `tools` list with 400);
+    an undeclared model is offered tools and its API decides."""
+    return spec.tools is not False
+
+
+def offered_tools(spec: ModelSpec, tools: tuple[ToolSpec, ...]) -> tuple[ToolSpec, ...]:
+    """The tools a request to `spec` carries: the rule every answer (ask, the REPL, @model,
+    /compare, fallbacks and routes) goes through, in Answer."""
+    return tools if takes_tools(spec) else ()
+
+
+def no_tools_line(spec: ModelSpec) -> str:
+    """The one line said when tools are on but this model is declared not to take them."""
+    return f"{spec.name} does not take tools; answering without them (models marked tools: yes can)"

@@ -19,7 +19,7 @@ from ..events import finish_status
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .attach import Confirm, check_images, load
-from .catalog import can_search, no_search_line
+from .catalog import can_search, no_search_line, no_tools_line, takes_tools
 from .choice import ensure_usable
 from .context import Fit, Meter, split_for_summary, summary_pair, summary_request, trim
 from .tools import ToolAnswer, ToolLimits
@@ -117,7 +117,15 @@ class ChatSession:
         said = f"switched to {spec.name} ({spec.full_id}); {kept}"
         if self.searching and not can_search(self.config, spec):
             said += "\n" + no_search_line(self.config, spec)
+        if self.tools_refused(spec):
+            said += "\n" + no_tools_line(spec)
         return said
+
+    def tools_refused(self, spec: ModelSpec | None = None) -> bool:
+        """Tools are on (MCP servers configured) but `spec` (default: the current model) is
+        declared not to take them, so its answers come without (see catalog.offered_tools)."""
+        spec = spec or self.model
+        return self.toolbox is not None and spec is not None and not takes_tools(spec)
 
     # -- web search ------------------------------------------------------------------------
     @property

@@ -34,6 +34,9 @@ class Target:
     search: str = ""
     # The tools offered to the model for this request; () offers none.
     tools: tuple[ToolSpec, ...] = ()
+    # Pass `reasoning_content` back inside tool-call spans (declared in config); None: undeclared,
+    # the protocol decides by the host (see openai.passes_reasoning_back).
+    reasoning_passback: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

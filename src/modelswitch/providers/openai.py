@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -155,10 +156,18 @@ def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return content
+# The one host whose rule is known without being declared: a user's own provider entry for
+# DeepSeek (no `reasoning_passback` written) still gets what DeepSeek requires.
+_PASSBACK_HOSTS = frozenset({"api.deepseek.com"})
+
+
 def passes_reasoning_back(target: Target) -> bool:
     """DeepSeek's thinking mode rejects (400) an assistant message of a tool-call span that lacks
-    `reasoning_content`; OpenAI rejects that unknown field. So it goes only to DeepSeek."""
-    return "deepseek" in target.base_url.lower() or "deepseek" in target.model_id.lower()
+    `reasoning_content`; OpenAI rejects that unknown field. So it goes only where the config
+    declares it (`reasoning_passback`), or, undeclared, to DeepSeek's own API."""
+    if target.reasoning_passback is not None:
+        return target.reasoning_passback
+    return (urlsplit(target.base_url).hostname or "").lower() in _PASSBACK_HOSTS
 
 
 def _tool_span(message: Message, target: Target) -> list[dict[str, Any]]:

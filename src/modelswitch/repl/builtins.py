@@ -410,6 +410,10 @@ def _tools(repl: Repl, arg: str) -> None:
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))
+    if repl.session.tools_refused():
+        from ..engine.catalog import no_tools_line
+
+        repl.say(no_tools_line(repl.session.model), "yellow")
 
 
 @command("help", "/help", "this list; @NAME TEXT sends one message to another model")

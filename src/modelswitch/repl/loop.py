@@ -363,4 +363,6 @@ class Repl:
             parts.append(f"{len(s.attachments)} file(s) attached")
         if s.searching:
             parts.append("search on" if can_search(s.config, s.model) else "search on (this model cannot)")
+        if s.tools_refused():
+            parts.append("tools off (this model cannot)")
         return " · ".join(parts)

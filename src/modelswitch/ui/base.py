@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..config.pricing import Cost
@@ -96,8 +96,7 @@ def duration_text(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
-
-def hold_terminal(out: TextIO) -> Callable[[], None]:
+def hold_terminal(out: IO[str]) -> Callable[[], None]:
     """While a live region is drawn: the terminal echoes no key and Ctrl-C drops no output.
 
     rich redraws its region by moving the cursor up as many rows as it last drew. The terminal

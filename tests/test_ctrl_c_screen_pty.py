@@ -10,7 +10,6 @@ went up one row too few to erase the region, and its top row stayed above the re
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback import LoopbackServer, Reply, command_env
+from tests.loopback import LoopbackServer, Reply
+from tests.test_signals_pty import env  # noqa: F401 - the fixture, shared
 
 pexpect = pytest.importorskip("pexpect")
 pyte = pytest.importorskip("pyte")
@@ -81,27 +81,9 @@ class Terminal:
 
 
 @pytest.fixture
-def env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "r1"
-[providers.deep]
-base_url = "{server.url}/deep/v1"
-api_key_env = "DEEP_KEY"
-retries = 0
-[providers.deep.models.r1]
-id = "deepseek-reasoner"
-[providers.other]
-base_url = "{server.url}/other/v1"
-api_key_env = "OTHER_KEY"
-retries = 0
-[providers.other.models.v3]
-id = "deepseek-chat"
-""")
-    env = command_env(cfg, tmp_path, DEEP_KEY="sk-deep-0123456789", OTHER_KEY="sk-other-0123456789")
-    for fixed in ("COLUMNS", "LINES"):  # rich would take these over the terminal's own size
-        env.pop(fixed, None)
-    return env
+def screen_env(env: dict[str, str]) -> dict[str, str]:
+    """r1 and v3 on the loopback server, in a terminal whose size is the pty's own."""
+    return {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}  # rich would take these
 
 
 def assert_shown_once(rows: list[str], notice: str) -> None:
@@ -114,10 +96,10 @@ def assert_shown_once(rows: list[str], notice: str) -> None:
     assert rows[at + 1].startswith("r1 ›"), "\n".join(rows)
 
 
-def test_ctrl_c_mid_answer_shows_the_partial_answer_once(env: dict[str, str], server: LoopbackServer) -> None:
+def test_ctrl_c_mid_answer_shows_the_partial_answer_once(screen_env: dict[str, str], server: LoopbackServer) -> None:
     # One line of ~4 rows: it wraps at the width, and rich pads every row to the full width.
     server.add(stalled(chunk(content=words("alpha", 40))))
-    term = Terminal(env)
+    term = Terminal(screen_env)
     term.child.send("tell me\r")
     term.child.expect("alpha39")
     rows = term.interrupt("interrupted — partial answer kept")
@@ -127,11 +109,11 @@ def test_ctrl_c_mid_answer_shows_the_partial_answer_once(env: dict[str, str], se
 
 
 @pytest.mark.parametrize("view", ["collapse", "show"])
-def test_ctrl_c_mid_reasoning_shows_it_once(view: str, env: dict[str, str], server: LoopbackServer) -> None:
+def test_ctrl_c_mid_reasoning_shows_it_once(view: str, screen_env: dict[str, str], server: LoopbackServer) -> None:
     thought = words("theta", 12) + " "
     thought += "x" * (COLS - len(thought))  # a row that fills the width exactly: the echo wrapped
     server.add(stalled(chunk(reasoning=thought)))
-    term = Terminal(env)
+    term = Terminal(screen_env)
     term.child.send(f"/think {view}\r")
     term.child.expect("r1 ›")
     term.child.send("tell me\r")
@@ -142,10 +124,10 @@ def test_ctrl_c_mid_reasoning_shows_it_once(view: str, env: dict[str, str], serv
     term.close()
 
 
-def test_ctrl_c_mid_compare_shows_each_lane_once(env: dict[str, str], server: LoopbackServer) -> None:
+def test_ctrl_c_mid_compare_shows_each_lane_once(screen_env: dict[str, str], server: LoopbackServer) -> None:
     server.add(stalled(chunk(content=words("alpha", 20)), path="/deep/"))
     server.add(stalled(chunk(content=words("beta", 20)), path="/other/"))
-    term = Terminal(env)
+    term = Terminal(screen_env)
     term.child.send("/compare r1 v3 tell me\r")
     term.child.expect("alpha19")
     term.child.expect("beta19")
@@ -155,10 +137,10 @@ def test_ctrl_c_mid_compare_shows_each_lane_once(env: dict[str, str], server: Lo
     term.close()
 
 
-def test_ctrl_c_after_a_resize_shows_the_partial_answer_once(env: dict[str, str], server: LoopbackServer) -> None:
+def test_ctrl_c_after_a_resize_shows_the_partial_answer_once(screen_env: dict[str, str], server: LoopbackServer) -> None:
     more = [chunk(content=f" gamma{i}") for i in range(200)]
     server.add(stalled(chunk(content=words("alpha", 30)), *more, delay=0.3))
-    term = Terminal(env, cols=80)
+    term = Terminal(screen_env, cols=80)
     term.child.send("tell me\r")
     term.child.expect("alpha29")
     term.resize(ROWS, COLS)  # wider: the next frame is drawn at 100 columns

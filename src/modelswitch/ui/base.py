@@ -6,7 +6,10 @@ neither has to import the other's module to reach them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..config.pricing import Cost
@@ -92,3 +95,40 @@ def duration_text(seconds: float) -> str:
         return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
     return f"{s // 3600} h {s % 3600 // 60} min"
 
+
+def hold_terminal(out: IO[str]) -> Callable[[], None]:
+    """While a live region is drawn: the terminal echoes no key and Ctrl-C drops no output.
+
+    rich redraws its region by moving the cursor up as many rows as it last drew. The terminal
+    echoes "^C" (and any key typed ahead) at the cursor, which sits at the end of the region's
+    last row, padded to the full width: the echo wrapped onto a new row, so the redraw on stop
+    left the region's top row behind, above the reprinted answer. Keys typed meanwhile are not
+    lost, only not echoed: the next prompt shows them. NOFLSH keeps Ctrl-C from discarding output
+    not yet drawn, which would put rich's count off the same way. Returns what restores the
+    terminal; a no-op unless `out` is the terminal of the foreground process (changing a
+    terminal's modes from the background would stop the process with SIGTTOU).
+    """
+    try:
+        import termios
+    except ImportError:  # Windows
+        return nothing
+    try:
+        fd = out.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
+            return nothing
+        saved = termios.tcgetattr(fd)
+        attrs = list(saved)
+        attrs[3] = (attrs[3] | termios.NOFLSH) & ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    except (AttributeError, ValueError, OSError, termios.error):  # a StringIO, a closed file
+        return nothing
+
+    def restore() -> None:
+        with suppress(OSError, termios.error):  # SIGHUP: the terminal may be gone
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+    return restore
+
+
+def nothing() -> None:
+    pass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..safetext import visible
-from .base import footer_text, thought_text
+from .base import footer_text, hold_terminal, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -71,6 +71,7 @@ class CompareView:
             self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
                               transient=True, vertical_overflow="crop", redirect_stdout=False,
                               redirect_stderr=False)
+            self._restore_terminal = hold_terminal(self.out)
             self._live.start()
 
     @property
@@ -120,6 +121,7 @@ class CompareView:
         with self._lock:
             if self._live is not None:
                 self._live.stop()
+                self._restore_terminal()
                 self._live = None
                 self._console.print(self._final())
             elif not self.quiet:

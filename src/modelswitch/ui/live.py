@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, footer_text, linkable, thought_text
+from .base import Renderer, footer_text, hold_terminal, linkable, nothing, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -103,6 +104,7 @@ class TerminalRenderer(Renderer):
         self._live: Live | None = None
         self._ticker: threading.Thread | None = None
         self._stop_ticking = threading.Event()
+        self._restore_terminal: Callable[[], None] = nothing
         self._reset("")
 
     def _reset(self, model_name: str) -> None:
@@ -277,6 +279,7 @@ class TerminalRenderer(Renderer):
             get_renderable=lambda: dynamic,
         )
         with deferred():  # Live.start cut in half by Ctrl-C cannot be stopped: the cursor stays hidden
+            self._restore_terminal = hold_terminal(self._console.file)
             self._live.start(refresh=True)
         self._stop_ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(self._stop_ticking,), daemon=True)
@@ -335,6 +338,8 @@ class TerminalRenderer(Renderer):
         live.transient = not keep
         with deferred():  # a stop cut in half by a signal would leave the cursor hidden
             live.stop()
+            self._restore_terminal()
+            self._restore_terminal = nothing
 
     def _view(self) -> RenderableType:
         """What the Live region shows now."""

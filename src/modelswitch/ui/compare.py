@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..safetext import visible
-from .base import footer_text, thought_text
+from .base import footer_text, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
     from ..conversation import Message
     from ..config.pricing import Cost
+    from ..events import ToolActivity
 
 MIN_COLUMN = 38
 
@@ -62,22 +63,48 @@ class CompareView:
         self._lock = threading.Lock()
         self._live: Any = None
         self._console: Any = None
+        self._closed = False
+        self._paused_at: float | None = None
         if terminal:
             from rich.console import Console
-            from rich.live import Live
 
             self._console = Console(file=self.out, force_terminal=True, width=width, highlight=False,
                                     no_color=not color or bool(os.environ.get("NO_COLOR")))
-            self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
-                              transient=True, vertical_overflow="crop", redirect_stdout=False,
-                              redirect_stderr=False)
-            self._live.start()
+            self.resume()
 
     @property
     def side_by_side(self) -> bool:
         width = self._console.width if self._console else 80
         n = len(self.lanes)
         return width >= n * MIN_COLUMN + (n - 1) * 3
+
+    # -- a question from a lane (a tool call to approve) -----------------------------------
+    def pause(self) -> None:
+        """Clear the live columns so a question can be asked below the prompt's line; the lanes
+        keep everything, and `resume` draws them again."""
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+                self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Draw the live columns again (idempotent; nothing once closed, or in a pipe)."""
+        with self._lock:
+            if self._console is None or self._live is not None or self._closed:
+                return
+            if self._paused_at is not None:
+                # The time a question waited for the user is nobody's thinking time.
+                gap, self._paused_at = time.monotonic() - self._paused_at, None
+                for lane in self.lanes:
+                    if lane.r_start is not None and lane.r_end is None:
+                        lane.r_start += gap
+            from rich.live import Live
+
+            self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
+                              transient=True, vertical_overflow="crop", redirect_stdout=False,
+                              redirect_stderr=False)
+            self._live.start()
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:
@@ -97,6 +124,14 @@ class CompareView:
             return
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
+
+    def tool(self, i: int, event: ToolActivity) -> None:
+        """A tool call of this lane: running while it runs, then what came of it, with the notices
+        (about the tools, not the model: shown in a blind arena too)."""
+        lane = self.lanes[i]
+        lane.notice = tool_line(event)
+        if event.state != "running":
+            lane.notices.append(lane.notice)
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
         lane = self.lanes[i]
@@ -118,9 +153,11 @@ class CompareView:
     def close(self) -> None:
         """Stop the live view and print every answer once, in full."""
         with self._lock:
+            self._closed = True
             if self._live is not None:
                 self._live.stop()
                 self._live = None
+            if self._console is not None:
                 self._console.print(self._final())
             elif not self.quiet:
                 self._plain()

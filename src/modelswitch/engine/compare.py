@@ -22,7 +22,7 @@ from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message
-from ..events import Event, Notice, ReasoningDelta, TextDelta, ToolActivity, ToolCall
+from ..events import Citation, Event, Notice, ReasoningDelta, TextDelta, ToolActivity, ToolCall
 from ..interrupts import deferred
 from ..config.pricing import Cost, message_cost
 from .tools import ToolAnswer, Toolbox, ToolLimits
@@ -39,6 +39,8 @@ class CompareView(Protocol):
     def notice(self, i: int, text: str) -> None: ...
 
     def tool(self, i: int, event: ToolActivity) -> None: ...
+
+    def citation(self, i: int, citation: Citation) -> None: ...
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None: ...
 
@@ -188,4 +190,5 @@ def _show(view: CompareView, i: int, event: Event) -> None:
         view.notice(i, event.text)
     elif isinstance(event, ToolActivity):
         view.tool(i, event)
-
+    elif isinstance(event, Citation):
+        view.citation(i, event)

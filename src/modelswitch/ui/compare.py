@@ -2,6 +2,7 @@
 final answers printed once as Markdown. Part of the rendering layer: nothing else draws.
 
 Pipes get each answer in turn under an `== alias ==` header, plain text, once all have finished.
+A lane that searched shows its numbered sources under its answer, as a normal answer does.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..conversation import sources_text
 from ..safetext import visible
-from .base import footer_text, thought_text, tool_line
+from .base import footer_text, sources_block, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
     from ..conversation import Message
     from ..config.pricing import Cost
-    from ..events import ToolActivity
+    from ..events import Citation, ToolActivity
 
 MIN_COLUMN = 38
 
@@ -38,6 +40,8 @@ class _Lane:
     footer: str = ""
     error: str | None = None
     done: bool = False
+    # The answer's sources, by URL in first-cited order (the [n] numbers), as the answer keeps them.
+    citations: dict[str, Citation] = field(default_factory=dict)
 
     def thought(self) -> str:
         if self.r_start is None:
@@ -133,8 +137,13 @@ class CompareView:
         if event.state != "running":
             lane.notices.append(lane.notice)
 
+    def citation(self, i: int, citation: Citation) -> None:
+        self.lanes[i].citations.setdefault(citation.url, citation)
+
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
         lane = self.lanes[i]
+        # The answer's own list wins: a retried request's sources do not count (engine.answer).
+        lane.citations = {c.url: c for c in message.citations}
         if lane.r_start is not None and lane.r_end is None:
             lane.r_end = time.monotonic()
         if message.usage is not None and message.usage.reasoning_tokens:
@@ -169,6 +178,8 @@ class CompareView:
             text = visible("".join(lane.text))
             if text:
                 self.out.write(text.rstrip("\n") + "\n")
+            if lane.citations:
+                self.out.write("\n" + visible(sources_text(tuple(lane.citations.values()))) + "\n")
             for notice in lane.notices:
                 sys.stderr.write(f"{visible(lane.name)}: {visible(notice)}\n")
             if lane.error:
@@ -194,9 +205,13 @@ class CompareView:
             parts.append(Text("\n".join(lines[-(height or 10):])))
             if not lane.done and not text and lane.r_start is None:
                 parts.append(Text("…", style="dim"))
+            if lane.citations:
+                parts.append(sources_block(tuple(lane.citations.values())))
         else:
             if text:
                 parts.append(Markdown(text, code_theme="monokai"))
+            if lane.citations:
+                parts.append(sources_block(tuple(lane.citations.values())))
             parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {visible(lane.error)}", style="red"))

@@ -133,6 +133,8 @@ class CompareView:
         """A tool call of this lane: running while it runs, then what came of it, with the notices
         (about the tools, not the model: shown in a blind arena too)."""
         lane = self.lanes[i]
+        if lane.r_start is not None and lane.r_end is None:
+            lane.r_end = time.monotonic()  # the model stopped thinking to call: tools' time is not thought
         lane.notice = tool_line(event)
         if event.state != "running":
             lane.notices.append(lane.notice)

@@ -14,8 +14,9 @@ import pytest
 from modelswitch.conversation import Message
 from modelswitch.events import Citation
 from modelswitch.ui.compare import CompareView
-from tests.loopback import LoopbackServer, Reply, command_env
+from tests.loopback import LoopbackServer, Reply
 from tests.search_fakes import SOURCES, FakeAnthropicSearch
+from tests.test_search_pty import env  # noqa: F401 - the fixture: a chat with claude and tiny
 
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
 WIKI = Citation(SOURCES[0][0], SOURCES[0][1])
@@ -80,32 +81,18 @@ def _strip_links(text: str) -> str:
 
 
 @pytest.fixture
-def env(tmp_path: Path, server: LoopbackServer) -> dict[str, str]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "claude"
-[providers.anth]
-type = "anthropic"
-base_url = "{server.url}"
-api_key_env = "ANTH_KEY"
-retries = 0
-[providers.anth.models.claude]
-id = "claude-sonnet-4-5"
-max_tokens = 1000
-[providers.plain]
-base_url = "{server.url}/plain/v1"
-retries = 0
-[providers.plain.models.tiny]
-id = "tiny"
-""")
-    server.default = FakeAnthropicSearch()
+def lanes(server: LoopbackServer) -> FakeAnthropicSearch:
+    """claude searches (Anthropic's web_search); tiny does not."""
+    server.default = fake = FakeAnthropicSearch()
     server.add(Reply.say("tiny-did-not-search", path="/plain/"))
-    return command_env(cfg, tmp_path, ANTH_KEY="sk-ant-test", COLUMNS="120", LINES="40")
+    return fake
 
 
 @pytest.mark.pty
 @pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
-def test_compare_in_a_terminal_shows_the_searched_lanes_linked_sources(env: dict[str, str], server: LoopbackServer) -> None:
+def test_compare_in_a_terminal_shows_the_searched_lanes_linked_sources(
+    env: dict[str, str], lanes: FakeAnthropicSearch  # noqa: F811
+) -> None:
     pexpect = pytest.importorskip("pexpect")
     child = pexpect.spawn(EXE, ["chat"], env=env, encoding="utf-8", dimensions=(40, 120), timeout=20)
     child.expect("claude ›")
@@ -125,11 +112,13 @@ def test_compare_in_a_terminal_shows_the_searched_lanes_linked_sources(env: dict
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert server.default.rejected == []
+    assert lanes.rejected == []
 
 
 @pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
-def test_piped_compare_prints_the_sources_under_the_answer(env: dict[str, str], server: LoopbackServer) -> None:
+def test_piped_compare_prints_the_sources_under_the_answer(
+    env: dict[str, str], lanes: FakeAnthropicSearch  # noqa: F811
+) -> None:
     proc = subprocess.run([EXE, "chat"], input="/search on\n/compare claude tiny tell me about pelicans\n", env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -138,3 +127,4 @@ def test_piped_compare_prints_the_sources_under_the_answer(env: dict[str, str], 
         "the brown pelican lives on coasts [2][1].\n\nSources:\n"
         f"[1] {SOURCES[0][0]} — {SOURCES[0][1]}\n[2] {SOURCES[1][0]} — {SOURCES[1][1]}\n\n")
     assert "Sources" not in tiny and "tiny-did-not-search" in tiny
+    assert lanes.rejected == []

@@ -65,7 +65,7 @@ def test_terminal_compare_links_the_sources_under_each_column_live_and_final() -
     view.close()
     final = out.getvalue()[streamed:].rsplit("\x1b[?25h", 1)[-1]  # what stays once the live frame is gone
     for c in (WIKI, AUDUBON, HOSTILE):
-        assert f"\x1b]8;id=" in final and f";{c.url}\x1b\\" in final  # an OSC 8 link to each page
+        assert "\x1b]8;id=" in final and f";{c.url}\x1b\\" in final  # an OSC 8 link to each page
     assert "\x1b[2J" not in final and "Evil␛[2J title" in final
     # Numbered per lane: the second column's only source is its [1], not a [3].
     plain = _strip_links(final)

@@ -17,7 +17,6 @@ import pytest
 from typer.testing import CliRunner
 
 from modelswitch.cli.main import app
-from modelswitch.config.load import Config
 from modelswitch.conversation import Conversation, Message, ToolResult
 from modelswitch.engine.compare import run_models
 from modelswitch.engine.session import ChatSession

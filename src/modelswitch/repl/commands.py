@@ -41,6 +41,7 @@ class Repl(Protocol):
 
     def approver(self, pause: Callable[[], None], resume: Callable[[], None],
                  who: str = "") -> Callable[[ToolCall, str], bool]: ...
+
     def choose(self, question: str) -> str | None:
         """The first letter of the user's answer (lower case); None if there is no one to ask."""
         ...

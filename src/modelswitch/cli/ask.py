@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
@@ -159,22 +160,35 @@ def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
     """`ask --tools`: nobody is there to ask, so a call runs only with --yes or when its tool is
     in its server's `trust` list; a call that does not is told to the model as declined (and to
     the user on stderr). Piped input is the prompt, never an approval."""
+    from ..engine.tools import ToolLimits
+
+    toolbox = cli_toolbox(config)
+    limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
+    answer = ToolAnswer(config, conversation, spec, toolbox, unattended(opts.yes), limits=limits,
+                        fallback=opts.fallback, debug=opts.debug)
+    return toolbox, answer
+
+
+def cli_toolbox(config: Config) -> McpToolbox:
+    """`--tools`: the configured MCP servers (started when first needed), or why there are none."""
     if not config.mcp:
         raise errors.UsageError("--tools: no MCP servers are configured; add an [mcp.NAME] table to the config")
     from ..engine.mcpclient import McpToolbox
-    from ..engine.tools import ToolLimits
 
-    toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
+    return McpToolbox(config.mcp, config.tools, warn=warn)
+
+
+def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool]:
+    """The approval of a command line: `--yes` runs a call, anything else declines it, said on
+    stderr (`who` names the model when several answer at once)."""
+    tag = f"[{who}] " if who else ""
 
     def approve(call: ToolCall, server: str) -> bool:
-        if not opts.yes:
-            warn(f"not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
-        return opts.yes
+        if not yes:
+            warn(f"{tag}not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
+        return yes
 
-    limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
-    answer = ToolAnswer(config, conversation, spec, toolbox, approve, limits=limits,
-                        fallback=opts.fallback, debug=opts.debug)
-    return toolbox, answer
+    return approve
 
 
 def _as_text(config: Config, answer: Answer | ToolAnswer, opts: AskOptions) -> int:

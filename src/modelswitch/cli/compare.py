@@ -11,15 +11,18 @@ from ..conversation import Conversation, Message
 from ..engine.choice import ensure_usable, load_config
 from ..engine.compare import run_models
 from ..ui.compare import CompareView
-from .ask import join_prompt, read_stdin, result_object
+from ..events import ToolCall
+from .ask import cli_toolbox, join_prompt, read_stdin, result_object, unattended
 
 if TYPE_CHECKING:
     from ..store.db import Vote
 
 
 def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, system: str | None,
-                    json_out: bool, color: bool, debug: bool = False) -> int:
-    """`modelswitch compare -m A -m B PROMPT`: columns in a terminal, sections or JSON in a pipe."""
+                    json_out: bool, color: bool, debug: bool = False, tools: bool = False,
+                    yes: bool = False) -> int:
+    """`modelswitch compare -m A -m B PROMPT`: columns in a terminal, sections or JSON in a pipe.
+    With `tools` each model may call the MCP servers' tools, run as under `ask -T` (--yes, trust)."""
     if len(models) < 2:
         raise errors.UsageError("compare needs at least two models: -m A -m B")
     config = load_config(config_path)
@@ -30,9 +33,25 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     if not text.strip():
         raise errors.UsageError("nothing to compare: give a prompt or pipe text in")
     conversation = Conversation(system).add(Message(role="user", text=text))
+    toolbox = cli_toolbox(config) if tools else None
     terminal = sys.stdout.isatty() and not json_out
     view = CompareView([s.name for s in specs], terminal=terminal, color=color, quiet=json_out)
-    outcomes, interrupt = run_models(config, conversation, specs, view, debug=debug)
+    asks = [unattended(yes, s.name) for s in specs]
+
+    def approve(i: int, call: ToolCall, server: str) -> bool:
+        if yes:
+            return True
+        view.pause()  # the "not run" line goes below the columns, not through them
+        asks[i](call, server)
+        view.resume()
+        return False
+
+    try:
+        outcomes, interrupt = run_models(config, conversation, specs, view, debug=debug, toolbox=toolbox,
+                                         approve=approve)
+    finally:
+        if toolbox is not None:
+            toolbox.close()
     if interrupt is not None:
         raise interrupt
     if json_out:

@@ -174,6 +174,8 @@ def compare(
     model: Annotated[Optional[list[str]], typer.Option("-m", "--model", help="A model to compare (give 2 or more).")] = None,
     system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help='Print {"results": [...]} at the end.')] = False,
+    tools: Annotated[bool, typer.Option("-T", "--tools", help="Offer the tools of the configured MCP servers.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --tools: run every tool call without asking.")] = False,
 ) -> None:
     """The same prompt to several models at once: tokens, cost and speed side by side."""
     g = _globals(ctx)
@@ -182,7 +184,7 @@ def compare(
         from .compare import run_compare_cli
 
         return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
-                               json_out=json_out, color=g.color, debug=g.debug)
+                               json_out=json_out, color=g.color, debug=g.debug, tools=tools, yes=yes)
 
     guarded(ctx, run)
 

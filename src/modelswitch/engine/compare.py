@@ -3,23 +3,29 @@
 Threads are the simplest way to run several blocking httpx streams concurrently on the one sync
 code path; the main thread owns the screen and takes events from a queue. Ctrl-C sets a stop
 flag; each worker closes its own stream (a generator can only be closed by the thread running it).
+
+With tools, every lane runs the same tool loop as a normal answer (tools.ToolAnswer). A lane's
+call waits for the main thread to approve it: the main thread owns the terminal, so questions
+come one at a time, and Ctrl-C while one is asked stops the comparison like any other Ctrl-C.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message
-from ..events import Event, Notice, ReasoningDelta, TextDelta
+from ..events import Citation, Event, Notice, ReasoningDelta, TextDelta, ToolActivity, ToolCall
 from ..interrupts import deferred
 from ..config.pricing import Cost, message_cost
+from .tools import ToolAnswer, Toolbox, ToolLimits
 
 
 class CompareView(Protocol):
@@ -31,6 +37,10 @@ class CompareView(Protocol):
     def reasoning(self, i: int, text: str) -> None: ...
 
     def notice(self, i: int, text: str) -> None: ...
+
+    def tool(self, i: int, event: ToolActivity) -> None: ...
+
+    def citation(self, i: int, citation: Citation) -> None: ...
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None: ...
 
@@ -44,16 +54,46 @@ class Outcome:
     """One model's result in a comparison."""
 
     spec: ModelSpec
-    answer: Answer
+    answer: Answer | ToolAnswer
     message: Message
     cost: Cost | None
     error: str | None
 
 
+# (lane, call, server) -> True to run it. Called on the main thread, one call at a time.
+LaneApprove = Callable[[int, ToolCall, str], bool]
+
+
+def _decline(i: int, call: ToolCall, server: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A lane's tool call waiting for the main thread's verdict."""
+
+    call: ToolCall
+    server: str
+    reply: queue.Queue
+
+
 _FINISHED = object()
 
 
-def _work(i: int, answer: Answer, q: queue.Queue, stop: threading.Event) -> None:
+def _ask(q: queue.Queue, stop: threading.Event, i: int, call: ToolCall, server: str) -> bool:
+    """In a lane's thread: hand the question to the main thread and wait; a stopped comparison
+    runs nothing more."""
+    reply: queue.Queue = queue.Queue(maxsize=1)
+    q.put((i, _Ask(call, server, reply)))
+    while not stop.is_set():
+        try:
+            return bool(reply.get(timeout=0.1))
+        except queue.Empty:
+            continue
+    return False
+
+
+def _work(i: int, answer: Answer | ToolAnswer, q: queue.Queue, stop: threading.Event) -> None:
     it = iter(answer)
     try:
         for event in it:
@@ -77,15 +117,28 @@ def run_models(
     *,
     settings: Settings = Settings(),
     debug: bool = False,
+    toolbox: Toolbox | None = None,
+    approve: LaneApprove = _decline,
 ) -> tuple[list[Outcome], KeyboardInterrupt | None]:
     """Stream every model's answer to `conversation` concurrently into `view`.
 
     Ctrl-C (or SIGTERM, SIGHUP) stops all and is returned, not raised: answers that finished are
     complete, the others interrupted, and all of them were paid for, so the caller keeps them.
+    With a `toolbox`, each lane runs the tool loop of a normal answer; `approve` decides each call
+    the toolbox does not trust, on this thread, one at a time.
     """
-    answers = [Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) for s in specs]
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
+    limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
+    if toolbox is not None:
+        # Servers start when first asked for their tools: here, once, not by every lane at the same time.
+        toolbox.specs()
+    answers: list[Answer | ToolAnswer] = [
+        Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
+        ToolAnswer(config, conversation, s, toolbox, partial(_ask, q, stop, i), limits=limits,
+                   settings=settings, fallback=False, debug=debug)
+        for i, s in enumerate(specs)
+    ]
     failures: dict[int, str] = {}
     threads = [
         threading.Thread(target=_work, args=(i, a, q, stop), daemon=True) for i, a in enumerate(answers)
@@ -105,16 +158,21 @@ def run_models(
                 view.finish(i, answers[i].message, message_cost(config, answers[i].message), failures.get(i))
             elif isinstance(item, errors.ModelSwitchError):
                 failures[i] = item.message
+            elif isinstance(item, _Ask):
+                item.reply.put(approve(i, item.call, item.server))
             else:
                 _show(view, i, item)
     except KeyboardInterrupt as exc:
         interrupt = exc
         with deferred():  # a second Ctrl-C must not lose the answers that finished
             stop.set()
+            if toolbox is not None:
+                toolbox.cancel()  # a lane's running call ends now, answered as cancelled
             for t in threads:
                 t.join(timeout=0.5)
             view.abort()
     finally:
+        stop.set()  # whatever ended the loop, no lane waits for an approval any more
         view.close()
     outcomes = [
         Outcome(s, a, a.message, message_cost(config, a.message), failures.get(i))
@@ -130,3 +188,7 @@ def _show(view: CompareView, i: int, event: Event) -> None:
         view.reasoning(i, event.text)
     elif isinstance(event, Notice):
         view.notice(i, event.text)
+    elif isinstance(event, ToolActivity):
+        view.tool(i, event)
+    elif isinstance(event, Citation):
+        view.citation(i, event)

@@ -183,7 +183,7 @@ class ToolAnswer:
                 finally:
                     # Never wait here for a call that Ctrl-C abandoned: it is cancelled below.
                     pool.shutdown(wait=False, cancel_futures=True)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, GeneratorExit):  # GeneratorExit: closed by its thread (a /compare lane)
             self.toolbox.cancel()
             self._cancelled(message, calls, decided)
             raise

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..config.load import ModelSpec
     from ..conversation import Message
     from ..engine.session import Arena, ChatSession
+    from ..events import ToolCall
 
 
 class Repl(Protocol):
@@ -37,6 +38,10 @@ class Repl(Protocol):
     def toolbar(self) -> str: ...
 
     def confirm(self, question: str) -> bool: ...
+
+    def approver(self, pause: Callable[[], None], resume: Callable[[], None],
+                 who: str = "") -> Callable[[ToolCall, str], bool]: ...
+
     def choose(self, question: str) -> str | None:
         """The first letter of the user's answer (lower case); None if there is no one to ask."""
         ...

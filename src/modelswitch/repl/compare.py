@@ -13,6 +13,7 @@ from ..conversation import Conversation
 from ..engine.context import Fit
 from ..engine.compare import run_models
 from ..engine.session import Arena, blind
+from ..events import ToolCall
 from ..interrupts import Terminated, deferred
 from ..ui.compare import CompareView
 from .commands import prompt_after
@@ -76,8 +77,18 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
     labels = [str(i) for i in range(1, len(specs) + 1)] if arena else [s.name for s in specs]
     view = CompareView(labels, terminal=sys.stdout.isatty(), color=repl.color, reasoning=session.think,
                        blind=arena is not None)
+    # Each lane asks as a normal answer does, named by its column; the columns step aside while
+    # it asks, and `a` (session.always) holds for every lane.
+    asks = [repl.approver(view.pause, view.resume, who=label) for label in labels]
+
+    def approve(i: int, call: ToolCall, server: str) -> bool:
+        ok = asks[i](call, server)
+        view.resume()  # also after a piped chat's "not run" line, which asks nothing
+        return ok
+
     outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,
-                                     settings=session.settings, debug=session.debug)
+                                     settings=session.settings, debug=session.debug,
+                                     toolbox=session.toolbox, approve=approve)
     with deferred():
         session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena)
     if any(o.error is not None for o in outcomes):

@@ -322,18 +322,26 @@ class Repl:
             self.say("no answer: this question will not be sent again; /undo removes it from history", "yellow")
 
     def _approver(self, renderer: Renderer, answer: ToolAnswer) -> Callable[[ToolCall, str], bool]:
+        # The answer so far stays on screen and the question goes below it; the model goes on after.
+        return self.approver(renderer.abort, lambda: renderer.begin(answer.model.name))
+
+    def approver(self, pause: Callable[[], None], resume: Callable[[], None],
+                 who: str = "") -> Callable[[ToolCall, str], bool]:
         """Ask about each call: y (run it), n (do not), a (always this tool, this session).
-        Piped input never approves: only a user at a terminal can say yes."""
+        Piped input never approves: only a user at a terminal can say yes. `who` names the
+        model asking when several answer at once (/compare)."""
         from ..ui.render import call_text
+
+        tag = f"[{who}] " if who else ""
 
         def approve(call: ToolCall, server: str) -> bool:
             if call.name in self.session.always:
                 return True
-            renderer.abort()  # the answer so far stays on screen; the question goes below it
+            pause()
             if not self.interactive:
-                self.say(f"not run: {call_text(call, server)} (tools are approved only at a terminal)", "yellow")
+                self.say(f"{tag}not run: {call_text(call, server)} (tools are approved only at a terminal)", "yellow")
                 return False
-            self.say(f"⚙ {call_text(call, server)}", "bold")
+            self.say(f"{tag}⚙ {call_text(call, server)}", "bold")
             while True:
                 try:
                     reply = input("  run it? [y]es / [n]o / [a]lways this tool: ").strip().lower()
@@ -341,7 +349,7 @@ class Repl:
                     reply = "n"
                 if reply in ("y", "yes", "n", "no", "", "a", "always"):
                     break
-            renderer.begin(answer.model.name)  # the model goes on after the call
+            resume()
             if reply in ("a", "always"):
                 self.session.always.add(call.name)
             return reply in ("y", "yes", "a", "always")

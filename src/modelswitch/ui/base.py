@@ -11,9 +11,14 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING
 
+from ..safetext import visible
+
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from ..config.pricing import Cost
     from ..conversation import Message
+    from ..events import Citation, ToolActivity, ToolCall
 
 
 class Renderer:
@@ -132,3 +137,40 @@ def hold_terminal(out: IO[str]) -> Callable[[], None]:
 
 def nothing() -> None:
     pass
+
+
+_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled"}
+
+
+def call_text(call: ToolCall, server: str, width: int = 80) -> str:
+    """`server.tool {"a": 2}`, the arguments cut to `width` characters: what a user approves."""
+    args = " ".join(call.arguments.split())
+    if len(args) > width:
+        args = args[: width - 1] + "…"
+    return visible(f"{server + '.' if server else ''}{call.name} {args}")
+
+
+def tool_line(event: ToolActivity) -> str:
+    """One line per finished call, among the answer's notices."""
+    detail = f" ({event.detail})" if event.detail else ""
+    return f"⚙ {call_text(event.call, event.server)}: {_STATE_WORDS.get(event.state, event.state)}{detail}"
+
+
+def sources_block(citations: tuple[Citation, ...]) -> Text:
+    """"Sources" and one "[n] title — url" line per source, both OSC 8 links to the page (rich
+    writes the link only to a terminal); the URL stays in view for terminals without links.
+    Under a streamed answer and under each /compare column alike."""
+    from rich.style import Style
+    from rich.text import Text
+
+    text = Text("Sources", style="bold")
+    for n, c in enumerate(citations, 1):
+        url = visible(c.url)
+        title = visible(" ".join(c.title.split()))
+        link = Style(link=url) if linkable(url) else Style()
+        text.append(f"\n[{n}] ", style="dim")
+        if title and title != url:
+            text.append(title, style=link + Style(underline=True))
+            text.append(" — ", style="dim")
+        text.append(url, style=link + Style(dim=True))
+    return text

@@ -2,10 +2,12 @@
 final answers printed once as Markdown. Part of the rendering layer: nothing else draws.
 
 Pipes get each answer in turn under an `== alias ==` header, plain text, once all have finished.
+A lane that searched shows its numbered sources under its answer, as a normal answer does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
 import sys
 import threading
@@ -13,14 +15,16 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..conversation import sources_text
 from ..safetext import visible
-from .base import footer_text, hold_terminal, thought_text
+from .base import footer_text, hold_terminal, nothing, sources_block, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
     from ..conversation import Message
     from ..config.pricing import Cost
+    from ..events import Citation, ToolActivity
 
 MIN_COLUMN = 38
 
@@ -37,6 +41,8 @@ class _Lane:
     footer: str = ""
     error: str | None = None
     done: bool = False
+    # The answer's sources, by URL in first-cited order (the [n] numbers), as the answer keeps them.
+    citations: dict[str, Citation] = field(default_factory=dict)
 
     def thought(self) -> str:
         if self.r_start is None:
@@ -62,23 +68,51 @@ class CompareView:
         self._lock = threading.Lock()
         self._live: Any = None
         self._console: Any = None
+        self._closed = False
+        self._paused_at: float | None = None
+        self._restore_terminal: Callable[[], None] = nothing
         if terminal:
             from rich.console import Console
-            from rich.live import Live
 
             self._console = Console(file=self.out, force_terminal=True, width=width, highlight=False,
                                     no_color=not color or bool(os.environ.get("NO_COLOR")))
-            self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
-                              transient=True, vertical_overflow="crop", redirect_stdout=False,
-                              redirect_stderr=False)
-            self._restore_terminal = hold_terminal(self.out)
-            self._live.start()
+            self.resume()
 
     @property
     def side_by_side(self) -> bool:
         width = self._console.width if self._console else 80
         n = len(self.lanes)
         return width >= n * MIN_COLUMN + (n - 1) * 3
+
+    # -- a question from a lane (a tool call to approve) -----------------------------------
+    def pause(self) -> None:
+        """Clear the live columns so a question can be asked below the prompt's line; the lanes
+        keep everything, and `resume` draws them again."""
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._restore_terminal()  # the question below needs the keys echoed
+                self._live = None
+                self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        """Draw the live columns again (idempotent; nothing once closed, or in a pipe)."""
+        with self._lock:
+            if self._console is None or self._live is not None or self._closed:
+                return
+            if self._paused_at is not None:
+                # The time a question waited for the user is nobody's thinking time.
+                gap, self._paused_at = time.monotonic() - self._paused_at, None
+                for lane in self.lanes:
+                    if lane.r_start is not None and lane.r_end is None:
+                        lane.r_start += gap
+            from rich.live import Live
+
+            self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
+                              transient=True, vertical_overflow="crop", redirect_stdout=False,
+                              redirect_stderr=False)
+            self._restore_terminal = hold_terminal(self.out)
+            self._live.start()
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:
@@ -99,8 +133,23 @@ class CompareView:
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
 
+    def tool(self, i: int, event: ToolActivity) -> None:
+        """A tool call of this lane: running while it runs, then what came of it, with the notices
+        (about the tools, not the model: shown in a blind arena too)."""
+        lane = self.lanes[i]
+        if lane.r_start is not None and lane.r_end is None:
+            lane.r_end = time.monotonic()  # the model stopped thinking to call: tools' time is not thought
+        lane.notice = tool_line(event)
+        if event.state != "running":
+            lane.notices.append(lane.notice)
+
+    def citation(self, i: int, citation: Citation) -> None:
+        self.lanes[i].citations.setdefault(citation.url, citation)
+
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None:
         lane = self.lanes[i]
+        # The answer's own list wins: a retried request's sources do not count (engine.answer).
+        lane.citations = {c.url: c for c in message.citations}
         if lane.r_start is not None and lane.r_end is None:
             lane.r_end = time.monotonic()
         if message.usage is not None and message.usage.reasoning_tokens:
@@ -119,10 +168,12 @@ class CompareView:
     def close(self) -> None:
         """Stop the live view and print every answer once, in full."""
         with self._lock:
+            self._closed = True
             if self._live is not None:
                 self._live.stop()
                 self._restore_terminal()
                 self._live = None
+            if self._console is not None:
                 self._console.print(self._final())
             elif not self.quiet:
                 self._plain()
@@ -134,6 +185,8 @@ class CompareView:
             text = visible("".join(lane.text))
             if text:
                 self.out.write(text.rstrip("\n") + "\n")
+            if lane.citations:
+                self.out.write("\n" + visible(sources_text(tuple(lane.citations.values()))) + "\n")
             for notice in lane.notices:
                 sys.stderr.write(f"{visible(lane.name)}: {visible(notice)}\n")
             if lane.error:
@@ -159,9 +212,13 @@ class CompareView:
             parts.append(Text("\n".join(lines[-(height or 10):])))
             if not lane.done and not text and lane.r_start is None:
                 parts.append(Text("…", style="dim"))
+            if lane.citations:
+                parts.append(sources_block(tuple(lane.citations.values())))
         else:
             if text:
                 parts.append(Markdown(text, code_theme="monokai"))
+            if lane.citations:
+                parts.append(sources_block(tuple(lane.citations.values())))
             parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {visible(lane.error)}", style="red"))

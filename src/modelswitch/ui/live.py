@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, footer_text, hold_terminal, linkable, nothing, thought_text
+from .base import Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -186,7 +186,7 @@ class TerminalRenderer(Renderer):
             self._phase = "done"
             self._stop_live(keep=False)
             if message.citations:
-                self._queue.append(self._sources(message))
+                self._queue.append(sources_block(message.citations))
             self._queue.append(self._dim(footer_text(message, cost)))
             self._print_queue()
             self._reset(self._name)  # ready for the next answer, begin() or not
@@ -401,25 +401,6 @@ class TerminalRenderer(Renderer):
 
         # Reasoning, notices, the footer and model names all pass here: remote text, drawn safe.
         return Text(visible(text), style="dim italic" if italic else "dim")
-
-    @staticmethod
-    def _sources(message: Message) -> RenderableType:
-        """"Sources" and one "[n] title — url" line per source, both OSC 8 links to the page (rich
-        writes the link only to a terminal); the URL stays in view for terminals without links."""
-        from rich.style import Style
-        from rich.text import Text
-
-        text = Text("Sources", style="bold")
-        for n, c in enumerate(message.citations, 1):
-            url = visible(c.url)
-            title = visible(" ".join(c.title.split()))
-            link = Style(link=url) if linkable(url) else Style()
-            text.append(f"\n[{n}] ", style="dim")
-            if title and title != url:
-                text.append(title, style=link + Style(underline=True))
-                text.append(" — ", style="dim")
-            text.append(url, style=link + Style(dim=True))
-        return text
 
     @staticmethod
     def _blank() -> RenderableType:

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, TextIO
 
 from ..conversation import sources_text
-from ..events import Event, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity, ToolCall
+from ..events import Event, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity
 from ..vocab import REASONING_VIEWS
-from .base import Renderer
+from .base import Renderer, call_text, tool_line  # noqa: F401 - call_text: the REPL asks with it
 from .mdstream import MarkdownStream
 from ..safetext import visible
 
@@ -125,23 +125,6 @@ def draw(renderer: Renderer, events: Iterable[Event]) -> None:
             renderer.pause()  # the next round's reasoning is shown live again
             if event.state != "running":
                 renderer.notice(tool_line(event))
-
-
-_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled"}
-
-
-def call_text(call: ToolCall, server: str, width: int = 80) -> str:
-    """`server.tool {"a": 2}`, the arguments cut to `width` characters: what a user approves."""
-    args = " ".join(call.arguments.split())
-    if len(args) > width:
-        args = args[: width - 1] + "…"
-    return visible(f"{server + '.' if server else ''}{call.name} {args}")
-
-
-def tool_line(event: ToolActivity) -> str:
-    """One line per finished call, among the answer's notices."""
-    detail = f" ({event.detail})" if event.detail else ""
-    return f"⚙ {call_text(event.call, event.server)}: {_STATE_WORDS.get(event.state, event.state)}{detail}"
 
 
 # -- everything else the CLI and REPL print -------------------------------------------------

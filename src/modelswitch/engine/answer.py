@@ -22,6 +22,7 @@ from ..conversation import Conversation, Message, ModelRef, Status, Timing, Tool
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
+from ..redaction import StreamMask
 from .catalog import search_vendor
 
 BACKOFF_BASE = 1.0
@@ -104,6 +105,9 @@ class Answer:
         self._fallback_from: str | None = None
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        # A key the model echoes is masked here, so every screen, pipe and file gets it masked alike.
+        self._text_mask = StreamMask()
+        self._reasoning_mask = StreamMask()
         self._replay: list[ReplayState] = []
         self._citations: dict[str, Citation] = {}  # by URL, in first-cited order (the [n] numbers)
         self._usage: Usage | None = None
@@ -320,8 +324,11 @@ class Answer:
                     connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
                     debug=self.debug,
                 ):
+                    event = self._masked(event)
                     self._take(event)
-                    yield event
+                    if not isinstance(event, (TextDelta, ReasoningDelta)) or event.text:
+                        yield event
+                yield from self._release()
                 self._t_end = time.monotonic()
                 if not "".join(self._text).strip() and not self.calls:
                     raise errors.NoAnswerError(
@@ -332,6 +339,7 @@ class Answer:
             except errors.ProviderError as exc:
                 # Never retry once tokens were shown: the user would see the answer twice.
                 if self._started or not exc.retryable or attempt == retries:
+                    yield from self._release()  # the partial answer, to its last character
                     raise
                 wait = backoff(attempt, exc.retry_after)
                 yield Notice(
@@ -339,15 +347,31 @@ class Answer:
                 )
                 self.sleep(wait)
 
+    def _masked(self, event: Event) -> Event:
+        if isinstance(event, TextDelta):
+            return TextDelta(self._text_mask.feed(event.text))
+        if isinstance(event, ReasoningDelta):
+            return ReasoningDelta(self._reasoning_mask.feed(event.text))
+        return event
+
+    def _release(self) -> Iterator[Event]:
+        """The tails held back in case a key began there: the stream ended, so they are what they are."""
+        for event in (ReasoningDelta(self._reasoning_mask.flush()), TextDelta(self._text_mask.flush())):
+            if event.text:
+                self._take(event)
+                yield event
+
     def _take(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             if self._t_first is None:
                 self._t_first = time.monotonic()
-            self._text.append(event.text)
+            if event.text:
+                self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
             if self._t_first is None:
                 self._t_first = time.monotonic()
-            self._reasoning.append(event.text)
+            if event.text:
+                self._reasoning.append(event.text)
         elif isinstance(event, Usage):
             # One absurd count makes the stream's usage unknown, not a wrong definite cost;
             # a later report in the same stream cannot make it trustworthy again.
@@ -397,8 +421,8 @@ class Answer:
             usage = replace(usage, reasoning_tokens=min(len(self._reasoning), usage.output_tokens or len(self._reasoning)))
         return Message(
             role="assistant",
-            text="".join(self._text),
-            reasoning="".join(self._reasoning),
+            text="".join(self._text) + self._text_mask.pending(),  # pending: cut off (Ctrl-C) mid-hold
+            reasoning="".join(self._reasoning) + self._reasoning_mask.pending(),
             model=self._ref,
             status=self._status,
             replay=tuple(self._replay),

@@ -242,3 +242,17 @@ def test_validate_lists_every_error_not_only_the_first(tmp_path: Path) -> None:
     assert result.stderr.count("error: ") == 9
     with pytest.raises(ConfigError):  # a normal load still stops at the first
         config.load(p)
+
+
+def test_validate_shows_unknown_keys_together_with_the_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelswitch.cli.main import app
+
+    p = write(tmp_path, 'defualt = "m"\n[providers.a]\nbase_url = "https://a.example/v1"\nretries = -1\n'
+                        '[providers.a.models.m]\nid = "m"\ntemprature = 0.5\n')
+    result = CliRunner().invoke(app, ["--config", str(p), "config", "validate"])
+    assert result.exit_code == 2, result.output
+    assert f"{p}: providers.a.retries: " in result.stderr
+    assert "unknown key 'defualt'" in result.stderr and "unknown key 'providers.a.models.m.temprature'" in result.stderr
+    assert result.stderr.count("unknown key") == 2

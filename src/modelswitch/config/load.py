@@ -154,13 +154,16 @@ def load(path: Path, *, required: bool = False) -> Config:
     return config
 
 
-def problems(path: Path, *, required: bool = False) -> list[ConfigError]:
-    """Every error in the file at once (for `config validate`), not only the first."""
+def problems(path: Path, *, required: bool = False, warnings: list[str] | None = None) -> list[ConfigError]:
+    """Every error in the file at once (for `config validate`), not only the first; the warnings
+    (unknown keys) go to `warnings`, so a user fixing the errors sees those typos in the same pass."""
     found: list[ConfigError] = []
     try:
         exists = _present(path, required)
-        build(_read(path) if exists else {}, path, exists=exists,
-              presets=_with_managed_local(load_presets()), collect=found)
+        partial = build(_read(path) if exists else {}, path, exists=exists,
+                        presets=_with_managed_local(load_presets()), collect=found)
+        if warnings is not None:
+            warnings.extend(partial.warnings)
     except ConfigError as exc:  # unreadable or not TOML: nothing further can be checked
         found.append(exc)
     return found

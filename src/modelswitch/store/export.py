@@ -27,6 +27,12 @@ EARLIEST, LATEST = 1970, 9998
 # -- JSON ----------------------------------------------------------------------------------------
 
 
+def turn_count(turns: Sequence[Turn]) -> str:
+    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns."""
+    n = sum(not t.alternate for t in turns)
+    return f"{n} turn{'' if n == 1 else 's'}"
+
+
 def to_json(info: SessionInfo, turns: Sequence[Turn]) -> dict[str, Any]:
     """Everything stored about a session; `from_json` reads it back."""
     return {
@@ -274,7 +280,7 @@ def to_markdown(
     """The conversation as Markdown; `details` adds each answer's tokens, speed and cost."""
     models = _distinct(t.message.model for t in turns if t.message.model is not None)
     head = [f"# {info.name or f'Session #{info.id}'}", ""]
-    meta = [f"{sum(not t.alternate for t in turns)} turns", f"started {local(info.created)}"]
+    meta = [turn_count(turns), f"started {local(info.created)}"]
     if models:
         meta.append("models: " + ", ".join(_label(m) for m in models))
     head += ["*" + " · ".join(meta) + "*", ""]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 
 from .. import errors
-from .context import Meter
+from .context import Meter, estimate_text
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Status, Timing, ToolSpec
@@ -416,9 +416,10 @@ class Answer:
             tps = self._usage.output_tokens / (total - ttft)
         usage = self._usage
         if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
-            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: count its
-            # chunks, as the footer's "Thought for … · N tokens" does, so /cost and --json agree.
-            usage = replace(usage, reasoning_tokens=min(len(self._reasoning), usage.output_tokens or len(self._reasoning)))
+            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: estimate
+            # it from its text (chunks are not tokens), marked so a screen can say `~`.
+            guess = estimate_text("".join(self._reasoning))
+            usage = replace(usage, reasoning_tokens=min(guess, usage.output_tokens or guess), reasoning_estimated=True)
         return Message(
             role="assistant",
             text="".join(self._text) + self._text_mask.pending(),  # pending: cut off (Ctrl-C) mid-hold

@@ -452,6 +452,15 @@ def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
     ]
 
 
+def tokens_text(s: ModelStats) -> str:
+    """`1,234 tokens`; `1,234+ tokens` when some answers reported no usage (their tokens are not
+    guessed), `tokens unknown` when none did: the toolbar's word for /cost's `-`."""
+    used = s.usage.input_tokens + s.usage.output_tokens
+    if s.turns and not s.with_usage:
+        return "tokens unknown"
+    return f"{used:,}{'+' if s.with_usage < s.turns else ''} tokens"
+
+
 def costs_text(costs: Sequence[Cost]) -> str:
     """`¥0.0123 + $0.0040`, or `-` when no price was known."""
     return " + ".join(str(c) for c in costs) or "-"

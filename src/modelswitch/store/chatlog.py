@@ -174,8 +174,6 @@ class ChatLog:
         chat not saved yet stores them with its first kept turn (/keep, the next answer, a vote)."""
         from .db import Turn
 
-        if self.session_id is None and not any(_started(m) for m, _ in answers):
-            return  # every answer failed before it began: as with record, no session for that
         turns = [Turn(user, alternate=True)] + [Turn(m, c, alternate=True) for m, c in answers]
         if self.session_id is None:
             self._pending.append((None, tuple(turns), True))  # saved with the chat's first kept turn

@@ -170,7 +170,7 @@ def problems(path: Path, *, required: bool = False, warnings: list[str] | None =
     return found
 
 
-def url_problem(url: str) -> str | None:
+def _url_problem(url: str) -> str | None:
     """Why `url` cannot be a server's address (None when it can): http or https in any case, a host."""
     from urllib.parse import urlsplit
 
@@ -398,7 +398,7 @@ class _Validator:
         base_url = self.opt(t, "base_url", str, f"{key}.base_url") or ""
         if not base_url:
             self.fail(f"{key}.base_url", "missing: the provider's API address is required")
-        elif problem := url_problem(base_url):
+        elif problem := _url_problem(base_url):
             self.fail(f"{key}.base_url", problem)
         else:
             base_url = _lower_scheme(base_url)  # HTTPS://… works; code below compares "https://"
@@ -513,7 +513,7 @@ class _Validator:
             command = None
         if bool(command) == bool(url):
             self.fail(key, "needs either command (a server run over stdio) or url (streamable HTTP), not both")
-        if url and (problem := url_problem(url)):
+        if url and (problem := _url_problem(url)):
             self.fail(f"{key}.url", problem)
         elif url:
             url = _lower_scheme(url)

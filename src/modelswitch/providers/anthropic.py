@@ -355,7 +355,7 @@ def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
             "type": "tool_use", "id": _str(block.get("id")), "name": _str(block.get("name")),
             "json": "", "input": start if isinstance(start, dict) else {},
         }
-    # Other block types carry nothing a chat shows.
+    # Any other type is told once by _unknown_block (a type handled here belongs in _KNOWN_BLOCKS).
 
 
 # The block types _block_start understands; any other is said once, never dropped silently.

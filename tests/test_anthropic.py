@@ -403,3 +403,26 @@ def test_any_event_shape_fails_only_as_our_error(events: list[tuple[str, dict]])
             assert isinstance(event, (TextDelta, ReasoningDelta, Usage, ReplayState, Notice, Done))
     except errors.ModelSwitchError:
         pass
+
+
+def test_an_unknown_content_block_type_is_told_once_per_kind() -> None:
+    # Block shapes from Anthropic's docs (code execution, MCP connector) this client does not show.
+    code = {"type": "code_execution_tool_result", "tool_use_id": "srvtoolu_01",
+            "content": {"type": "code_execution_result", "stdout": "4\n", "stderr": "", "return_code": 0}}
+    mcp = {"type": "mcp_tool_use", "id": "mcptoolu_01", "name": "echo", "server_name": "example", "input": {}}
+    starts = [("content_block_start", {"type": "content_block_start", "index": i, "content_block": b})
+              for i, b in enumerate((code, mcp, code), start=1)]
+    stops = [("content_block_stop", {"type": "content_block_stop", "index": i}) for i in (1, 2, 3)]
+    end = [("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}),
+           ("message_stop", {"type": "message_stop"})]
+    body = sse(START, TEXT0, delta("2+2 is 4"), ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               *starts, *stops, *end)
+    events = list(PROTOCOL.parse_stream([body], TARGET))
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert notices == [
+        "claude-haiku-4-5 sent a content block of type 'code_execution_tool_result', which modelswitch does not"
+        " show; it was left out",
+        "claude-haiku-4-5 sent a content block of type 'mcp_tool_use', which modelswitch does not show; it was left out",
+    ]
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["2+2 is 4"]
+    assert events[-1] == Done("stop")

@@ -173,3 +173,35 @@ def test_save_before_any_answer_keeps_the_name_for_the_first_answer(
     with Store.open() as st:
         info = st.find("named-early")
         assert info is not None and [m.text for m in st.load(info.id)[1].messages] == ["q", "ok"]
+
+
+def _turns() -> list[tuple[str, bool]]:
+    with Store.open() as st:
+        info = st.latest()
+        assert info is not None
+        return [(t.message.text, t.alternate) for t in st.transcript(info.id)[1]]
+
+
+def test_a_compare_not_kept_then_clear_leaves_no_session(config: config_mod.Config) -> None:
+    a = terminal(config)
+    a.hold_compare(Message("user", "cmp"), [(Message("assistant", "x1"), None), (Message("assistant", "x2"), None)])
+    a.clear()
+    with Store.open() as st:
+        assert st.list() == []  # no session whose /history would be empty
+
+
+def test_a_compare_in_a_new_chat_is_saved_with_its_kept_answer_or_the_next_exchange(
+        config: config_mod.Config, server: LoopbackServer) -> None:
+    a = terminal(config)
+    a.hold_compare(Message("user", "cmp"), [(Message("assistant", "x1"), None), (Message("assistant", "x2"), None)])
+    a.keep("2")
+    assert _turns() == [("cmp", False), ("x1", True), ("x2", False)]
+    assert kept_texts() == ["cmp", "x2"]
+
+    server.add(say("one"))
+    b = terminal(config)
+    b.hold_compare(Message("user", "c2"), [(Message("assistant", "y1"), None), (Message("assistant", "y2"), None)])
+    exchange(b, "q")  # not kept: the comparison stays on record (paid for), before the next turn
+    assert _turns() == [("c2", True), ("y1", True), ("y2", True), ("q", False), ("one", False)]
+    b.pop_last_exchange()  # /undo of that exchange after the deferred write still finds its rows
+    assert kept_texts() == []

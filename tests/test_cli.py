@@ -116,6 +116,15 @@ def test_ask_reasoning_stderr(env: dict, server: LoopbackServer) -> None:
     assert reasoning not in result.stdout
 
 
+def test_ask_reasoning_show_into_a_pipe_goes_to_stderr_not_nowhere(env: dict, server: LoopbackServer) -> None:
+    server.add(Reply.fixture(REASONING_STREAM))
+    result = invoke(["ask", "--reasoning", "show", "hi"])
+    text, reasoning = fixture_text()
+    assert result.exit_code == 0
+    assert reasoning in result.stderr
+    assert result.stdout.rstrip("\n") == text.rstrip("\n")  # the pipe still carries the answer only
+
+
 def test_provider_error_is_one_line_exit_1_and_no_key(env: dict, server: LoopbackServer) -> None:
     server.add(Reply.json(401, {"error": {"message": f"Authentication Fails, your api key: {KEY} is invalid"}}))
     result = invoke(["ask", "hi"])

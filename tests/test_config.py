@@ -242,3 +242,40 @@ def test_validate_lists_every_error_not_only_the_first(tmp_path: Path) -> None:
     assert result.stderr.count("error: ") == 9
     with pytest.raises(ConfigError):  # a normal load still stops at the first
         config.load(p)
+
+
+def test_validate_shows_unknown_keys_together_with_the_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelswitch.cli.main import app
+
+    p = write(tmp_path, 'defualt = "m"\n[providers.a]\nbase_url = "https://a.example/v1"\nretries = -1\n'
+                        '[providers.a.models.m]\nid = "m"\ntemprature = 0.5\n')
+    result = CliRunner().invoke(app, ["--config", str(p), "config", "validate"])
+    assert result.exit_code == 2, result.output
+    assert f"{p}: providers.a.retries: " in result.stderr
+    assert "unknown key 'defualt'" in result.stderr and "unknown key 'providers.a.models.m.temprature'" in result.stderr
+    assert result.stderr.count("unknown key") == 2
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("http://", "'http://' has no host"),
+    ("https:///v1", "'https:///v1' has no host"),
+    ("ftp://api.example.com", "must start with http:// or https://"),
+    ("http://[::1/v1", "is not a valid URL"),
+    ("https://user:hunter2@:443/v1", "has no host"),
+])
+def test_a_base_url_needs_a_host_and_an_http_scheme(tmp_path: Path, url: str, needle: str) -> None:
+    p = write(tmp_path, f'[providers.x]\nbase_url = "{url}"\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(p)
+    assert f"providers.x.base_url: " in str(info.value) and needle in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_base_url_scheme_is_case_insensitive(tmp_path: Path) -> None:
+    p = write(tmp_path, '[providers.x]\nbase_url = "HTTPS://api.example.com/v1"\n[providers.x.models.m]\nid = "m"\n'
+                        '[mcp.t]\nurl = "Http://127.0.0.1:9/mcp"\n')
+    c = config.load(p)
+    assert c.providers["x"].base_url == "https://api.example.com/v1"
+    assert c.mcp[0].url == "http://127.0.0.1:9/mcp"

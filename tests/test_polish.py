@@ -143,17 +143,18 @@ def test_timing_counts_the_time_spent_in_retries(server: LoopbackServer) -> None
 
 def test_reasoning_tokens_are_counted_when_the_provider_does_not(cfg: Path, server: LoopbackServer) -> None:
     """llama.cpp (the local model), Ollama and Anthropic stream reasoning without a separate count:
-    /cost and --json count its chunks, as the footer's "Thought for … · N tokens" does."""
+    /cost and --json estimate it from its text (engine.context.estimate_text), not its chunks."""
     def rc(text: str) -> dict:
         return {"choices": [{"index": 0, "delta": {"reasoning_content": text}, "finish_reason": None}]}
 
-    server.add(Reply.sse(rc("Let"), rc(" me"), rc(" think"),
+    server.add(Reply.sse(rc("Let me think"), rc(" about this"), rc(" carefully."),
                          {"choices": [{"index": 0, "delta": {"content": "Yes."}, "finish_reason": None}]},
                          {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                          "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}}))
+                          "usage": {"prompt_tokens": 9, "completion_tokens": 15, "total_tokens": 24}}))
     out = invoke(["ask", "--json", "think?"])
     obj = json.loads(out.stdout)
-    assert obj["usage"]["reasoning_tokens"] == 3 and obj["usage"]["output_tokens"] == 5
+    # 34 characters of English are ~9 tokens; there were 3 chunks.
+    assert obj["usage"]["reasoning_tokens"] == 9 and obj["usage"]["output_tokens"] == 15
     server.add(Reply.sse(rc("Hm"), {"choices": [{"index": 0, "delta": {"content": "No."}, "finish_reason": None}]},
                          {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                           "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
@@ -164,7 +165,7 @@ def test_reasoning_tokens_are_counted_when_the_provider_does_not(cfg: Path, serv
                           "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}))
     counted = invoke(["chat"], input="more\n/cost\n")
     line = next(x for x in counted.stdout.splitlines() if x.startswith("r1 "))
-    assert line.split()[5] == "2"  # /cost counts the chunks too
+    assert line.split()[5] == "2"  # /cost has the estimate too ("One two": 7 characters)
     row = next(line for line in chat.stdout.splitlines() + chat.stderr.splitlines() if line.startswith("r1 "))
     assert row.split()[5] == "1"  # "r1 (loop/…) answers input output reasoning": the provider's count wins
 
@@ -175,3 +176,5 @@ def test_durations_over_a_minute_read_in_minutes() -> None:
     assert duration_text(1632) == "27 min 12 s"
     assert thought_text(73.2, 400) == "Thought for 1 min 13 s · 400 tokens"
     assert thought_text(7.94, 412) == "Thought for 7.9 s · 412 tokens"
+    assert thought_text(7.94, 1412, estimated=True) == "Thought for 7.9 s · ~1,412 tokens"
+    assert thought_text(7.94) == "Thought for 7.9 s"  # not known: the time only

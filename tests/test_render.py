@@ -237,7 +237,9 @@ def test_collapse_replaces_reasoning_with_one_line() -> None:
     assert not any("hidden thought" in line for line in lines)
     summaries = [line for line in lines if line.startswith("Thought for ")]
     assert len(summaries) == 1
-    assert re.fullmatch(r"Thought for \d+\.\d s · 40 tokens", summaries[0])
+    # Its size is not known when the answer starts (usage comes at the end): the time only, not
+    # the 40 stream chunks passed off as tokens.
+    assert re.fullmatch(r"Thought for \d+\.\d s", summaries[0])
     assert lines.index(summaries[0]) < lines.index("The answer.")
 
 
@@ -249,6 +251,15 @@ def test_collapse_summary_uses_usage_when_the_answer_never_started() -> None:
     lines = screen(out)
     assert any(re.fullmatch(r"Thought for \d+\.\d s · 412 tokens", line) for line in lines)
     assert lines[-1] == "hy · 0.4 s to first token · 61 tok/s · 500 tokens"
+
+
+def test_collapse_summary_marks_an_estimated_count() -> None:
+    r, out = terminal(reasoning="collapse")
+    r.begin("r1")
+    for _ in range(30):
+        r.reasoning("x")
+    r.end(message("", usage=Usage(5, 500, reasoning_tokens=8, reasoning_estimated=True), finish_reason="length"), None)
+    assert any(re.fullmatch(r"Thought for \d+\.\d s · ~8 tokens", line) for line in screen(out))
 
 
 def test_show_keeps_reasoning_and_hide_never_shows_it() -> None:
@@ -396,3 +407,29 @@ def test_a_tool_round_shows_the_next_rounds_reasoning_live_and_one_line_per_call
     assert text.count("Thinking") == 2 and "Now I know it is 5." in text
     assert '⚙ calc.add {"a": 2, "b": 3}: ran (0.1 s · 1 chars)' in text
     assert text.index("Adding.") < text.index("⚙ calc.add") < text.index("It is 5.")
+
+
+def _compare_final(*usages: Usage) -> str:
+    from modelswitch.ui.compare import CompareView
+
+    out = io.StringIO()
+    view = CompareView([f"m{i}" for i in range(len(usages))], terminal=True, color=False, out=out, width=120)
+    for lane, usage in enumerate(usages):
+        for _ in range(25):
+            view.reasoning(lane, "hmm ")
+        view.text(lane, "done")
+        view.finish(lane, message("done", usage=usage), None, None)
+    view.close()
+    return out.getvalue().rsplit("\x1b[?25h", 1)[-1]
+
+
+def test_compare_lanes_never_count_reasoning_chunks_as_tokens() -> None:
+    # m0: the provider counted 12; m1: nobody counted (25 chunks are not 25 tokens): the time only.
+    final = _compare_final(Usage(5, 40, reasoning_tokens=12), Usage(5, 40))
+    assert re.search(r"Thought for \d+\.\d s · 12 tokens", final)
+    assert len(re.findall(r"Thought for \d+\.\d s\b", final)) == 2 and "25 tokens" not in final
+
+
+def test_compare_lanes_mark_an_estimated_reasoning_count() -> None:
+    final = _compare_final(Usage(5, 40, reasoning_tokens=25, reasoning_estimated=True))
+    assert re.search(r"Thought for \d+\.\d s · ~25 tokens", final)

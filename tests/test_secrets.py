@@ -315,3 +315,95 @@ def test_secret_header_names_include_auth_session_signature_and_credential(tmp_p
     shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
     assert shown.exit_code == 0 and "X-Session" in shown.stdout, shown.output
     assert "sess-value" not in shown.output and "sig-value" not in shown.output
+
+
+# -- a key the model echoes is masked on every output surface, as in the database
+
+
+def test_stream_mask_masks_a_key_split_anywhere_and_passes_other_text_unchanged() -> None:
+    from modelswitch.redaction import StreamMask
+
+    remember(KEY)
+    text = f"Sure: {KEY}. Also sk-live-TOP alone, s and sk- at the end sk"
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1, 7):
+            m = StreamMask()
+            assert m.feed(text[:i]) + m.feed(text[i:j]) + m.feed(text[j:]) + m.flush() == redact(text)
+    m = StreamMask()
+    assert m.feed("no key here.") == "no key here."  # nothing that could begin a key is held
+    cut = m.feed(f"cut off: {KEY[:20]}")
+    assert cut == "cut off: " and KEY[:20] not in m.flush()  # a stream ending inside a key
+
+
+def _echo_split(server: LoopbackServer, times: int = 1) -> None:
+    """A reasoning model echoing the key in its thoughts and its answer, split across chunks."""
+    for _ in range(times):
+        server.add(Reply.sse(
+            {"choices": [{"index": 0, "delta": {"reasoning_content": f"the key is {KEY[:9]}"}}]},
+            {"choices": [{"index": 0, "delta": {"reasoning_content": f"{KEY[9:]} ok"}}]},
+            {"choices": [{"index": 0, "delta": {"content": f"Your key: {KEY[:12]}"}}]},
+            {"choices": [{"index": 0, "delta": {"content": f"{KEY[12:]} — keep it safe"}}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 5, "completion_tokens": 9}}))
+
+
+def test_an_echoed_key_is_masked_in_ask_plain_json_and_jsonl(tmp_path: Path, server: LoopbackServer) -> None:
+    import json
+
+    cfg = _key_config(tmp_path, server, f'api_key = "{KEY}"')
+    _echo_split(server, 3)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["--config", str(cfg), "ask", "-m", "m", "what is my key?"])
+    assert plain.exit_code == 0, plain.output
+    # Byte for byte what the model said, but for the key.
+    assert plain.stdout == f"Your key: {mask(KEY)} — keep it safe\n"
+    as_json = runner.invoke(app, ["--config", str(cfg), "ask", "--json", "-m", "m", "key?"])
+    obj = json.loads(as_json.stdout)
+    assert obj["content"] == f"Your key: {mask(KEY)} — keep it safe"
+    assert obj["reasoning"] == f"the key is {mask(KEY)} ok"
+    lines = runner.invoke(app, ["--config", str(cfg), "ask", "--jsonl", "-m", "m", "key?"]).stdout
+    events = [json.loads(line) for line in lines.splitlines()]
+    assert "".join(e["text"] for e in events if e["type"] == "text") == f"Your key: {mask(KEY)} — keep it safe"
+    assert "".join(e["text"] for e in events if e["type"] == "reasoning") == f"the key is {mask(KEY)} ok"
+    for out in (plain, as_json):
+        assert KEY not in out.stdout and KEY not in out.stderr
+    assert KEY not in lines and KEY.encode() not in _saved_bytes(tmp_path)
+
+
+def test_an_echoed_key_is_masked_in_compare(tmp_path: Path, server: LoopbackServer) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[providers.x]\nbase_url = "{server.url}/v1"\napi_key = "{KEY}"\nretries = 0\n'
+                   '[providers.x.models.a]\nid = "a"\n[providers.x.models.b]\nid = "b"\n')
+    os.chmod(cfg, 0o600)
+    _echo_split(server, 2)
+    result = CliRunner().invoke(app, ["--config", str(cfg), "compare", "-m", "a", "-m", "b", "key?"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(f"Your key: {mask(KEY)} — keep it safe") == 2
+    assert KEY not in result.stdout
+
+
+@pytest.mark.pty
+def test_an_echoed_key_is_masked_on_the_chat_screen(tmp_path: Path, server: LoopbackServer) -> None:
+    import io
+    import shutil
+    import sys
+
+    from tests.loopback import command_env
+
+    pexpect = pytest.importorskip("pexpect")
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    cfg = _key_config(tmp_path, server, 'api_key_env = "X_KEY"')
+    _echo_split(server)
+    env = command_env(cfg, tmp_path, X_KEY=KEY, COLUMNS="100", LINES="40")
+    child = pexpect.spawn(exe, ["chat", "-m", "m"], env=env, encoding="utf-8", dimensions=(40, 100), timeout=20)
+    child.expect("m ›")
+    child.logfile_read = log = io.StringIO()
+    child.send("what is my key?\r")
+    child.expect("tokens")
+    child.expect("m ›")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    screen = log.getvalue()
+    assert mask(KEY) in screen
+    assert KEY[12:] not in screen and KEY[9:] not in screen

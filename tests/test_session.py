@@ -188,3 +188,18 @@ def test_retry_cut_short_keeps_the_complete_earlier_answer(
     chat.finish(user, answer, replacing=replacing)
     assert [m.text for m in chat.conversation.messages] == ["question", "GOOD"]
     assert [t.message.text for t in chat.stats()] == ["GOOD", "partial"]  # the cut one was paid for
+
+
+def test_the_toolbar_says_unknown_usage_honestly(chat: ChatSession, server: LoopbackServer) -> None:
+    from modelswitch.repl.loop import Repl
+
+    repl = Repl(chat, color=False, interactive=False)
+    assert " · 0 tokens" in repl.toolbar()  # nothing answered yet: nothing spent
+    # A server that reports no usage (many OpenAI-compatible ones without stream_options).
+    server.add(Reply.sse({"choices": [{"index": 0, "delta": {"content": "no count"}, "finish_reason": None}]},
+                         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+               say("counted", usage=(10, 4)))
+    exchange(chat, "first")
+    assert " · tokens unknown" in repl.toolbar()  # /cost says "-" for it, never 0
+    exchange(chat, "second")
+    assert " · 14+ tokens" in repl.toolbar()  # what is known, and that there is more

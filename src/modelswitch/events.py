@@ -57,6 +57,9 @@ class Usage:
     # is unknown. The engine drops such a Usage (usage and cost null, "-"), because a 0 in its
     # place would price the answer definitely and wrongly.
     unknown: bool = False
+    # reasoning_tokens is the engine's estimate from the text: the provider streamed reasoning
+    # without counting it apart (Anthropic, Ollama, llama.cpp). Shown with a `~`.
+    reasoning_estimated: bool = False
 
     def __post_init__(self) -> None:
         # Counts come from untrusted JSON: one no real answer can have (10**30, -5, a float) is
@@ -64,7 +67,7 @@ class Usage:
         # Usage unknown.
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "unknown":
+            if f.name in ("unknown", "reasoning_estimated"):
                 continue
             if type(value) is not int or not 0 <= value <= _TOKEN_LIMIT:
                 object.__setattr__(self, f.name, 0)
@@ -79,6 +82,7 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             self.unknown or other.unknown,
+            self.reasoning_estimated or other.reasoning_estimated,
         )
 
 

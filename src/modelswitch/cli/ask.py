@@ -196,6 +196,9 @@ def _as_text(config: Config, answer: Answer | ToolAnswer, opts: AskOptions) -> i
 
     terminal = sys.stdout.isatty()
     mode = opts.reasoning or ("collapse" if terminal else "hide")
+    if mode == "show" and not terminal:
+        # Asked for, but a piped stdout carries the answer only: stderr is where it can be shown.
+        mode = "stderr"
     renderer = make_renderer(terminal=terminal, reasoning=mode, color=opts.color)
     try:
         renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again

@@ -7,7 +7,7 @@ import sys
 from importlib import resources
 
 from .. import errors, paths
-from ..engine.choice import load_config
+from ..engine.choice import load_config, warn
 from ..redaction import is_secret_header, mask, mask_urls, redact
 from ..ui.render import print_error, print_info
 
@@ -64,7 +64,11 @@ def show(explicit: str | None) -> int:
 def validate(explicit: str | None) -> int:
     from ..config.load import problems
 
-    found = problems(paths.config_path(explicit), required=paths.config_named(explicit))
+    warnings: list[str] = []
+    found = problems(paths.config_path(explicit), required=paths.config_named(explicit), warnings=warnings)
+    if found:  # without errors, loading below warns as every command does
+        for w in warnings:
+            warn(redact(f"warning: {w}"))
     for problem in found:
         print_error(redact(problem.message))
     if found:

@@ -140,7 +140,7 @@ def export(
         fmt = Format.json
 
     def run() -> None:
-        from ..store.export import to_json, to_markdown
+        from ..store.export import to_json, to_markdown, turn_count
 
         with _open() as store:
             info, turns = store.transcript(name)
@@ -163,7 +163,7 @@ def export(
         _write_private(output, text)
         from ..ui.render import print_info
 
-        print_info(f"exported {info.label} ({len(turns)} turns) to {output}", out=sys.stderr)
+        print_info(f"exported {info.label} ({turn_count(turns)}) to {output}", out=sys.stderr)
 
     _run(run)
 
@@ -195,7 +195,7 @@ def import_(
 
         from ..errors import UsageError
         from ..ui.render import print_info
-        from ..store.export import from_json
+        from ..store.export import from_json, turn_count
 
         try:
             text = sys.stdin.read() if file == "-" else Path(file).read_text("utf-8-sig")
@@ -221,7 +221,7 @@ def import_(
                     raise
                 raise UsageError(f"{exc.message}: import it under another name with "
                                  f"`modelswitch sessions import {file} --name NEW`") from None
-        print_info(f"imported {made.label} ({len(turns)} turns)")
+        print_info(f"imported {made.label} ({turn_count(turns)})")
 
     _run(run)
 

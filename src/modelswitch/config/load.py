@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError, UsageError
 from ..providers import PROTOCOL_NAMES as PROTOCOLS
 from ..providers.search import OPENAI_VENDORS
+from ..redaction import mask_urls
 from ..vocab import TEMPERATURE_RANGE, parse_reasoning
 from .keys import UNSENDABLE, key_available, unsendable
 from .specs import (
@@ -154,16 +155,44 @@ def load(path: Path, *, required: bool = False) -> Config:
     return config
 
 
-def problems(path: Path, *, required: bool = False) -> list[ConfigError]:
-    """Every error in the file at once (for `config validate`), not only the first."""
+def problems(path: Path, *, required: bool = False, warnings: list[str] | None = None) -> list[ConfigError]:
+    """Every error in the file at once (for `config validate`), not only the first; the warnings
+    (unknown keys) go to `warnings`, so a user fixing the errors sees those typos in the same pass."""
     found: list[ConfigError] = []
     try:
         exists = _present(path, required)
-        build(_read(path) if exists else {}, path, exists=exists,
-              presets=_with_managed_local(load_presets()), collect=found)
+        partial = build(_read(path) if exists else {}, path, exists=exists,
+                        presets=_with_managed_local(load_presets()), collect=found)
+        if warnings is not None:
+            warnings.extend(partial.warnings)
     except ConfigError as exc:  # unreadable or not TOML: nothing further can be checked
         found.append(exc)
     return found
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be a server's address (None when it can): http or https in any case, a host."""
+    from urllib.parse import urlsplit
+
+    shown = mask_urls(url)
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        return f"'{shown}' has no scheme: write https://{shown.lstrip('/')}"
+    if scheme.lower() not in ("http", "https"):
+        return f"'{shown}' must start with http:// or https://"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"'{shown}' is not a valid URL (check the host and the port)"
+    if not parts.hostname:
+        return f"'{shown}' has no host: write e.g. {scheme.lower()}://api.example.com/v1"
+    return None
+
+
+def _lower_scheme(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest}"
 
 
 def _present(path: Path, required: bool) -> bool:
@@ -369,10 +398,10 @@ class _Validator:
         base_url = self.opt(t, "base_url", str, f"{key}.base_url") or ""
         if not base_url:
             self.fail(f"{key}.base_url", "missing: the provider's API address is required")
-        elif not base_url.startswith(("http://", "https://")):
-            self.fail(
-                f"{key}.base_url", f"'{base_url}' has no scheme: write https://{base_url.lstrip('/')}"
-            )
+        elif problem := _url_problem(base_url):
+            self.fail(f"{key}.base_url", problem)
+        else:
+            base_url = _lower_scheme(base_url)  # HTTPS://… works; code below compares "https://"
         headers = self.opt(t, "headers", dict, f"{key}.headers") or {}
         for hk, hv in headers.items():
             if not isinstance(hv, str):
@@ -487,8 +516,10 @@ class _Validator:
             command = None
         if bool(command) == bool(url):
             self.fail(key, "needs either command (a server run over stdio) or url (streamable HTTP), not both")
-        if url and not url.startswith(("http://", "https://")):
-            self.fail(f"{key}.url", f"'{url}' has no scheme: write https://{url.lstrip('/')}")
+        if url and (problem := _url_problem(url)):
+            self.fail(f"{key}.url", problem)
+        elif url:
+            url = _lower_scheme(url)
         tables = {}
         for field_name in ("env", "headers"):
             table = self.opt(t, field_name, dict, f"{key}.{field_name}") or {}

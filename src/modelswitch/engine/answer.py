@@ -15,13 +15,14 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 
 from .. import errors
-from .context import Meter
+from .context import Meter, estimate_text
 from ..config import keys as secrets
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Status, Timing, ToolSpec
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
 from ..providers.base import Target
+from ..redaction import StreamMask
 from .catalog import no_tools_line, offered_tools, search_vendor
 
 BACKOFF_BASE = 1.0
@@ -105,6 +106,9 @@ class Answer:
         self._fallback_from: str | None = None
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        # A key the model echoes is masked here, so every screen, pipe and file gets it masked alike.
+        self._text_mask = StreamMask()
+        self._reasoning_mask = StreamMask()
         self._replay: list[ReplayState] = []
         self._citations: dict[str, Citation] = {}  # by URL, in first-cited order (the [n] numbers)
         self._usage: Usage | None = None
@@ -326,8 +330,11 @@ class Answer:
                     connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
                     debug=self.debug,
                 ):
+                    event = self._masked(event)
                     self._take(event)
-                    yield event
+                    if not isinstance(event, (TextDelta, ReasoningDelta)) or event.text:
+                        yield event
+                yield from self._release()
                 self._t_end = time.monotonic()
                 if not "".join(self._text).strip() and not self.calls:
                     raise errors.NoAnswerError(
@@ -338,6 +345,7 @@ class Answer:
             except errors.ProviderError as exc:
                 # Never retry once tokens were shown: the user would see the answer twice.
                 if self._started or not exc.retryable or attempt == retries:
+                    yield from self._release()  # the partial answer, to its last character
                     raise
                 wait = backoff(attempt, exc.retry_after)
                 yield Notice(
@@ -345,15 +353,31 @@ class Answer:
                 )
                 self.sleep(wait)
 
+    def _masked(self, event: Event) -> Event:
+        if isinstance(event, TextDelta):
+            return TextDelta(self._text_mask.feed(event.text))
+        if isinstance(event, ReasoningDelta):
+            return ReasoningDelta(self._reasoning_mask.feed(event.text))
+        return event
+
+    def _release(self) -> Iterator[Event]:
+        """The tails held back in case a key began there: the stream ended, so they are what they are."""
+        for event in (ReasoningDelta(self._reasoning_mask.flush()), TextDelta(self._text_mask.flush())):
+            if event.text:
+                self._take(event)
+                yield event
+
     def _take(self, event: Event) -> None:
         if isinstance(event, TextDelta):
             if self._t_first is None:
                 self._t_first = time.monotonic()
-            self._text.append(event.text)
+            if event.text:
+                self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
             if self._t_first is None:
                 self._t_first = time.monotonic()
-            self._reasoning.append(event.text)
+            if event.text:
+                self._reasoning.append(event.text)
         elif isinstance(event, Usage):
             # One absurd count makes the stream's usage unknown, not a wrong definite cost;
             # a later report in the same stream cannot make it trustworthy again.
@@ -398,13 +422,14 @@ class Answer:
             tps = self._usage.output_tokens / (total - ttft)
         usage = self._usage
         if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
-            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: count its
-            # chunks, as the footer's "Thought for … · N tokens" does, so /cost and --json agree.
-            usage = replace(usage, reasoning_tokens=min(len(self._reasoning), usage.output_tokens or len(self._reasoning)))
+            # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: estimate
+            # it from its text (chunks are not tokens), marked so a screen can say `~`.
+            guess = estimate_text("".join(self._reasoning))
+            usage = replace(usage, reasoning_tokens=min(guess, usage.output_tokens or guess), reasoning_estimated=True)
         return Message(
             role="assistant",
-            text="".join(self._text),
-            reasoning="".join(self._reasoning),
+            text="".join(self._text) + self._text_mask.pending(),  # pending: cut off (Ctrl-C) mid-hold
+            reasoning="".join(self._reasoning) + self._reasoning_mask.pending(),
             model=self._ref,
             status=self._status,
             replay=tuple(self._replay),

@@ -171,6 +171,7 @@ class AnthropicProtocol:
             # build_request cannot speak; the answer to that request is the first place to say it.
             yield Notice(note)
         called = False
+        noticed: set[str] = set()  # block types not understood, told about once each
         for sse in iter_sse(chunks):
             data = loads_event(sse.data)
             kind = data.get("type") or sse.event
@@ -178,6 +179,7 @@ class AnthropicProtocol:
                 _take_usage(usage, _obj(data.get("message")).get("usage"))
             elif kind == "content_block_start":
                 yield from _block_start(data, open_blocks)
+                yield from _unknown_block(data, noticed, target)
             elif kind == "content_block_delta":
                 yield from _block_delta(data, open_blocks, sources, markers)
             elif kind == "content_block_stop":
@@ -353,7 +355,21 @@ def _block_start(data: dict, open_blocks: dict[int, dict]) -> Iterator[Event]:
             "type": "tool_use", "id": _str(block.get("id")), "name": _str(block.get("name")),
             "json": "", "input": start if isinstance(start, dict) else {},
         }
-    # Other block types carry nothing a chat shows.
+    # Any other type is told once by _unknown_block (a type handled here belongs in _KNOWN_BLOCKS).
+
+
+# The block types _block_start understands; any other is said once, never dropped silently.
+_KNOWN_BLOCKS = frozenset({"thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result", "text",
+                           "tool_use"})
+
+
+def _unknown_block(data: dict, noticed: set[str], target: Target) -> Iterator[Event]:
+    kind = _obj(data.get("content_block")).get("type")
+    name = " ".join(kind.split())[:40] if isinstance(kind, str) else f"<{type(kind).__name__}>"
+    if not (isinstance(kind, str) and kind in _KNOWN_BLOCKS) and name not in noticed:
+        noticed.add(name)
+        yield Notice(f"{target.model_id} sent a content block of type {name!r}, which modelswitch does not show;"
+                     " it was left out")
 
 
 def _block_done(block: dict) -> Iterator[Event]:

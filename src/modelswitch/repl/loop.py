@@ -358,13 +358,11 @@ class Repl:
 
     # -- the toolbar -----------------------------------------------------------------------
     def toolbar(self) -> str:
-        from ..store.export import model_stats
+        from ..store.export import model_stats, tokens_text
 
         s = self.session
         _, total = model_stats(s.stats())
-        used = total.usage
-        parts = [f" {s.model.name} ({s.model.full_id})", f"context {s.fit().meter()}",
-                 f"{used.input_tokens + used.output_tokens:,} tokens"]
+        parts = [f" {s.model.name} ({s.model.full_id})", f"context {s.fit().meter()}", tokens_text(total)]
         if total.costs:
             parts.append(" + ".join(str(c) for c in total.costs))
         if s.attachments:

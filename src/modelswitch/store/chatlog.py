@@ -46,7 +46,9 @@ class ChatLog:
         # session of their own, but written first once one is made, so the store and /history
         # hold the same turns. Each with the position of its question in `_mine`, or None once
         # /undo or /retry took it out of the conversation (it is then written as an alternate).
-        self._pending: list[tuple[int | None, Turn, Turn]] = []
+        # A compare not kept yet waits here too (position None, flagged): alone it would make a
+        # session /history shows nothing of, and /clear would leave that behind.
+        self._pending: list[tuple[int | None, tuple[Turn, ...], bool]] = []
         # Opened with a new `--session NAME`: another process may make that session first, and
         # this one then joins it rather than failing on the name.
         self._attach = False
@@ -121,10 +123,12 @@ class ChatLog:
                 info = self.store.create_session(name=self.name, model=self._model, system=self._system)
             self.session_id = info.id
             pending, self._pending = self._pending, []
-            for pos, user, answer in pending:
-                user_idx, answer_idx = self.store.append(info.id, user, answer)
-                if pos is not None:
-                    self._mine[pos : pos + 2] = [("user", user_idx), ("assistant", answer_idx)]
+            for pos, turns, compare in pending:
+                written = self.store.append(info.id, *turns)
+                if compare:
+                    self._held = written
+                elif pos is not None:
+                    self._mine[pos : pos + 2] = [("user", written[0]), ("assistant", written[1])]
         return self.session_id
 
     def _safely(self, what: str, fn: Callable[[], object]) -> None:
@@ -151,7 +155,7 @@ class ChatLog:
 
         if self.session_id is None and not _started(assistant):
             # A request that failed before any answer: no session is made for it (yet).
-            self._pending.append((len(self._mine), Turn(user), Turn(assistant, cost)))
+            self._pending.append((len(self._mine), (Turn(user), Turn(assistant, cost)), False))
             self._mine += [("user", None), ("assistant", None)]
             return
         self._save_exchange(
@@ -166,12 +170,14 @@ class ChatLog:
                      lambda: self.store.append(self._ensure(), Turn(user, alternate=True), Turn(assistant, cost, alternate=True)))
 
     def record_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
-        """All compared answers are stored, as alternates, with the question; /keep picks one."""
+        """All compared answers are stored, as alternates, with the question; /keep picks one. A
+        chat not saved yet stores them with its first kept turn (/keep, the next answer, a vote)."""
         from .db import Turn
 
-        if self.session_id is None and not any(_started(m) for m, _ in answers):
-            return  # every answer failed before it began: as with record, no session for that
         turns = [Turn(user, alternate=True)] + [Turn(m, c, alternate=True) for m, c in answers]
+        if self.session_id is None:
+            self._pending.append((None, tuple(turns), True))  # saved with the chat's first kept turn
+            return
 
         def write() -> None:
             self._held = self.store.append(self._ensure(), *turns)
@@ -184,6 +190,8 @@ class ChatLog:
         If the comparison never reached the store (it could not be written then), they are
         written now: what /keep puts into the conversation is always what `chat -c` resumes.
         """
+        if self.session_id is None and any(compare for *_, compare in self._pending):
+            self._safely("the compared answers", self._ensure)  # the comparison is saved with its pick
         held, self._held = self._held, ()
         if not held or self.session_id is None:
             self.record(user, answer, cost)
@@ -255,7 +263,7 @@ class ChatLog:
         indices = [i for i in dropped if i is not None]
         self._pending = [
             p if p[0] is None or p[0] < len(self._mine)
-            else (None, replace(p[1], alternate=True), replace(p[2], alternate=True))
+            else (None, tuple(replace(t, alternate=True) for t in p[1]), False)
             for p in self._pending
         ]
         sid = self.session_id

@@ -27,6 +27,12 @@ EARLIEST, LATEST = 1970, 9998
 # -- JSON ----------------------------------------------------------------------------------------
 
 
+def turn_count(turns: Sequence[Turn]) -> str:
+    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns."""
+    n = sum(not t.alternate for t in turns)
+    return f"{n} turn{'' if n == 1 else 's'}"
+
+
 def to_json(info: SessionInfo, turns: Sequence[Turn]) -> dict[str, Any]:
     """Everything stored about a session; `from_json` reads it back."""
     return {
@@ -274,7 +280,7 @@ def to_markdown(
     """The conversation as Markdown; `details` adds each answer's tokens, speed and cost."""
     models = _distinct(t.message.model for t in turns if t.message.model is not None)
     head = [f"# {info.name or f'Session #{info.id}'}", ""]
-    meta = [f"{sum(not t.alternate for t in turns)} turns", f"started {local(info.created)}"]
+    meta = [turn_count(turns), f"started {local(info.created)}"]
     if models:
         meta.append("models: " + ", ".join(_label(m) for m in models))
     head += ["*" + " · ".join(meta) + "*", ""]
@@ -444,6 +450,15 @@ def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
          "-" if s.mean_tokens_per_s is None else f"{s.mean_tokens_per_s:.1f}"]
         for s in [*per_model, total]
     ]
+
+
+def tokens_text(s: ModelStats) -> str:
+    """`1,234 tokens`; `1,234+ tokens` when some answers reported no usage (their tokens are not
+    guessed), `tokens unknown` when none did: the toolbar's word for /cost's `-`."""
+    used = s.usage.input_tokens + s.usage.output_tokens
+    if s.turns and not s.with_usage:
+        return "tokens unknown"
+    return f"{used:,}{'+' if s.with_usage < s.turns else ''} tokens"
 
 
 def costs_text(costs: Sequence[Cost]) -> str:

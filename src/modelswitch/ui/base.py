@@ -85,10 +85,11 @@ def linkable(url: str) -> bool:
     return url.lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url)
 
 
-def thought_text(seconds: float, tokens: int) -> str:
-    """The one line a collapsed chain of thought leaves behind."""
+def thought_text(seconds: float, tokens: int | None = None, estimated: bool = False) -> str:
+    """The one line a collapsed chain of thought leaves behind; its size only when it is known
+    (the provider's count, or the engine's estimate marked `~`), never a count of stream chunks."""
     took = f"{seconds:.1f} s" if seconds < 60 else duration_text(seconds)
-    return f"Thought for {took} · {tokens} tokens"
+    return f"Thought for {took}" + (f" · {'~' if estimated else ''}{tokens:,} tokens" if tokens else "")
 
 
 def duration_text(seconds: float) -> str:

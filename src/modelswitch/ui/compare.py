@@ -33,7 +33,8 @@ MIN_COLUMN = 38
 class _Lane:
     name: str
     text: list[str] = field(default_factory=list)
-    reasoning_chunks: int = 0
+    reasoning_tokens: int | None = None  # known once the answer is finished
+    reasoning_estimated: bool = False
     r_start: float | None = None
     r_end: float | None = None
     notice: str = ""
@@ -50,7 +51,7 @@ class _Lane:
         end = self.r_end or time.monotonic()
         if self.r_end is None:
             return f"▸ Thinking… {end - self.r_start:.1f} s"
-        return thought_text(end - self.r_start, self.reasoning_chunks)
+        return thought_text(end - self.r_start, self.reasoning_tokens, self.reasoning_estimated)
 
 
 class CompareView:
@@ -125,7 +126,6 @@ class CompareView:
         lane = self.lanes[i]
         if lane.r_start is None:
             lane.r_start = time.monotonic()
-        lane.reasoning_chunks += 1
 
     def notice(self, i: int, text: str) -> None:
         if self.blind:
@@ -153,7 +153,8 @@ class CompareView:
         if lane.r_start is not None and lane.r_end is None:
             lane.r_end = time.monotonic()
         if message.usage is not None and message.usage.reasoning_tokens:
-            lane.reasoning_chunks = message.usage.reasoning_tokens
+            lane.reasoning_tokens = message.usage.reasoning_tokens
+            lane.reasoning_estimated = message.usage.reasoning_estimated
         lane.footer = "" if self.blind else footer_text(message, cost)
         lane.error = "this answer failed (details after the vote)" if self.blind and error else error
         lane.done = True

@@ -119,7 +119,6 @@ class TerminalRenderer(Renderer):
         self._r_pieces: list[str] = []
         self._r_line: list[str] = []  # "show": the reasoning line not yet printed
         self._r_line_len = 0
-        self._r_count = 0
         self._r_start = 0.0
         self._r_end = 0.0
 
@@ -146,7 +145,6 @@ class TerminalRenderer(Renderer):
                 self._r_start = time.monotonic()
                 if self._mode == "show":
                     self._queue.append(self._dim("▸ Thinking…", italic=True))
-            self._r_count += 1
             self._dirty = True
             self._r_pieces.append(text)
             if self._mode == "show":
@@ -259,10 +257,9 @@ class TerminalRenderer(Renderer):
         if self._mode == "show" and self._r_line:
             self._queue.append(self._dim("".join(self._r_line)))
             self._r_line = []
-        tokens = self._r_count
-        if message is not None and message.usage is not None and message.usage.reasoning_tokens:
-            tokens = message.usage.reasoning_tokens  # known only at the end: exact when we can
-        self._queue_block(self._dim(thought_text(self._r_end - self._r_start, tokens)))
+        usage = message.usage if message is not None else None  # when the answer starts: not known yet
+        tokens, estimated = (usage.reasoning_tokens, usage.reasoning_estimated) if usage else (None, False)
+        self._queue_block(self._dim(thought_text(self._r_end - self._r_start, tokens, estimated)))
 
     # -- drawing ------------------------------------------------------------------------------
 

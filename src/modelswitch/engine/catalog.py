@@ -124,4 +124,8 @@ def no_search_line(config: Config, spec: ModelSpec, limit: int = 6) -> str:
     able.sort(key=lambda m: not key_available(config.provider(m.provider)))
     names = [m.name for m in able[:limit]] + ([f"+{len(able) - limit} more"] if len(able) > limit else [])
     which = f"models that can: {', '.join(names)}" if names else "no configured model can"
+    provider = config.providers.get(spec.provider)
+    plainly = _search.no_search(provider.base_url) if provider is not None else ""
+    if plainly:  # said for what it is, not as the generic line
+        return f"{spec.name} cannot search the web: {plainly}; {which}"
     return f"{spec.name} cannot search the web here; {which}"

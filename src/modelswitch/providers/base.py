@@ -34,6 +34,14 @@ class Target:
     search: str = ""
     # The tools offered to the model for this request; () offers none.
     tools: tuple[ToolSpec, ...] = ()
+    # This answer's provider state so far, sent after the conversation when the provider paused
+    # the answer to be resumed (Done(RESUME)): Kimi's $web_search round, echoed back.
+    resume: tuple[ReplayState, ...] = ()
+
+
+# Done.finish_reason of a stream the provider paused after running its own tool (Kimi's
+# $web_search): the engine sends the request again with the stream's ReplayStates in `resume`.
+RESUME = "resume"
 
 
 @dataclass(frozen=True, slots=True)

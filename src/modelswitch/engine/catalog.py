@@ -114,6 +114,11 @@ def search_vendor(config: Config, spec: ModelSpec) -> str:
     return vendor or ""
 
 
+def mcp_search_tool(config: Config) -> tuple[str, str] | None:
+    """The MCP tool the config names as a web search (`[mcp.NAME] search = "TOOL"`): (server, tool)."""
+    return next(((s.name, s.search) for s in config.mcp if s.search), None)
+
+
 def can_search(config: Config, spec: ModelSpec) -> bool:
     return bool(search_vendor(config, spec))
 

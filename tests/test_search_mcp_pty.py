@@ -77,7 +77,6 @@ enabled = false
     assert child.exitstatus == 0
     assert fake.rejected == []
     assert "Pelicans are a genus" in fake.accepted[1]["messages"][-1]["content"]  # the MCP tool's result
-    assert "[y/N]" not in (child.before or "")
 
 
 def test_kimi_search_in_the_repl_then_another_vendor(tmp_path: Path, server: LoopbackServer) -> None:
@@ -120,3 +119,30 @@ id = "qwen-plus"
     assert child.exitstatus == 0
     assert kimi.rejected == [] and other.rejected == []
     assert [m["role"] for m in other.accepted[0]["messages"]] == ["user", "assistant", "user"]
+
+
+def test_tools_suggests_naming_a_search_tool_in_the_config(tmp_path: Path, server: LoopbackServer) -> None:
+    server.default = FakeDeepSeek()
+    child = spawn(tmp_path, f"""
+default = "v4"
+[providers.ds]
+base_url = "{server.url}/v1"
+api_key_env = "DS_KEY"
+retries = 0
+[providers.ds.models.v4]
+id = "deepseek-chat"
+[mcp.web]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(WEBSEARCH))}]
+""", DS_KEY="sk-ds-test")
+    child.expect("v4 ›")
+    child.send("/search on\r")  # nothing named in the config: no question, only the line
+    child.expect("v4 cannot search the web here")
+    child.expect("v4 ›")
+    child.send("/tools\r")
+    child.expect(r"web \(ready\)")
+    child.expect(r'web_search \(a web search\? search = "web_search" in \[mcp\.web\] offers it to models that cannot\)')
+    child.expect("v4 ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -431,6 +431,7 @@ def _tools(repl: Repl, arg: str) -> None:
         return
     if words:
         raise UsageError("/tools, /tools on NAME or /tools off NAME")
+    searches = {m.name: m.search for m in repl.session.config.mcp}
     for status in box.status():
         why = f": {status.error}" if status.error else ""
         repl.say(f"{status.name} ({status.state}{why})", "bold")
@@ -438,6 +439,11 @@ def _tools(repl: Repl, arg: str) -> None:
             marks = [] if enabled else ["off"]
             if name in status.trust:
                 marks.append("trusted")
+            if searches.get(status.name) == name:
+                marks.append("web search")
+            elif "search" in name.lower() and not searches.get(status.name):
+                # Only a suggestion: a name is no proof, so the config must say it.
+                marks.append(f'a web search? search = "{name}" in [mcp.{status.name}] offers it to models that cannot')
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))

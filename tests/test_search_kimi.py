@@ -27,6 +27,28 @@ ASK = Conversation().add(Message(role="user", text="tell me about pelicans"))
 ANSWER = "Pelicans are large water birds; the brown pelican lives on coasts."
 
 
+def kimi_config(url: str) -> str:
+    """Kimi (searching by default) at /kimi/ and Qwen's relay at /relay/, on one loopback server."""
+    return f"""
+default = "kimi"
+[providers.moonshot]
+base_url = "{url}/kimi/v1"
+api_key_env = "KIMI_KEY"
+search = "kimi"
+retries = 0
+[providers.moonshot.models.kimi]
+id = "kimi-k2-0905-preview"
+search = true
+[providers.relay]
+base_url = "{url}/relay/v1"
+api_key_env = "RELAY_KEY"
+search = "qwen"
+retries = 0
+[providers.relay.models.qwen]
+id = "qwen-plus"
+"""
+
+
 @pytest.fixture
 def kimi(server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeKimiSearch, FakeChatSearch]:
     """A Moonshot fake at /kimi/ and another vendor (Qwen's fake, which takes no tool messages)."""
@@ -35,24 +57,7 @@ def kimi(server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     fake, other = FakeKimiSearch(), FakeChatSearch(vendor="qwen")
     server.default = lambda rec: fake(rec) if rec.path.startswith("/kimi/") else other(rec)
     p = tmp_path / "kimi.toml"
-    p.write_text(f"""
-default = "kimi"
-[providers.moonshot]
-base_url = "{server.url}/kimi/v1"
-api_key_env = "KIMI_KEY"
-search = "kimi"
-retries = 0
-[providers.moonshot.models.kimi]
-id = "kimi-k2-0905-preview"
-search = true
-[providers.relay]
-base_url = "{server.url}/relay/v1"
-api_key_env = "RELAY_KEY"
-search = "qwen"
-retries = 0
-[providers.relay.models.qwen]
-id = "qwen-plus"
-""", "utf-8")
+    p.write_text(kimi_config(server.url), "utf-8")
     monkeypatch.setenv("MODELSWITCH_CONFIG", str(p))
     return fake, other
 

@@ -16,26 +16,22 @@ from modelswitch.cli.main import app
 from modelswitch.config import load as config
 from modelswitch.engine.catalog import mcp_search_tool
 from tests.loopback import LoopbackServer
+from tests.test_tools_cli import write_config
 from tests.validators import FakeDeepSeek
 
 WEBSEARCH = Path(__file__).parent / "mcp_servers" / "websearch.py"
 
 
-def search_config(tmp_path: Path, url: str, search: str = 'search = "web_search"') -> Path:
-    p = tmp_path / "ms.toml"
-    p.write_text(f"""
-default = "v4"
-[providers.ds]
-base_url = "{url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-chat"
+def websearch_table(extra: str = 'search = "web_search"') -> str:
+    return f"""
 [mcp.web]
 command = [{json.dumps(sys.executable)}, {json.dumps(str(WEBSEARCH))}]
-{search}
-""", "utf-8")
-    return p
+{extra}
+"""
+
+
+def search_config(tmp_path: Path, url: str, search: str = 'search = "web_search"') -> Path:
+    return write_config(tmp_path, url, websearch_table(search))
 
 
 @pytest.fixture

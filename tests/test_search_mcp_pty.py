@@ -4,7 +4,6 @@ as "searching…" and not sent to the next vendor after /model."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ import pytest
 
 from tests.loopback import LoopbackServer, command_env
 from tests.search_fakes import FakeChatSearch, FakeKimiSearch
-from tests.test_search_mcp import WEBSEARCH
+from tests.test_search_kimi import kimi_config
+from tests.test_search_mcp import search_config
 from tests.validators import FakeDeepSeek
 
 pexpect = pytest.importorskip("pexpect")
@@ -26,9 +26,7 @@ pytestmark = [
 WAIT = 240
 
 
-def spawn(tmp_path: Path, toml: str, **env: str):  # noqa: ANN201
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(toml, "utf-8")
+def spawn(tmp_path: Path, cfg: Path, **env: str):  # noqa: ANN201
     child = pexpect.spawn(EXE, ["chat"], env=command_env(cfg, tmp_path, COLUMNS="120", LINES="40", **env),
                           encoding="utf-8", dimensions=(40, 120), timeout=WAIT)
     return child
@@ -37,19 +35,8 @@ def spawn(tmp_path: Path, toml: str, **env: str):  # noqa: ANN201
 def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: LoopbackServer) -> None:
     fake = FakeDeepSeek(args_by_tool={"web_search": {"query": "pelicans"}})
     server.default = fake
-    child = spawn(tmp_path, f"""
-default = "v4"
-[providers.ds]
-base_url = "{server.url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-chat"
-[mcp.web]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(WEBSEARCH))}]
-search = "web_search"
-enabled = false
-""", DS_KEY="sk-ds-test")
+    cfg = search_config(tmp_path, server.url, 'search = "web_search"\nenabled = false')
+    child = spawn(tmp_path, cfg, DS_KEY="sk-ds-test")
     child.expect("v4 ›")
     child.send("/search on\r")
     child.expect("v4 cannot search the web here")
@@ -63,7 +50,7 @@ enabled = false
     child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
     child.send("y\r")
     child.expect(r"web\.web_search .*: ran")
-    child.expect("deepseek-chat answer")
+    child.expect("deepseek-v4-flash answer")
     child.expect("v4 ›")
     child.send("/search off\r")
     child.expect("web search off")
@@ -82,22 +69,9 @@ enabled = false
 def test_kimi_search_in_the_repl_then_another_vendor(tmp_path: Path, server: LoopbackServer) -> None:
     kimi, other = FakeKimiSearch(), FakeChatSearch(vendor="qwen")
     server.default = lambda rec: kimi(rec) if rec.path.startswith("/kimi/") else other(rec)
-    child = spawn(tmp_path, f"""
-default = "kimi"
-[providers.moonshot]
-base_url = "{server.url}/kimi/v1"
-api_key_env = "KIMI_KEY"
-search = "kimi"
-retries = 0
-[providers.moonshot.models.kimi]
-id = "kimi-k2-0905-preview"
-[providers.relay]
-base_url = "{server.url}/relay/v1"
-api_key_env = "RELAY_KEY"
-retries = 0
-[providers.relay.models.qwen]
-id = "qwen-plus"
-""", KIMI_KEY="sk-kimi", RELAY_KEY="sk-test")
+    cfg = tmp_path / "kimi.toml"
+    cfg.write_text(kimi_config(server.url), "utf-8")
+    child = spawn(tmp_path, cfg, KIMI_KEY="sk-kimi", RELAY_KEY="sk-test")
     child.expect("kimi ›")
     child.send("/search on\r")
     child.expect("web search on")
@@ -111,7 +85,7 @@ id = "qwen-plus"
     child.send("/model qwen\r")
     child.expect("kimi ›|qwen ›")
     child.send("and their wingspan?\r")
-    child.expect("qwen-plus answer")
+    child.expect(r"lives on coasts \[2\]")  # Qwen searches too: /search on holds across /model
     child.expect("qwen ›")
     child.send("/exit\r")
     child.expect(pexpect.EOF)
@@ -123,17 +97,7 @@ id = "qwen-plus"
 
 def test_tools_suggests_naming_a_search_tool_in_the_config(tmp_path: Path, server: LoopbackServer) -> None:
     server.default = FakeDeepSeek()
-    child = spawn(tmp_path, f"""
-default = "v4"
-[providers.ds]
-base_url = "{server.url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-chat"
-[mcp.web]
-command = [{json.dumps(sys.executable)}, {json.dumps(str(WEBSEARCH))}]
-""", DS_KEY="sk-ds-test")
+    child = spawn(tmp_path, search_config(tmp_path, server.url, search=""), DS_KEY="sk-ds-test")
     child.expect("v4 ›")
     child.send("/search on\r")  # nothing named in the config: no question, only the line
     child.expect("v4 cannot search the web here")

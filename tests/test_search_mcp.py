@@ -75,3 +75,27 @@ def test_ask_search_with_tools_and_yes_searches_through_the_mcp_server(tmp_path:
     assert tool_message["role"] == "tool"
     found = json.loads(tool_message["content"])
     assert found["query"] == "pelicans" and found["results"][0]["url"] == "https://en.wikipedia.org/wiki/Pelican"
+
+
+def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Path) -> None:
+    from modelswitch.engine.mcpclient import McpToolbox
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.repl import builtins  # noqa: F401 - registers the commands
+    from modelswitch.repl.loop import Repl
+
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    session = ChatSession(cfg, cfg.resolve("v4"))
+    session.toolbox = McpToolbox(cfg.mcp, cfg.tools)  # never started: nobody says yes here
+    said: list[str] = []
+    repl = Repl(session, color=False, interactive=False)
+    repl.say = lambda text, style=None: said.append(text)  # type: ignore[method-assign]
+    from modelswitch.repl.commands import dispatch
+
+    dispatch(repl, "/search on")
+    assert said[0].startswith("v4 cannot search the web here;")
+    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web/web_search instead?"
+                       " — not asked in a piped chat: no")
+    assert session.search_offered and not session.search_tool
+    assert repl.toolbar().endswith("search on (this model cannot)")
+    session.search_tool = "web/web_search"
+    assert repl.toolbar().endswith("search on (MCP web/web_search)")

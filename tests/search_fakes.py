@@ -256,3 +256,115 @@ class FakeChatSearch(FakeAPI):
         chunks.append({"id": f"c{n}", "object": "chat.completion.chunk", "model": model, "choices": [],
                        "usage": {"prompt_tokens": 20, "completion_tokens": 30, "total_tokens": 50}})
         return Reply.sse(*chunks)
+
+
+# Kimi's $web_search: the declared tool, and what the model's call carries (Moonshot documents
+# `search_result.search_id` and `usage.total_tokens`, the tokens the results take as input).
+KIMI_TOOL = {"type": "builtin_function", "function": {"name": "$web_search"}}
+KIMI_SEARCH_TOKENS = 3869
+
+
+@dataclass
+class FakeKimiSearch(FakeAPI):
+    """Moonshot's Chat Completions with the `$web_search` builtin function.
+
+    A request that declares it and asks anew gets a streamed `$web_search` call (finish_reason
+    tool_calls); the next one must carry that call back, then a `tool` message with its id, its
+    name and its arguments unchanged: then the model answers. Anything else (a missing, altered or
+    unknown echo, a $web_search round in a request that does not declare the tool, a `$` in a
+    function's name) is a 400 in Moonshot's error shape.
+
+    Built from Moonshot's guide (platform.moonshot.cn/docs/guide/use-web-search: the tool, the
+    echo with `name`, `usage.total_tokens` in the arguments) and its pricing page for $web_search;
+    no recorded real exchange was found in public test suites. Usage inside the choice is
+    Moonshot's streaming shape (openai.py reads it there).
+    """
+
+    key: str = "sk-kimi"
+    issued: dict[str, str] = field(default_factory=dict)  # call id -> arguments as sent
+
+    def matches(self, rec: Received) -> bool:
+        return rec.path.split("?")[0].endswith("/chat/completions")
+
+    def error_reply(self, p: Problem) -> Reply:
+        return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind}})
+
+    def validate(self, rec: Received, body: dict) -> Problem | None:
+        if rec.headers.get("authorization") != f"Bearer {self.key}":
+            return Problem(401, "Invalid Authentication", "invalid_authentication_error")
+        extra = set(body) - _CHAT_KEYS - {"tools"}
+        if extra:
+            return Problem(400, f"Invalid request: unknown field {sorted(extra)[0]}")
+        searching = False
+        for i, tool in enumerate(body.get("tools") or []):
+            if tool == KIMI_TOOL:
+                searching = True
+            elif not (isinstance(tool, dict) and tool.get("type") == "function"
+                      and not str((tool.get("function") or {}).get("name", "$")).startswith("$")):
+                return Problem(400, f"Invalid request: tools[{i}] is not a valid function or builtin_function")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return Problem(400, "Invalid request: messages must not be empty")
+        waiting: list[dict] = []  # the calls of the last assistant message not answered yet
+        for i, m in enumerate(messages):
+            role = m.get("role") if isinstance(m, dict) else None
+            if waiting and role != "tool":
+                return Problem(400, f"Invalid request: tool_call_id {waiting[0].get('id')} has no tool message")
+            if role == "tool":
+                if not waiting or m.get("tool_call_id") != waiting[0].get("id"):
+                    return Problem(400, f"Invalid request: messages[{i}] answers no tool call")
+                call = waiting.pop(0)
+                if call["function"]["name"] == "$web_search":
+                    if m.get("name") != "$web_search" or m.get("content") != self.issued.get(call["id"]):
+                        return Problem(400, f"Invalid request: messages[{i}] must return the $web_search arguments as they were")
+                elif not isinstance(m.get("content"), str):
+                    return Problem(400, f"Invalid request: messages[{i}].content must be a string")
+            elif role == "assistant" and m.get("tool_calls"):
+                for call in m["tool_calls"]:
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if not isinstance(fn, dict) or not isinstance(fn.get("arguments"), str):
+                        return Problem(400, f"Invalid request: messages[{i}].tool_calls is malformed")
+                    if fn.get("name") == "$web_search":
+                        if not searching:
+                            return Problem(400, "Invalid request: $web_search is not declared in tools")
+                        if call.get("type") != "builtin_function" or self.issued.get(call.get("id")) != fn["arguments"]:
+                            return Problem(400, f"Invalid request: messages[{i}] carries a $web_search call that was not issued (or was changed)")
+                    waiting.append(call)
+            elif role in ("system", "user", "assistant"):
+                if not isinstance(m.get("content"), str) or not m["content"].strip():
+                    return Problem(400, f"Invalid request: messages[{i}].content must not be empty")
+            else:
+                return Problem(400, f"Invalid request: messages[{i}].role is invalid")
+        if waiting:
+            return Problem(400, f"Invalid request: tool_call_id {waiting[0].get('id')} has no tool message")
+        return None
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        n, model = len(self.accepted), body["model"]
+        last = body["messages"][-1]
+
+        def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
+            choice: dict = {"index": 0, "delta": delta, "finish_reason": finish}
+            if usage:
+                choice["usage"] = usage  # Moonshot reports usage inside the choice
+            return {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "model": model, "choices": [choice]}
+
+        if KIMI_TOOL in (body.get("tools") or []) and last.get("role") == "user":
+            call_id = f"call_{uuid.uuid4().hex[:12]}"
+            arguments = json.dumps({"search_result": {"search_id": uuid.uuid4().hex},
+                                    "usage": {"total_tokens": KIMI_SEARCH_TOKENS}})
+            self.issued[call_id] = arguments
+            cut = len(arguments) // 2
+            return Reply.sse(
+                chunk({"role": "assistant", "content": ""}),
+                chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "builtin_function",
+                                       "function": {"name": "$web_search", "arguments": arguments[:cut]}}]}),
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}),
+                chunk({}, "tool_calls", {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}),
+            )
+        searched = last.get("role") == "tool" and last.get("name") == "$web_search"
+        text = "Pelicans are large water birds; the brown pelican lives on coasts." if searched else f"{model} answer {n}"
+        prompt = 12 + KIMI_SEARCH_TOKENS if searched else 12
+        return Reply.sse(chunk({"role": "assistant", "content": text[:20]}), chunk({"content": text[20:]}),
+                         chunk({}, "stop", {"prompt_tokens": prompt, "completion_tokens": 30,
+                                            "total_tokens": prompt + 30}))

@@ -15,7 +15,7 @@ from ..config.pricing import message_cost
 from ..conversation import Attachment, Conversation, Message
 from ..engine.answer import Answer, Settings
 from ..engine.attach import check_images, load
-from ..engine.catalog import can_search, no_search_line
+from ..engine.catalog import can_search, mcp_search_tool, no_search_line
 from ..engine.choice import choose_for_session, load_config, warn
 from ..engine.context import Meter
 from ..engine.tools import ToolAnswer
@@ -131,6 +131,11 @@ def run_ask(opts: AskOptions) -> int:
 
     if opts.search and not can_search(config, spec):
         warn(no_search_line(config, spec))  # one line; the question is still answered, unsearched
+        found = mcp_search_tool(config)
+        if found is not None and not opts.tools:
+            server, tool = found
+            warn(f"the MCP tool {server}/{tool} can search instead: ask --search -T --yes, or list "
+                 f"\"{tool}\" in [mcp.{server}] trust and pass -T")
     toolbox = None
     answer: Answer | ToolAnswer
     if opts.tools:
@@ -165,7 +170,7 @@ def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
     toolbox = cli_toolbox(config)
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
     answer = ToolAnswer(config, conversation, spec, toolbox, unattended(opts.yes), limits=limits,
-                        fallback=opts.fallback, debug=opts.debug)
+                        settings=Settings(search=opts.search), fallback=opts.fallback, debug=opts.debug)
     return toolbox, answer
 
 

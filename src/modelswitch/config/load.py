@@ -28,7 +28,7 @@ from .specs import (
 
 
 _TOP_KEYS = {"default", "providers", "compact_at", "mcp", "tools"}
-_MCP_KEYS = {"command", "env", "cwd", "url", "headers", "enabled", "trust", "timeout"}
+_MCP_KEYS = {"command", "env", "cwd", "url", "headers", "enabled", "trust", "timeout", "search"}
 _TOOLS_KEYS = {"max_rounds", "timeout", "max_result_chars"}
 DEFAULT_TOOL_ROUNDS = 10
 DEFAULT_TOOL_TIMEOUT = 60.0
@@ -58,6 +58,9 @@ class McpServerSpec:
     enabled: bool = True
     trust: tuple[str, ...] = ()  # tools that run without asking (and under `ask --tools`)
     timeout: float | None = None  # per call; None: the [tools] timeout
+    # The tool of this server that searches the web: offered when search is on for a model
+    # whose provider cannot search (`search = "web_search"`).
+    search: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +537,9 @@ class _Validator:
             if not isinstance(tool, str):
                 self.fail(f"{key}.trust[{i}]", f"must be a tool name, got {_tname(tool)}")
         enabled = self.opt(t, "enabled", bool, f"{key}.enabled")
+        search = self.opt(t, "search", str, f"{key}.search")
+        if search is not None and not search.strip():
+            self.fail(f"{key}.search", "must name one of the server's tools, e.g. \"web_search\"")
         return McpServerSpec(
             name=name,
             command=tuple(command or ()),
@@ -544,6 +550,7 @@ class _Validator:
             enabled=True if enabled is None else enabled,
             trust=tuple(x for x in trust if isinstance(x, str)),
             timeout=self.positive(t, "timeout", float, f"{key}.timeout"),
+            search=search.strip() if search and search.strip() else None,
         )
 
     def tools(self, t: dict[str, Any]) -> ToolSettings:

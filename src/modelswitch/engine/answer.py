@@ -21,7 +21,7 @@ from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message, ModelRef, Status, Timing, ToolSpec
 from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState, TextDelta, ToolCall, Usage
 from ..providers import get_protocol
-from ..providers.base import Target
+from ..providers.base import RESUME, Target
 from ..redaction import StreamMask
 from .catalog import no_tools_line, offered_tools, search_vendor
 
@@ -31,6 +31,8 @@ BACKOFF_CAP = 30.0
 # so what each had received (text, a usage count) is on record before the answer is saved.
 HEDGE_LINGER_S = 1.0
 RECENT_DAYS = 7  # "fastest": time to first token over the saved answers of the last week
+# How many times one answer is resumed after the provider ran its own tool (Kimi's searches).
+MAX_RESUMES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ class Answer:
         self._replay: list[ReplayState] = []
         self._citations: dict[str, Citation] = {}  # by URL, in first-cited order (the [n] numbers)
         self._usage: Usage | None = None
+        self._banked: Usage | None = None  # the usage of the requests before a resume
         self._usage_bad = False
         self._finish: str | None = None
         self._server_tps: float | None = None
@@ -320,38 +323,49 @@ class Answer:
                 why = "does not take images" if not spec.vision else "takes smaller images"
                 yield Notice(f"{spec.name} {why}: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
-        for attempt in range(retries + 1):
-            # The clock is not reset per attempt: the user's wait includes the retries (and any
-            # fallback), and so does `--json` timing.
-            self._citations.clear()  # no text was shown yet: sources of a failed attempt do not count
-            try:
-                for event in stream(
-                    protocol, target, conversation,
-                    connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
-                    debug=self.debug,
-                ):
-                    event = self._masked(event)
-                    self._take(event)
-                    if not isinstance(event, (TextDelta, ReasoningDelta)) or event.text:
-                        yield event
-                yield from self._release()
-                self._t_end = time.monotonic()
-                if not "".join(self._text).strip() and not self.calls:
-                    raise errors.NoAnswerError(
-                        f"{spec.name} returned no answer text", provider=spec.provider, model=spec.id
+        for resumes in range(MAX_RESUMES + 1):
+            for attempt in range(retries + 1):
+                # The clock is not reset per attempt: the user's wait includes the retries (and any
+                # fallback), and so does `--json` timing.
+                self._citations.clear()  # no text was shown yet: sources of a failed attempt do not count
+                try:
+                    for event in stream(
+                        protocol, target, conversation,
+                        connect_timeout=provider.connect_timeout, read_timeout=provider.read_timeout,
+                        debug=self.debug,
+                    ):
+                        event = self._masked(event)
+                        self._take(event)
+                        if not isinstance(event, (TextDelta, ReasoningDelta)) or event.text:
+                            yield event
+                    yield from self._release()
+                    self._t_end = time.monotonic()
+                    if self._finish == RESUME and resumes < MAX_RESUMES:
+                        break  # the provider ran its own tool: the same request again, with its round
+                    if self._finish == RESUME:
+                        yield Notice(f"stopped: {spec.name} was still searching after {MAX_RESUMES} rounds")
+                    if not "".join(self._text).strip() and not self.calls:
+                        raise errors.NoAnswerError(
+                            f"{spec.name} returned no answer text", provider=spec.provider, model=spec.id
+                        )
+                    self._status = "complete"
+                    return
+                except errors.ProviderError as exc:
+                    # Never retry once tokens were shown: the user would see the answer twice.
+                    if self._started or not exc.retryable or attempt == retries:
+                        yield from self._release()  # the partial answer, to its last character
+                        raise
+                    wait = backoff(attempt, exc.retry_after)
+                    yield Notice(
+                        f"{spec.provider} {short_reason(exc)}, retrying in {wait:.0f} s… {attempt + 1}/{retries}"
                     )
-                self._status = "complete"
-                return
-            except errors.ProviderError as exc:
-                # Never retry once tokens were shown: the user would see the answer twice.
-                if self._started or not exc.retryable or attempt == retries:
-                    yield from self._release()  # the partial answer, to its last character
-                    raise
-                wait = backoff(attempt, exc.retry_after)
-                yield Notice(
-                    f"{spec.provider} {short_reason(exc)}, retrying in {wait:.0f} s… {attempt + 1}/{retries}"
-                )
-                self.sleep(wait)
+                    self.sleep(wait)
+            # Each request is billed: the next one's usage is added to what this one used.
+            self._usage_bad = self._usage_bad or self._usage is None
+            self._banked = None if self._usage_bad or self._usage is None else (
+                self._usage if self._banked is None else self._banked + self._usage)
+            self._usage = None
+            target = replace(target, resume=tuple(r for r in self._replay if r.model == spec.id))
 
     def _masked(self, event: Event) -> Event:
         if isinstance(event, TextDelta):
@@ -421,6 +435,8 @@ class Answer:
         if tps is None and self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
             tps = self._usage.output_tokens / (total - ttft)
         usage = self._usage
+        if self._banked is not None:
+            usage = None if usage is None else self._banked + usage
         if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
             # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: estimate
             # it from its text (chunks are not tokens), marked so a screen can say `~`.

@@ -117,6 +117,11 @@ def search_vendor(config: Config, spec: ModelSpec) -> str:
     return vendor or ""
 
 
+def mcp_search_tool(config: Config) -> tuple[str, str] | None:
+    """The MCP tool the config names as a web search (`[mcp.NAME] search = "TOOL"`): (server, tool)."""
+    return next(((s.name, s.search) for s in config.mcp if s.search), None)
+
+
 def can_search(config: Config, spec: ModelSpec) -> bool:
     return bool(search_vendor(config, spec))
 
@@ -127,6 +132,10 @@ def no_search_line(config: Config, spec: ModelSpec, limit: int = 6) -> str:
     able.sort(key=lambda m: not key_available(config.provider(m.provider)))
     names = [m.name for m in able[:limit]] + ([f"+{len(able) - limit} more"] if len(able) > limit else [])
     which = f"models that can: {', '.join(names)}" if names else "no configured model can"
+    provider = config.providers.get(spec.provider)
+    plainly = _search.no_search(provider.base_url) if provider is not None else ""
+    if plainly:  # said for what it is, not as the generic line
+        return f"{spec.name} cannot search the web: {plainly}; {which}"
     return f"{spec.name} cannot search the web here; {which}"
 
 

@@ -95,6 +95,10 @@ class ChatSession:
         self.toolbox: Toolbox | None = None
         self.always: set[str] = set()
         self.arena: Arena | None = None  # set while the held comparison is a blind one awaiting /vote
+        # "server/tool": the MCP search tool the user took for a model that cannot search itself;
+        # and whether that was offered already (it is asked once a session).
+        self.search_tool = ""
+        self.search_offered = False
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -135,6 +139,8 @@ class ChatSession:
 
     def set_search(self, on: bool) -> str:
         self.settings = replace(self.settings, search=on)
+        if on and not can_search(self.config, self.model) and self.search_tool:
+            return f"web search on ({self.model.name} cannot search itself: it is offered the MCP tool {self.search_tool})"
         if on and not can_search(self.config, self.model):
             return no_search_line(self.config, self.model)
         return f"web search {'on' if on else 'off'}" + (f" ({self.model.name} searches with its provider's own search)" if on else "")

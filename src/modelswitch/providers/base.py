@@ -37,6 +37,14 @@ class Target:
     # Pass `reasoning_content` back inside tool-call spans (declared in config); None: undeclared,
     # the protocol decides by the host (see openai.passes_reasoning_back).
     reasoning_passback: bool | None = None
+    # This answer's provider state so far, sent after the conversation when the provider paused
+    # the answer to be resumed (Done(RESUME)): Kimi's $web_search round, echoed back.
+    resume: tuple[ReplayState, ...] = ()
+
+
+# Done.finish_reason of a stream the provider paused after running its own tool (Kimi's
+# $web_search): the engine sends the request again with the stream's ReplayStates in `resume`.
+RESUME = "resume"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,10 @@ from ..errors import (
     RateLimitError,
     StreamError,
 )
-from ..events import Done, Event, Notice, ReasoningDelta, ToolCall, Usage
+from ..events import Done, Event, Notice, ReasoningDelta, ReplayState, ToolCall, Usage
 from .sse import SSEDecoder, SSEEvent, loads_event
 from . import search as _search
-from .base import HttpRequest, Sources, Target, openai_tools
+from .base import RESUME, HttpRequest, Sources, Target, openai_tools
 from .thinktags import CLOSE as _CLOSE
 from .thinktags import OPEN as _OPEN
 from .thinktags import ThinkSplitter
@@ -79,7 +79,10 @@ class OpenAIProtocol:
         if isinstance(target.reasoning, str):
             body["reasoning_effort"] = target.reasoning
         if target.search:
-            body.update(_search.request_fields(target.search))
+            fields = _search.request_fields(target.search)
+            if "tools" in fields and "tools" in body:  # the vendor's search tool beside the user's
+                fields["tools"] = body["tools"] + fields["tools"]
+            body.update(fields)
         return HttpRequest("POST", f"{target.base_url.rstrip('/')}/chat/completions", headers, body)
 
     def parse_stream(self, chunks: Iterable[bytes], target: Target) -> Iterator[Event]:
@@ -128,6 +131,7 @@ def _messages(conversation: Conversation, target: Target) -> list[dict[str, Any]
             out.extend(_tool_span(message, target))
             continue
         if message.role == "assistant":
+            out.extend(_searched(message.replay, target))
             text = _answer_only(message)
             if message.citations:
                 # The sources stay readable by whichever model comes next, as text.
@@ -148,7 +152,16 @@ def _messages(conversation: Conversation, target: Target) -> list[dict[str, Any]
             out.append({"role": message.role, "content": [{"type": "text", "text": text}, *images]})
         else:
             out.append({"role": message.role, "content": text})
+    out.extend(_searched(target.resume, target))  # the round this answer is resumed after
     return out
+
+
+def _searched(states: tuple[ReplayState, ...], target: Target) -> list[dict[str, Any]]:
+    """This model's own $web_search rounds (Kimi), only while it searches: the tool they name is
+    declared only then, and no other model is sent them."""
+    if target.search != "kimi":
+        return []
+    return _search.kimi_messages(tuple(r for r in states if r.model == target.model_id))
 
 
 def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,6 +194,7 @@ def _tool_span(message: Message, target: Target) -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     for rnd in message.rounds:
+        out.extend(_searched(rnd.replay, target))
         turn: dict[str, Any] = {"role": "assistant", "content": rnd.text or None, "tool_calls": _calls(rnd)}
         if passback:
             turn["reasoning_content"] = own_reasoning(rnd.reasoning, rnd.model.id if rnd.model else None)
@@ -188,6 +202,7 @@ def _tool_span(message: Message, target: Target) -> list[dict[str, Any]]:
         for result in rnd.results:
             out.append({"role": "tool", "tool_call_id": result.call_id, "content": result.content})
     text = _answer_only(message)
+    out.extend(_searched(message.replay, target))
     if text.strip():
         final: dict[str, Any] = {"role": "assistant", "content": text}
         if passback:
@@ -249,14 +264,22 @@ class _Stream:
 
     def ending(self) -> list[Event]:
         events = self.think.close()
-        for n, (call_id, name, args) in enumerate(self.calls[i] for i in sorted(self.calls)):
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        searched = [c for c in calls if c[1] == _search.KIMI_CALL] if self.target.search == "kimi" else []
+        if searched:  # Moonshot ran the search: its round is echoed back and the answer resumed
+            calls = [c for c in calls if c not in searched]
+            events.extend(_search.kimi_round([(i, n, a) for i, n, a in searched], self.target.model_id))
+        for n, (call_id, name, args) in enumerate(calls):
             events.append(ToolCall(call_id or f"call_{n}", name, args or "{}"))
         if self.usage is not None:
             events.append(self.usage)
         finish = "stop" if self.finish in _NORMAL_STOPS else self.finish
-        if self.target.search:
-            events.extend(_search.ending_notices(self.target.search, self.sources))
-        if self.calls and finish in ("stop", "tool_calls", None):
+        if self.target.search and not searched:
+            events.extend(_search.ending_notices(self.target.search, self.sources, self.target.resume))
+        if searched and not calls and finish in ("stop", "tool_calls", None):
+            events.append(Done(RESUME))
+            return events
+        if calls and finish in ("stop", "tool_calls", None):
             finish = "tool_calls"  # some servers end a tool call with "stop"
             events.append(Done(finish))
             return events

@@ -35,6 +35,7 @@ def _model(repl: Repl, arg: str) -> None:
         repl.say(f"staying on {s.model.name}", "dim")
         return
     repl.say(s.switch(arg), "green")
+    offer_search_tool(repl)
 
 
 @command("models", "/models", "list every model and whether its key is set")
@@ -75,6 +76,36 @@ def _search(repl: Repl, arg: str) -> None:
         repl.say(f"web search is {'on' if s.searching else 'off'} (/search on|off)")
         return
     repl.say(s.set_search(word == "on"), "dim")
+    offer_search_tool(repl)
+
+
+def offer_search_tool(repl: Repl) -> None:
+    """Search is on for a model that cannot search: the MCP tool the config names as a web search
+    is offered instead, once a session. Yes turns its server and the tool on; each call of it
+    is still approved (y/n/a) unless the server trusts it."""
+    from ..engine.catalog import can_search, mcp_search_tool
+    from ..engine.mcpclient import McpToolbox
+
+    s = repl.session
+    found = mcp_search_tool(s.config)
+    box = s.toolbox
+    if (found is None or not isinstance(box, McpToolbox) or not s.searching or s.search_tool or s.search_offered
+            or can_search(s.config, s.model)):
+        return
+    s.search_offered = True
+    server, tool = found
+    if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}/{tool} instead?"):
+        return
+    box.set_enabled(server, True)
+    box.start()
+    try:
+        box.set_enabled(tool, True)
+    except KeyError:
+        repl.say(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search names it)", "yellow")
+        return
+    s.search_tool = f"{server}/{tool}"
+    repl.say(f"{s.model.name} is offered {s.search_tool} to search the web; each call asks y/n/a unless trusted",
+             "green")
 
 
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")
@@ -400,6 +431,7 @@ def _tools(repl: Repl, arg: str) -> None:
         return
     if words:
         raise UsageError("/tools, /tools on NAME or /tools off NAME")
+    searches = {m.name: m.search for m in repl.session.config.mcp}
     for status in box.status():
         why = f": {status.error}" if status.error else ""
         repl.say(f"{status.name} ({status.state}{why})", "bold")
@@ -407,6 +439,11 @@ def _tools(repl: Repl, arg: str) -> None:
             marks = [] if enabled else ["off"]
             if name in status.trust:
                 marks.append("trusted")
+            if searches.get(status.name) == name:
+                marks.append("web search")
+            elif "search" in name.lower() and not searches.get(status.name):
+                # Only a suggestion: a name is no proof, so the config must say it.
+                marks.append(f'a web search? search = "{name}" in [mcp.{status.name}] offers it to models that cannot')
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))

@@ -368,7 +368,8 @@ class Repl:
         if s.attachments:
             parts.append(f"{len(s.attachments)} file(s) attached")
         if s.searching:
-            parts.append("search on" if can_search(s.config, s.model) else "search on (this model cannot)")
+            parts.append("search on" if can_search(s.config, s.model) else f"search on (MCP {s.search_tool})"
+                         if s.search_tool else "search on (this model cannot)")
         if s.tools_refused():
             parts.append("tools off (this model cannot)")
         return " · ".join(parts)

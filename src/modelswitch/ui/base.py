@@ -77,7 +77,9 @@ def footer_text(message: Message, cost: Cost | None) -> str:
 
 
 def search_text(query: str) -> str:
-    return "searching: " + " ".join(query.split())
+    """"searching: QUERY", or "searching…" for a search whose query the provider does not say (Kimi)."""
+    query = " ".join(query.split())
+    return f"searching: {query}" if query else "searching…"
 
 
 def linkable(url: str) -> bool:

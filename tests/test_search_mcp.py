@@ -1,0 +1,101 @@
+"""A model that cannot search, with an MCP server the config names as a web search: `ask` says how
+to use it, `ask --search -T --yes` does, through a real MCP server process (the REPL's offer is in
+test_search_mcp_pty.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelswitch import errors
+from modelswitch.cli.main import app
+from modelswitch.config import load as config
+from modelswitch.engine.catalog import mcp_search_tool
+from tests.loopback import LoopbackServer
+from tests.test_tools_cli import write_config
+from tests.validators import FakeDeepSeek
+
+WEBSEARCH = Path(__file__).parent / "mcp_servers" / "websearch.py"
+
+
+def websearch_table(extra: str = 'search = "web_search"') -> str:
+    return f"""
+[mcp.web]
+command = [{json.dumps(sys.executable)}, {json.dumps(str(WEBSEARCH))}]
+{extra}
+"""
+
+
+def search_config(tmp_path: Path, url: str, search: str = 'search = "web_search"') -> Path:
+    return write_config(tmp_path, url, websearch_table(search))
+
+
+@pytest.fixture
+def fake(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> FakeDeepSeek:
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    api = FakeDeepSeek(args_by_tool={"web_search": {"query": "pelicans"}})
+    server.default = api
+    return api
+
+
+def ask(args: list[str], cfg: Path):  # noqa: ANN201
+    return CliRunner().invoke(app, ["--config", str(cfg), "ask", *args], catch_exceptions=False)
+
+
+def test_config_names_the_mcp_search_tool(tmp_path: Path) -> None:
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    assert mcp_search_tool(cfg) == ("web", "web_search")
+    assert mcp_search_tool(config.load(search_config(tmp_path, "http://127.0.0.1:9", search=""))) is None
+    with pytest.raises(errors.ConfigError, match=r"mcp\.web\.search"):
+        config.load(search_config(tmp_path, "http://127.0.0.1:9", search='search = " "'))
+
+
+def test_ask_search_without_a_terminal_says_how_to_use_the_mcp_tool(tmp_path: Path, server: LoopbackServer,
+                                                                    fake: FakeDeepSeek) -> None:
+    result = ask(["--search", "pelicans?"], search_config(tmp_path, server.url))
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("v4 cannot search the web here;")
+    assert lines[1] == ('the MCP tool web/web_search can search instead: ask --search -T --yes, or list '
+                        '"web_search" in [mcp.web] trust and pass -T')
+    assert "tools" not in fake.accepted[0]  # nothing offered without -T: the question is answered as is
+
+
+def test_ask_search_with_tools_and_yes_searches_through_the_mcp_server(tmp_path: Path, server: LoopbackServer,
+                                                                       fake: FakeDeepSeek) -> None:
+    result = ask(["--search", "-T", "--yes", "--json", "pelicans?"], search_config(tmp_path, server.url))
+    assert result.exit_code == 0, result.output
+    assert "can search instead" not in result.stderr  # -T given: the tool is offered already
+    assert [t["function"]["name"] for t in fake.accepted[0]["tools"]] == ["web_search"]
+    tool_message = fake.accepted[1]["messages"][-1]
+    assert tool_message["role"] == "tool"
+    found = json.loads(tool_message["content"])
+    assert found["query"] == "pelicans" and found["results"][0]["url"] == "https://en.wikipedia.org/wiki/Pelican"
+
+
+def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Path) -> None:
+    from modelswitch.engine.mcpclient import McpToolbox
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.repl import builtins  # noqa: F401 - registers the commands
+    from modelswitch.repl.loop import Repl
+
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    session = ChatSession(cfg, cfg.resolve("v4"))
+    session.toolbox = McpToolbox(cfg.mcp, cfg.tools)  # never started: nobody says yes here
+    said: list[str] = []
+    repl = Repl(session, color=False, interactive=False)
+    repl.say = lambda text, style=None: said.append(text)  # type: ignore[method-assign]
+    from modelswitch.repl.commands import dispatch
+
+    dispatch(repl, "/search on")
+    assert said[0].startswith("v4 cannot search the web here;")
+    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web/web_search instead?"
+                       " — not asked in a piped chat: no")
+    assert session.search_offered and not session.search_tool
+    assert repl.toolbar().endswith("search on (this model cannot)")
+    session.search_tool = "web/web_search"
+    assert repl.toolbar().endswith("search on (MCP web/web_search)")

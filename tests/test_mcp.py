@@ -147,23 +147,50 @@ def test_a_streamable_http_server_is_reached_by_url(warnings: list[str]) -> None
     assert not warnings
 
 
-def test_closing_ends_the_server_processes(warnings: list[str]) -> None:
+def calc_children() -> list[str]:
+    """The calc.py server processes this test process started (and has not reaped)."""
     import os
 
-    def calc_children() -> list[str]:
-        found = []
-        for pid in os.listdir("/proc"):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if stat.split(") ")[-1].split()[1] == str(os.getpid()) and b"calc.py" in cmd:
-                found.append(pid)
-        return found
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if stat.split(") ")[-1].split()[1] == str(os.getpid()) and b"calc.py" in cmd:
+            found.append(pid)
+    return found
 
+
+def test_closing_ends_the_server_processes(warnings: list[str]) -> None:
     box = McpToolbox((McpServerSpec("calc", command=tuple(CALC)),), warn=warnings.append, start_timeout=START)
     box.specs()
     assert len(calc_children()) == 1
     box.close()
     assert calc_children() == []
+
+
+def test_two_threads_asking_for_tools_at_once_start_the_server_once(warnings: list[str]) -> None:
+    """/compare lanes and a hedged answer ask for the tools from several threads at once: the
+    server must start once, and every thread must see its tools (not a half-started session)."""
+    box = McpToolbox((McpServerSpec("calc", command=tuple(CALC)),), warn=warnings.append, start_timeout=START)
+    barrier = threading.Barrier(3)
+    seen: list[tuple[str, ...]] = []
+
+    def ask() -> None:
+        barrier.wait()
+        seen.append(tuple(t.name for t in box.specs()))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(START)
+        assert len(seen) == 3 and all("add" in names for names in seen), seen
+        assert warnings == []
+        assert len(calc_children()) == 1  # not one per thread, the others orphaned
+        assert not box.call(ToolCall("c1", "add", json.dumps({"a": 1, "b": 2})), CALL).is_error
+    finally:
+        box.close()

@@ -130,9 +130,6 @@ def run_models(
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
-    if toolbox is not None:
-        # Servers start when first asked for their tools: here, once, not by every lane at the same time.
-        toolbox.specs()
     answers: list[Answer | ToolAnswer] = [
         Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
         ToolAnswer(config, conversation, s, toolbox, partial(_ask, q, stop, i), limits=limits,

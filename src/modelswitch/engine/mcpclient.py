@@ -66,6 +66,9 @@ class McpToolbox:
         self._thread: threading.Thread | None = None
         self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
+        # Held for a whole start: /compare lanes and hedged answers ask for the tools from several
+        # threads at once, and each would otherwise start its own process of the same server.
+        self._start_lock = threading.Lock()
 
     # -- the Toolbox protocol ----------------------------------------------------------------
     def specs(self) -> tuple[ToolSpec, ...]:
@@ -135,6 +138,10 @@ class McpToolbox:
     # -- servers -------------------------------------------------------------------------------
     def start(self) -> None:
         """Start every enabled server not started yet, at once; a failure is one warning line."""
+        with self._start_lock:
+            self._start_waiting()
+
+    def _start_waiting(self) -> None:
         waiting = [s for s in self._servers.values() if s.state == "not started"]
         if not waiting:
             return

@@ -130,6 +130,10 @@ def run_models(
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
+    if toolbox is not None:
+        # Servers start when first asked for their tools: here, before the lanes, so a server that
+        # fails to start is told before the live columns are drawn, not across them.
+        toolbox.specs()
     answers: list[Answer | ToolAnswer] = [
         Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
         ToolAnswer(config, conversation, s, toolbox, partial(_ask, q, stop, i), limits=limits,

@@ -232,7 +232,7 @@ def test_parallel_asks_creating_one_new_session_name_all_land_in_it(env: dict[st
                               stderr=subprocess.PIPE, text=True) for i in range(3)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
-    assert not any("could not save" in err for _, err in outs), outs
+    assert not any("could not save" in err or "not be saved" in err for _, err in outs), outs
     listed = json.loads(run(env, "sessions", "list", "--json").stdout)
     assert len(listed) == 1
     exported = json.loads(run(env, "sessions", "export", "par-x", "--format", "json").stdout)

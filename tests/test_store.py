@@ -525,3 +525,30 @@ def test_cache_writes_survive_export_and_import(st: Store) -> None:
         if t["usage"]:
             del t["usage"]["cache_write_tokens"], t["usage"]["cache_write_1h_tokens"]
     assert from_json(old)[1][1].message.usage == Usage(3100, 40, 0, 100)  # an export from before
+
+
+def test_processes_creating_the_database_at_once_all_open_it(tmp_path: Path) -> None:
+    """Three `ask --session` runs on a new machine create the database at the same moment. One
+    migrates while another checks the file: the check must see the file before or after the
+    migration, never half of each (it said "not a modelswitch session database; move it aside"
+    of a healthy file, and that chat was not saved). Separate connections race as processes do."""
+    import threading
+
+    failures: list[str] = []
+    for round_ in range(200):
+        path = tmp_path / f"race{round_}" / "sessions.db"
+        barrier = threading.Barrier(6)
+
+        def open_it() -> None:
+            barrier.wait()
+            try:
+                Store.open(path).close()
+            except StoreError as exc:
+                failures.append(exc.message)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []

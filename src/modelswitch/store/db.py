@@ -15,6 +15,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -169,8 +170,14 @@ class Store:
             raise _store_error(path, exc) from None
         try:
             # Only reads until _check has passed: a file we cannot use must stay byte for byte.
-            version = _check(conn, path)
-            conn.execute("PRAGMA journal_mode = WAL")
+            # One read transaction: another process creating the file at the same moment commits
+            # its tables and their version together, and the check must not see one without the other.
+            conn.execute("BEGIN")
+            try:
+                version = _check(conn, path)
+            finally:
+                conn.execute("COMMIT")
+            _use_wal(conn)
             # FULL: a committed exchange survives power loss too, not only a killed process;
             # one fsync per exchange is nothing next to a model's answer.
             conn.execute("PRAGMA synchronous = FULL")
@@ -702,6 +709,20 @@ def _restrict_mode(path: Path) -> None:
                 p.chmod(0o600)
         except FileNotFoundError:
             pass
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new file to WAL (it stays so: one switch per file, ever). The switch needs the file
+    to itself, and SQLite answers BUSY at once instead of waiting when another process holds it
+    (several first runs at the same moment): wait for it as for any other lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "") != "SQLITE_BUSY" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _check(conn: sqlite3.Connection, path: Path) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,23 @@ def test_piped_compare_prints_the_sources_under_the_answer(
         f"[1] {SOURCES[0][0]} — {SOURCES[0][1]}\n[2] {SOURCES[1][0]} — {SOURCES[1][1]}\n\n")
     assert "Sources" not in tiny and "tiny-did-not-search" in tiny
     assert lanes.rejected == []
+
+
+@pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
+def test_compare_command_searches_with_search_and_says_which_lane_cannot(
+    env: dict[str, str], lanes: FakeAnthropicSearch  # noqa: F811
+) -> None:
+    proc = subprocess.run([EXE, "compare", "--search", "-m", "claude", "-m", "tiny", "tell me about pelicans"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    claude, tiny = proc.stdout.split("== tiny ==")
+    assert "Sources" in claude and SOURCES[0][1] in claude
+    assert "tiny-did-not-search" in tiny and "Sources" not in tiny
+    assert [ln for ln in proc.stderr.splitlines() if "cannot search" in ln][0].startswith("tiny cannot search")
+    assert lanes.rejected == []
+    # Without --search the model's own setting holds: claude does not search.
+    lanes_before = len(lanes.accepted)
+    quiet = subprocess.run([EXE, "compare", "-m", "claude", "-m", "tiny", "again"], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "web_search" not in json.dumps(lanes.accepted[lanes_before:])

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from .. import errors
 from ..conversation import Conversation, Message
-from ..engine.choice import ensure_usable, load_config
+from ..engine.answer import Settings
+from ..engine.catalog import can_search, no_search_line
+from ..engine.choice import ensure_usable, load_config, warn
 from ..engine.compare import run_models
 from ..ui.compare import CompareView
 from ..events import ToolCall
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
 
 def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, system: str | None,
                     json_out: bool, color: bool, debug: bool = False, tools: bool = False,
-                    yes: bool = False) -> int:
+                    yes: bool = False, search: bool | None = None) -> int:
     """`modelswitch compare -m A -m B PROMPT`: columns in a terminal, sections or JSON in a pipe.
-    With `tools` each model may call the MCP servers' tools, run as under `ask -T` (--yes, trust)."""
+    With `tools` each model may call the MCP servers' tools, run as under `ask -T` (--yes, trust);
+    `search` (None: each model's own setting) as under `ask --search`."""
     if len(models) < 2:
         raise errors.UsageError("compare needs at least two models: -m A -m B")
     config = load_config(config_path)
@@ -32,6 +35,10 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     text = join_prompt(read_stdin(), prompt.strip())
     if not text.strip():
         raise errors.UsageError("nothing to compare: give a prompt or pipe text in")
+    if search:
+        for spec in specs:
+            if not can_search(config, spec):
+                warn(no_search_line(config, spec))  # that lane answers unsearched
     conversation = Conversation(system).add(Message(role="user", text=text))
     toolbox = cli_toolbox(config) if tools else None
     terminal = sys.stdout.isatty() and not json_out
@@ -47,8 +54,8 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
         return False
 
     try:
-        outcomes, interrupt = run_models(config, conversation, specs, view, debug=debug, toolbox=toolbox,
-                                         approve=approve)
+        outcomes, interrupt = run_models(config, conversation, specs, view, settings=Settings(search=search),
+                                         debug=debug, toolbox=toolbox, approve=approve)
     finally:
         if toolbox is not None:
             toolbox.close()

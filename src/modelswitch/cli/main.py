@@ -176,6 +176,7 @@ def compare(
     json_out: Annotated[bool, typer.Option("--json", help='Print {"results": [...]} at the end.')] = False,
     tools: Annotated[bool, typer.Option("-T", "--tools", help="Offer the tools of the configured MCP servers.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="With --tools: run every tool call without asking.")] = False,
+    search: Annotated[Optional[bool], typer.Option("--search/--no-search", help="Search the web with each provider's own search (as ask --search).")] = None,
 ) -> None:
     """The same prompt to several models at once: tokens, cost and speed side by side."""
     g = _globals(ctx)
@@ -184,7 +185,8 @@ def compare(
         from .compare import run_compare_cli
 
         return run_compare_cli(g.config, model or [], " ".join(prompt or []), system=system,
-                               json_out=json_out, color=g.color, debug=g.debug, tools=tools, yes=yes)
+                               json_out=json_out, color=g.color, debug=g.debug, tools=tools, yes=yes,
+                               search=search)
 
     guarded(ctx, run)
 

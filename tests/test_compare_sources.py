@@ -16,7 +16,7 @@ from modelswitch.conversation import Message
 from modelswitch.events import Citation
 from modelswitch.ui.compare import CompareView
 from tests.loopback import LoopbackServer, Reply
-from tests.search_fakes import SOURCES, FakeAnthropicSearch
+from tests.search_fakes import QUERY, SOURCES, FakeAnthropicSearch
 from tests.test_search_pty import env  # noqa: F401 - the fixture: a chat with claude and tiny
 
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
@@ -141,6 +141,7 @@ def test_compare_command_searches_with_search_and_says_which_lane_cannot(
     claude, tiny = proc.stdout.split("== tiny ==")
     assert "Sources" in claude and SOURCES[0][1] in claude
     assert "tiny-did-not-search" in tiny and "Sources" not in tiny
+    assert f"searching: {QUERY}" in proc.stdout + proc.stderr  # the query claude ran, as under an answer
     assert [ln for ln in proc.stderr.splitlines() if "cannot search" in ln][0].startswith("tiny cannot search")
     assert lanes.rejected == []
     # Without --search the model's own setting holds: claude does not search.

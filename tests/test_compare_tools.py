@@ -59,6 +59,9 @@ class Lanes:
     def citation(self, i: int, citation: Citation) -> None:
         pass
 
+    def search(self, i: int, query: str) -> None:
+        pass
+
     def finish(self, i: int, message: Message, cost: object, error: str | None) -> None:
         self.finished[i] = message
         self._maybe_press()

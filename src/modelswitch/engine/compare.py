@@ -22,7 +22,7 @@ from .. import errors
 from .answer import Answer, Settings
 from ..config.load import Config, ModelSpec
 from ..conversation import Conversation, Message
-from ..events import Citation, Event, Notice, ReasoningDelta, TextDelta, ToolActivity, ToolCall
+from ..events import Citation, Event, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity, ToolCall
 from ..interrupts import deferred
 from ..config.pricing import Cost, message_cost
 from .tools import ToolAnswer, Toolbox, ToolLimits
@@ -41,6 +41,8 @@ class CompareView(Protocol):
     def tool(self, i: int, event: ToolActivity) -> None: ...
 
     def citation(self, i: int, citation: Citation) -> None: ...
+
+    def search(self, i: int, query: str) -> None: ...
 
     def finish(self, i: int, message: Message, cost: Cost | None, error: str | None) -> None: ...
 
@@ -193,3 +195,5 @@ def _show(view: CompareView, i: int, event: Event) -> None:
         view.tool(i, event)
     elif isinstance(event, Citation):
         view.citation(i, event)
+    elif isinstance(event, SearchQuery):
+        view.search(i, event.query)

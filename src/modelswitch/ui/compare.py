@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..conversation import sources_text
 from ..safetext import visible
-from .base import footer_text, hold_terminal, nothing, sources_block, thought_text, tool_line
+from .base import footer_text, hold_terminal, nothing, search_text, sources_block, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -132,6 +132,10 @@ class CompareView:
             return
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
+
+    def search(self, i: int, query: str) -> None:
+        """The provider searches for this lane ("searching: …", as under a normal answer)."""
+        self.notice(i, search_text(query))
 
     def tool(self, i: int, event: ToolActivity) -> None:
         """A tool call of this lane: running while it runs, then what came of it, with the notices

@@ -171,3 +171,18 @@ id = "deepseek-chat"
     with pytest.raises(errors.AuthError) as auth:
         exchange(chat, "hi")
     assert "retired" not in auth.value.message and "DEEPSEEK_API_KEY" in auth.value.message
+
+
+def test_a_saved_session_on_a_retired_id_is_told_the_replacement(server: LoopbackServer, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[providers.deepseek]\nbase_url = "{server.url}/ds"\nretries = 0\n', "utf-8")
+    server.default = router(FakeDeepSeek(prefix="/ds/"))  # before 2026-07-24: the old id still answers
+    runner = CliRunner()
+    first = runner.invoke(app, ["--config", str(cfg), "ask", "--session", "old", "-m", "deepseek/deepseek-reasoner", "hi"])
+    assert first.exit_code == 0, first.stderr
+    retired = FakeDeepSeek(prefix="/ds/", models=("deepseek-flash", "deepseek-v4-pro"))
+    server.default = router(retired)
+    again = runner.invoke(app, ["--config", str(cfg), "ask", "--session", "old", "and now?"])
+    assert again.exit_code != 0 and retired.rejected == [(400, "Model Not Exist")]
+    assert again.stderr.startswith("error: deepseek/deepseek-reasoner: rejected the request (400): Model Not Exist — "
+                                   "DeepSeek retired deepseek-reasoner on 2026-07-24: use deepseek-flash with reasoning on")

@@ -16,7 +16,7 @@ from modelswitch.cli.main import app
 from modelswitch.config import load as config_mod
 from modelswitch.conversation import Message
 from modelswitch.engine.session import ChatSession
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, command_env
 from tests.search_fakes import FakeChatSearch
 from tests.validators import FakeDeepSeek, router
 
@@ -186,3 +186,33 @@ def test_a_saved_session_on_a_retired_id_is_told_the_replacement(server: Loopbac
     assert again.exit_code != 0 and retired.rejected == [(400, "Model Not Exist")]
     assert again.stderr.startswith("error: deepseek/deepseek-reasoner: rejected the request (400): Model Not Exist — "
                                    "DeepSeek retired deepseek-reasoner on 2026-07-24: use deepseek-flash with reasoning on")
+
+
+@pytest.mark.pty
+def test_in_the_repl_set_reasoning_off_on_r1_sends_thinking_disabled(server: LoopbackServer, tmp_path: Path) -> None:
+    import shutil
+    import sys
+
+    pexpect = pytest.importorskip("pexpect")
+    exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    fake = FakeDeepSeek(prefix="/ds/", models=("deepseek-flash",))
+    server.default = router(fake)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'default = "r1"\n[providers.deepseek]\nbase_url = "{server.url}/ds"\nretries = 0\n', "utf-8")
+    env = command_env(cfg, tmp_path, DEEPSEEK_API_KEY=DS_KEY, COLUMNS="100", LINES="40")
+    child = pexpect.spawn(exe, ["chat"], env=env, encoding="utf-8", dimensions=(40, 100), timeout=20)
+    child.expect("r1 ›")
+    child.send("think first\r")
+    child.expect("r1 ·")  # the footer: the answer is done
+    child.expect("r1 ›")
+    child.send("/set reasoning off\r")
+    child.expect("reasoning = off")
+    child.send("now just answer\r")
+    child.expect("r1 ·")
+    child.expect("r1 ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert fake.rejected == []
+    assert [b["thinking"] for b in fake.accepted] == [{"type": "enabled"}, {"type": "disabled"}]

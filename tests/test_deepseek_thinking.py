@@ -29,6 +29,13 @@ def preset_config(url: str, extra: str = "") -> config_mod.Config:
     return config_mod.build(tomllib.loads(text), Path("t.toml"), presets=config_mod.load_presets())
 
 
+def own_provider(base_url: str, monkeypatch: pytest.MonkeyPatch, models: str) -> config_mod.Config:
+    """A provider of the user's own (not DeepSeek's preset) named `own`, with these models."""
+    monkeypatch.setenv("OWN_KEY", DS_KEY)
+    text = f'[providers.own]\nbase_url = "{base_url}"\napi_key_env = "OWN_KEY"\nretries = 0\n' + models
+    return config_mod.build(tomllib.loads(text), Path("t.toml"), presets={})
+
+
 def exchange(chat: ChatSession, text: str, model: str | None = None) -> Message:
     user = chat.user_message(text)
     answer = chat.ask(user, chat.resolve(model) if model else None)
@@ -88,20 +95,15 @@ def test_a_model_may_declare_the_toggle_and_a_budget_of_zero_is_off(server: Loop
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDeepSeek(prefix="/relay/", models=("deepseek-flash",))
     server.default = router(fake)
-    monkeypatch.setenv("RELAY_KEY", DS_KEY)
-    cfg = config_mod.build(tomllib.loads(f"""
-[providers.relay]
-base_url = "{server.url}/relay"
-api_key_env = "RELAY_KEY"
-retries = 0
-[providers.relay.models.flash]
+    cfg = own_provider(server.url + "/relay", monkeypatch, """
+[providers.own.models.flash]
 id = "deepseek-flash"
 thinking_toggle = true
 reasoning = 0
-[providers.relay.models.plain]
+[providers.own.models.plain]
 id = "deepseek-flash"
 reasoning = false
-"""), Path("t.toml"), presets={})
+""")
     chat = ChatSession(cfg, cfg.resolve("flash"))
     exchange(chat, "a")
     exchange(chat, "b", "plain")
@@ -148,16 +150,8 @@ def test_retired_advice_is_only_for_deepseek_and_only_for_a_refused_model(server
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeDeepSeek(prefix="/", models=("deepseek-flash",))
     server.default = router(fake)
-    monkeypatch.setenv("OTHER_KEY", DS_KEY)
     # Another host may still serve an old name: its refusal is told as it is.
-    cfg = config_mod.build(tomllib.loads(f"""
-[providers.other]
-base_url = "{server.url}/v1"
-api_key_env = "OTHER_KEY"
-retries = 0
-[providers.other.models.old]
-id = "deepseek-chat"
-"""), Path("t.toml"), presets={})
+    cfg = own_provider(server.url + "/v1", monkeypatch, '[providers.own.models.old]\nid = "deepseek-chat"\n')
     chat = ChatSession(cfg, cfg.resolve("old"))
     with pytest.raises(errors.BadRequestError) as info:
         exchange(chat, "hi")

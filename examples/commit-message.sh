@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# Write a commit message for the staged changes with DeepSeek-V3 and open it in the editor.
+# Write a commit message for the staged changes with DeepSeek (v3: deepseek-flash, thinking off) and open it in the editor.
 # Reasoning never reaches the pipe; errors go to stderr and the exit code says what happened.
 set -eu
 msg=$(mktemp)

@@ -469,7 +469,8 @@ def test_ask_file_is_repeatable_and_vision_aware(tmp_path: Path, server: Loopbac
     (tmp_path / "a.txt").write_text("alpha\n")
     refused = run_ask(env, "-f", "shot.png", "what is it?", cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "v3 does not take images; models that do: mini, haiku" in refused.stderr
+    # r1 is the preset's (deepseek-flash, which takes images): this config replaced only v3.
+    assert "v3 does not take images; models that do: r1, mini, haiku" in refused.stderr
     done = run_ask(env, "-m", "mini", "-f", "a.txt", "--file", "shot.png", "what is it?", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("gpt-4o-mini answer")
@@ -579,4 +580,5 @@ def test_vision_is_a_model_key_and_the_presets_set_it() -> None:
     presets = tomllib.loads((Path(config_mod.__file__).parent / "presets.toml").read_text())
     cfg = config_mod.build({}, Path("t.toml"), presets=presets)
     assert {m.name for m in cfg.models() if m.vision} >= {"gpt-4o-mini", "sonnet", "haiku", "flash"}
-    assert not cfg.resolve("v3").vision and not cfg.resolve("r1").vision
+    # deepseek-flash (v3, r1) understands images, deepseek-v4-pro does not (DeepSeek's pricing page).
+    assert cfg.resolve("v3").vision and cfg.resolve("r1").vision and not cfg.resolve("ds-pro").vision

@@ -27,13 +27,16 @@ def test_presets_alone_give_every_required_provider() -> None:
     assert c.providers["gemini"].type == "gemini"
     assert c.providers["ollama"].type == "ollama"
     assert not c.providers["ollama"].needs_key and c.providers["ollama"].local
-    assert c.resolve("r1").id == "deepseek-reasoner"
+    r1, v3, pro = c.resolve("r1"), c.resolve("v3"), c.resolve("ds-pro")
+    assert (r1.id, r1.reasoning) == ("deepseek-flash", True) and (v3.id, v3.reasoning) == ("deepseek-flash", False)
+    assert (pro.id, pro.reasoning, pro.vision) == ("deepseek-v4-pro", True, False)
+    assert c.providers["deepseek"].thinking_toggle is True
     assert c.exists is False
 
 
 def test_provider_slash_id_resolves_listed_and_unlisted_models() -> None:
     c = config.load(Path("/nonexistent"))
-    assert c.resolve("deepseek/deepseek-reasoner").alias == "r1"  # keeps the preset's settings
+    assert c.resolve("deepseek/deepseek-v4-pro").alias == "ds-pro"  # keeps the preset's settings
     adhoc = c.resolve("openrouter/anthropic/claude-3.5-haiku")
     assert (adhoc.provider, adhoc.id, adhoc.alias) == ("openrouter", "anthropic/claude-3.5-haiku", None)
 

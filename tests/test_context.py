@@ -88,7 +88,7 @@ def test_every_preset_window_has_its_date_and_source() -> None:
         assert re.search(r"# .*\d{4}-\d\d-\d\d.*(https?://|\.com/|#\d+)", ln), ln
     config = build({}, Path("x.toml"), presets=load_presets())
     windows = {m.name: m.context_window for m in config.models()}
-    assert windows["v3"] == 65536 and windows["haiku"] == 200000 and windows["gemini-pro"] == 1048576
+    assert windows["v3"] == windows["ds-pro"] == 1000000 and windows["haiku"] == 200000 and windows["gemini-pro"] == 1048576
 
 
 def test_compact_at_is_validated(tmp_path: Path) -> None:

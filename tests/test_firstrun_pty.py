@@ -99,7 +99,7 @@ def test_first_run_saves_a_key_and_chats_on_that_provider(tmp_path: Path, server
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     sent = [r for r in server.requests if r.path.endswith("/chat/completions")]
     assert sent and sent[0].headers.get("authorization") == f"Bearer {KEY}"
-    assert sent[0].json["model"] == "deepseek-chat"
+    assert sent[0].json["model"] == "deepseek-flash" and sent[0].json["thinking"] == {"type": "disabled"}
     # The next start needs no question: the saved key makes deepseek ready.
     server.add(Reply.say("again"))
     done = subprocess.run([EXE, "ask", "hi"], env=env, capture_output=True, text=True, timeout=60, check=False)

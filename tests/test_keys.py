@@ -117,4 +117,4 @@ def test_starter_config_works_with_only_one_providers_key(isolated_env: Path, mo
     assert invoke(["config", "init"]).exit_code == 0
     invoke(["keys", "set", "deepseek"], input=KEY)  # DeepSeek's key only, no Hunyuan key
     shown = invoke(["config", "show"]).output
-    assert "# default model: r1 (deepseek/deepseek-reasoner)" in shown or "# default model: v3" in shown
+    assert "# default model: v3 (deepseek/deepseek-flash)" in shown or "# default model: r1 (deepseek/deepseek-flash)" in shown

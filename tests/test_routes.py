@@ -232,12 +232,13 @@ def test_ask_json_says_which_route_answered(server: LoopbackServer, tmp_path: Pa
             (False, None), (False, FAST), (True, "slow/deepseek-reasoner")]
 
 
-def test_presets_ship_routes_that_resolve_and_skip_routes_without_a_key(
+def test_preset_routes_resolve_and_routes_without_a_key_are_skipped(
         server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     presets = config_mod.build({}, Path("none.toml"), presets=config_mod.load_presets())
-    r1 = presets.resolve("r1")
-    assert r1.routes == ("siliconflow/deepseek-ai/DeepSeek-R1", "openrouter/deepseek/deepseek-r1")
-    for route in (*r1.routes, *presets.resolve("v3").routes):
+    # DeepSeek's ids now name V4.1-Flash and V4-Pro: the old V3/R1 routes at other hosts are a
+    # different model, and no host is confirmed to serve these under another id.
+    assert [m.routes for m in presets.providers["deepseek"].models] == [(), (), ()]
+    for route in (r for m in presets.models() for r in m.routes):
         assert presets.resolve(route).full_id == route
     # In a config: the route with no key is not tried, and the real failure is what is told.
     monkeypatch.delenv("NOKEY_KEY", raising=False)

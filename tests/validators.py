@@ -617,13 +617,19 @@ class FakeOllama(FakeAPI):
 @dataclass
 class FakeDeepSeek(FakeAPI):
     key: str = "sk-ds-test"
-    models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash")
+    models: tuple[str, ...] = ("deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash", "deepseek-flash",
+                               "deepseek-v4-pro")
     prefix: str = ""  # only paths under it: two OpenAI-shaped fakes behind one server
     tool_args: dict = field(default_factory=dict)
     args_by_tool: dict[str, dict] = field(default_factory=dict)  # tool name -> its arguments
     # Models in thinking mode: each assistant message of a tool-call span needs its reasoning_content
     # (a relay may serve DeepSeek's model under another name).
-    thinking: tuple[str, ...] = ("deepseek-v4-flash",)
+    # Today's ids think unless the request says `thinking: {type: disabled}`.
+    thinking: tuple[str, ...] = ("deepseek-v4-flash", "deepseek-flash", "deepseek-v4-pro")
+
+    @staticmethod
+    def thinks(body: dict) -> bool:
+        return body.get("thinking") != {"type": "disabled"}
 
     def matches(self, rec: Received) -> bool:
         return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
@@ -637,6 +643,16 @@ class FakeDeepSeek(FakeAPI):
             return Problem(401, "Authentication Fails, Your api key is invalid", "authentication_error")
         if body.get("model") not in self.models:
             return Problem(400, "Model Not Exist")
+        # api-docs.deepseek.com/guides/thinking_mode: {"thinking": {"type": "enabled"|"disabled"}},
+        # {"reasoning_effort": "low"|"high"|"max"} (minimal, medium and xhigh mapped onto those).
+        thinking = body.get("thinking")
+        if thinking is not None and (not isinstance(thinking, dict) or set(thinking) != {"type"}
+                                     or thinking["type"] not in ("enabled", "disabled")):
+            return Problem(422, "Failed to deserialize the JSON body into the target type: thinking: "
+                                "expected {\"type\": \"enabled\" | \"disabled\"}")
+        if body.get("reasoning_effort", "high") not in ("minimal", "low", "medium", "high", "xhigh", "max"):
+            return Problem(422, "Failed to deserialize the JSON body into the target type: reasoning_effort: "
+                                "unknown variant")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return Problem(400, "Empty input messages")
@@ -648,7 +664,8 @@ class FakeDeepSeek(FakeAPI):
             if not isinstance(m.get("content"), str) and not (calling and m.get("content") is None):
                 return Problem(422, f"Failed to deserialize the JSON body into the target type: messages[{i}]: "
                                     "invalid type: expected a string")
-            if calling and body["model"] in self.thinking and not isinstance(m.get("reasoning_content"), str):
+            if calling and body["model"] in self.thinking and self.thinks(body) \
+                    and not isinstance(m.get("reasoning_content"), str):
                 # The thinking mode's rule (api-docs.deepseek.com/guides/thinking_mode#tool-calls).
                 return Problem(400, f"Missing reasoning_content field in the assistant message at message index {i}. "
                                     "For more information, please refer to "
@@ -690,7 +707,7 @@ class FakeDeepSeek(FakeAPI):
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
 
         chunks = [chunk({"role": "assistant", "content": None, "reasoning_content": ""})]
-        if model != "deepseek-chat":
+        if model != "deepseek-chat" and self.thinks(body):
             chunks.append(chunk({"content": None, "reasoning_content": f"{model} reasons {n}"}))
         tool = None if body["messages"][-1]["role"] == "tool" else tool_to_call(body)
         if tool:

@@ -36,10 +36,12 @@ DEFAULT_TOOL_RESULT_CHARS = 20_000
 _PROVIDER_KEYS = {
     "type", "base_url", "api_key_env", "api_key_cmd", "api_key", "headers", "timeout",
     "connect_timeout", "retries", "models", "local", "managed", "search", "reasoning_passback",
+    "thinking_toggle",
 }
 _MODEL_KEYS = {
     "id", "temperature", "max_tokens", "reasoning", "price", "fallback", "context_window",
     "retries", "search", "vision", "routes", "strategy", "hedge_after", "tools", "reasoning_passback",
+    "thinking_toggle",
 }
 # How a model with `routes` picks one: in order on failure, by recent time to first token
 # (the saved history), or hedged (the next one asked too when no token came in hedge_after s).
@@ -438,6 +440,7 @@ class _Validator:
             from_preset=from_preset,
             search=self.search_vendor(t, f"{key}.search"),
             reasoning_passback=self.opt(t, "reasoning_passback", bool, f"{key}.reasoning_passback"),
+            thinking_toggle=self.opt(t, "thinking_toggle", bool, f"{key}.thinking_toggle"),
         )
 
     def search_vendor(self, t: dict[str, Any], key: str) -> str | None:
@@ -502,6 +505,7 @@ class _Validator:
             hedge_after=DEFAULT_HEDGE_AFTER if hedge_after is None else float(hedge_after),
             tools=self.opt(t, "tools", bool, f"{key}.tools"),
             reasoning_passback=self.opt(t, "reasoning_passback", bool, f"{key}.reasoning_passback"),
+            thinking_toggle=self.opt(t, "thinking_toggle", bool, f"{key}.thinking_toggle"),
         )
 
     def mcp(self, name: str, t: object) -> McpServerSpec | None:

@@ -50,6 +50,9 @@ class ModelSpec:
     # Inside a tool-call span, every assistant message must carry its `reasoning_content` back
     # (DeepSeek's thinking mode); None: the provider's setting decides (see ProviderSpec).
     reasoning_passback: bool | None = None
+    # The API switches thinking by `{"thinking": {"type": "enabled"|"disabled"}}` (DeepSeek's);
+    # None: the provider's setting decides (see ProviderSpec).
+    thinking_toggle: bool | None = None
 
     @property
     def name(self) -> str:
@@ -82,6 +85,9 @@ class ProviderSpec:
     # The provider's models need `reasoning_content` passed back in tool-call spans (a model's own
     # `reasoning_passback` overrides); None: only a base_url on api.deepseek.com does.
     reasoning_passback: bool | None = None
+    # The provider takes DeepSeek's `thinking` field, so `reasoning` on/off is sent as it (a model's
+    # own `thinking_toggle` overrides); None or False: never sent (OpenAI answers 400 to it).
+    thinking_toggle: bool | None = None
 
     @property
     def needs_key(self) -> bool:

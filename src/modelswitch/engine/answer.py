@@ -76,6 +76,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
         search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
         reasoning_passback=pick(spec.reasoning_passback, provider.reasoning_passback),
+        thinking_toggle=bool(pick(spec.thinking_toggle, provider.thinking_toggle)),
     )
 
 
@@ -211,9 +212,11 @@ class Answer:
             # be the error shown instead of the real one (DeepSeek busy) when all else fails.
             usable = secrets.key_available(self.config.provider(r.provider))
             if usable and r.full_id not in (c.full_id for c in chain):
-                # What the wire demands (reasoning_passback) is the serving provider's, not the model's.
+                # What the wire demands or takes (reasoning_passback, thinking_toggle) is the serving
+                # provider's, not the model's.
                 chain.append(replace(spec, provider=r.provider, id=r.id, price=r.price, retries=r.retries,
-                                     fallback=(), routes=(), reasoning_passback=r.reasoning_passback))
+                                     fallback=(), routes=(), reasoning_passback=r.reasoning_passback,
+                                     thinking_toggle=r.thinking_toggle))
         if spec.strategy == "fastest":
             ttft = recent_ttft()
             known = sorted((c for c in chain if c.full_id in ttft), key=lambda c: ttft[c.full_id])

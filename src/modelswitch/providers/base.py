@@ -40,6 +40,9 @@ class Target:
     # This answer's provider state so far, sent after the conversation when the provider paused
     # the answer to be resumed (Done(RESUME)): Kimi's $web_search round, echoed back.
     resume: tuple[ReplayState, ...] = ()
+    # Send `reasoning` on/off as DeepSeek's `{"thinking": {"type": ...}}` (declared in config):
+    # without it False/True send nothing, as OpenAI and most others reject the unknown field.
+    thinking_toggle: bool = False
 
 
 # Done.finish_reason of a stream the provider paused after running its own tool (Kimi's

@@ -4,6 +4,8 @@ Groq, Qwen, vLLM, llama.cpp, Ollama /v1, ...).
 Request: `stream: true` with `stream_options.include_usage`. `target.reasoning` as an effort string
 becomes `reasoning_effort`; True, False and integer budgets send nothing, because no field for them
 is accepted everywhere (OpenAI rejects unknown fields with 400) and the provider default is safe.
+Where the config declares `thinking_toggle` (DeepSeek), any reasoning value but None (the
+provider's default) also sends `thinking: {type: enabled|disabled}`, so off is really off.
 
 Response: reasoning arrives as `delta.reasoning_content`, `delta.reasoning`,
 `delta.reasoning_details`, or inline `<think>...</think>` inside content (split by `thinktags.ThinkSplitter`).
@@ -78,6 +80,8 @@ class OpenAIProtocol:
             body["max_tokens"] = target.max_tokens
         if isinstance(target.reasoning, str):
             body["reasoning_effort"] = target.reasoning
+        if target.thinking_toggle and target.reasoning is not None:
+            body["thinking"] = {"type": "enabled" if _thinks(target.reasoning) else "disabled"}
         if target.search:
             fields = _search.request_fields(target.search)
             if "tools" in fields and "tools" in body:  # the vendor's search tool beside the user's
@@ -306,6 +310,11 @@ class _Stream:
 
 def _fail(target: Target, cls: type[ProviderError], message: str, status: int | None = None) -> ProviderError:
     return cls(message, provider=target.provider, model=target.model_id, status=status)
+
+
+def _thinks(reasoning: bool | str | int) -> bool:
+    """On: True, an effort word or a token budget above 0; off: False or a budget of 0."""
+    return reasoning is not False and reasoning != 0
 
 
 def _declares_thinking(target: Target) -> bool:

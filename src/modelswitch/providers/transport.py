@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .. import errors
 from ..conversation import Conversation
@@ -297,10 +298,37 @@ def _status_error(protocol: Protocol, target: Target, response: httpx.Response) 
     )
 
 
+# Model ids a vendor retired, per provider (by preset name or API host), and what replaced them: a
+# saved session or an old config still naming one gets a 4xx whose body does not say why (DeepSeek:
+# 400 "Model Not Exist"). Matched on the id sent and the status, never on the vendor's wording.
+_RETIRED: dict[tuple[str, str], str] = {
+    ("deepseek", "deepseek-chat"): "DeepSeek retired deepseek-chat on 2026-07-24: use deepseek-flash with "
+    "reasoning off (`reasoning = false`, the v3 preset)",
+    ("deepseek", "deepseek-reasoner"): "DeepSeek retired deepseek-reasoner on 2026-07-24: use deepseek-flash "
+    "with reasoning on (`reasoning = true`, the r1 preset)",
+}
+_VENDOR_HOSTS = {"api.deepseek.com": "deepseek"}
+# 4xx statuses that say something other than "no such model": the key, the balance, the pace.
+_NOT_ABOUT_MODEL = frozenset({401, 402, 403, 408, 429})
+
+
+def _retired(target: Target, status: int) -> str | None:
+    """What replaced a retired model id, when the vendor that retired it refused it."""
+    if not 400 <= status < 500 or status in _NOT_ABOUT_MODEL:
+        return None
+    host = (urlsplit(target.base_url).hostname or "").lower()
+    for vendor in (target.provider, _VENDOR_HOSTS.get(host, "")):
+        if (advice := _RETIRED.get((vendor, target.model_id))) is not None:
+            return advice
+    return None
+
+
 def _status_class(
     protocol: Protocol, target: Target, status: int, location: str
 ) -> tuple[type[errors.ProviderError], str]:
     """The error class for an HTTP status, and what to tell the user to do about it."""
+    if (advice := _retired(target, status)) is not None:
+        return errors.ModelNotFoundError, f" — {advice}"
     if 300 <= status < 400:
         return errors.BadRequestError, f" to {location} — check base_url for provider '{target.provider}'"
     if status in (401, 403):

@@ -264,7 +264,7 @@ def _attachment_from(a: _Doc) -> Attachment:
 
 
 def speaker(message: Message) -> str:
-    """`**You**`, or `**r1** (deepseek/deepseek-reasoner)`: who said it, in Markdown."""
+    """`**You**`, or `**r1** (deepseek/deepseek-flash)`: who said it, in Markdown."""
     ref = message.model
     if message.role == "user":
         return "**You**"

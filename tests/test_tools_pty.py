@@ -33,6 +33,8 @@ def spawn(tmp_path: Path, url: str):  # noqa: ANN201
     cfg = write_config(tmp_path, url, calc_table())
     env = command_env(cfg, tmp_path, DS_KEY="sk-ds-test", COLUMNS="120", LINES="40")
     child = pexpect.spawn(EXE, ["chat"], env=env, encoding="utf-8", dimensions=(40, 120), timeout=WAIT)
+    # Tools are offered from the first message: the greeting says so, before any call is asked.
+    child.expect(r"tools on: MCP server calc \(each call asks y/n/a; /tools lists them")
     child.expect("v4 ›")
     return child
 

@@ -183,6 +183,11 @@ class Repl:
         n = len(s.conversation.messages)
         resumed = f", resumed with {n} turns" if n else ""
         self.say(f"modelswitch · {s.model.name} ({s.model.full_id}){resumed} · /help for commands, Ctrl-D to quit", "dim")
+        servers = [m.name for m in s.config.mcp if m.enabled]
+        if s.toolbox is not None and servers:
+            # Tools are offered from the first message on: say so before the model first calls one.
+            self.say(f"tools on: MCP server{'s' if len(servers) != 1 else ''} {', '.join(servers)} (each call asks"
+                     " y/n/a; /tools lists them and turns them on or off)", "dim")
 
     @staticmethod
     def _read_line() -> str | None:

@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..vocab import REASONING_VIEWS, SETTINGS
 
 if TYPE_CHECKING:
+    from ..engine.session import ChatSession
     from .commands import Repl
 
 BUILTINS: list[Command] = []
@@ -157,7 +158,7 @@ def _clear(repl: Repl, arg: str) -> None:
 def _history(repl: Repl, arg: str) -> None:
     s = repl.session
     if not s.conversation.messages:
-        repl.say("no turns yet")
+        repl.say("no turns yet" + _aside(s))
         return
     if s.conversation.system:
         repl.say(f"system: {s.conversation.system}", "dim")
@@ -175,6 +176,18 @@ def _history(repl: Repl, arg: str) -> None:
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
         for a in m.attachments:
             repl.say(f"       + {a.summary}", "dim")
+
+
+def _aside(s: ChatSession) -> str:
+    """What a chat with no turns has all the same: compared answers awaiting /keep, or answers
+    on record that were never kept (a resumed chat that only compared)."""
+    from ..store.export import aside_count
+
+    if s.held is not None:
+        return f"; {len(s.held[1])} compared answers await /keep"
+    aside = len(s.stats())  # no turns: every answer paid for was set aside
+    where = " (`modelswitch sessions show` lists them)" if s.log is not None and s.log.session_id else ""
+    return f"; {aside_count(aside)}{where}" if aside else ""
 
 
 @command("set", "/set KEY VALUE", "temperature, max_tokens or reasoning for this chat", args="setting")
@@ -316,7 +329,7 @@ def _load(repl: Repl, arg: str) -> None:
 @command("sessions", "/sessions", "recent saved conversations")
 def _sessions(repl: Repl, arg: str) -> None:
     from ..ui.render import print_table
-    from ..store.export import local
+    from ..store.export import local, turns_cell
 
     log = repl.session.log
     if log is None:
@@ -327,7 +340,7 @@ def _sessions(repl: Repl, arg: str) -> None:
         return
     print_table(
         ["session", "turns", "models", "updated"],
-        [[i.info.label, str(i.turns), ", ".join(m.name for m in i.models), local(i.info.updated)]
+        [[i.info.label, turns_cell(i.turns, i.alternates), ", ".join(m.name for m in i.models), local(i.info.updated)]
          for i in items],
     )
 

@@ -28,9 +28,21 @@ EARLIEST, LATEST = 1970, 9998
 
 
 def turn_count(turns: Sequence[Turn]) -> str:
-    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns."""
+    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns,
+    but are said ("0 turns, 2 answers not kept"): a chat that only compared is not empty."""
+    aside = sum(t.alternate and t.message.role == "assistant" for t in turns)
     n = sum(not t.alternate for t in turns)
-    return f"{n} turn{'' if n == 1 else 's'}"
+    return f"{n} turn{'' if n == 1 else 's'}" + (f", {aside_count(aside)}" if aside else "")
+
+
+def aside_count(n: int) -> str:
+    """Answers on record but not in the conversation (compared and not kept, undone, retried)."""
+    return f"{n} answer{'' if n == 1 else 's'} not kept"
+
+
+def turns_cell(turns: int, aside: int) -> str:
+    """The turns column of a session list: "4", or "0 (+2 not kept)" with answers set aside."""
+    return f"{turns} (+{aside} not kept)" if aside else str(turns)
 
 
 def to_json(info: SessionInfo, turns: Sequence[Turn]) -> dict[str, Any]:

@@ -288,7 +288,7 @@ class ChatSession:
         if index is None:
             raise errors.UsageError(f"no compared answer '{ref}' (1-{len(answers)} or a model name)")
         chosen = answers[index]
-        if not chosen.text:
+        if not _keepable(chosen):
             raise errors.UsageError(f"answer {index + 1} is empty; keep another")
         self.held = None
         self.arena = None  # kept without a vote: the arena ends unrated
@@ -309,7 +309,7 @@ class ChatSession:
         if word in ("tie", "none"):
             vote = Vote(names, word, None, arena.tag)
         elif word.isdigit() and 1 <= int(word) <= len(names):
-            if not held[1][int(word) - 1].text:
+            if not _keepable(held[1][int(word) - 1]):
                 raise errors.UsageError(f"answer {word} is empty; vote for another, or tie or none")
             vote = Vote(names, "win", names[int(word) - 1], arena.tag)
         else:
@@ -502,6 +502,12 @@ def _turn(message: Message, cost: Cost | None) -> Turn:
     from ..store.records import Turn
 
     return Turn(message, cost)
+
+
+def _keepable(answer: Message) -> bool:
+    """A compared answer /keep can put into the conversation: text, or the tool rounds it ran (a
+    lane stopped at its approval keeps them, answered as cancelled)."""
+    return bool(answer.text or answer.rounds)
 
 
 def _replaces(message: Message) -> bool:

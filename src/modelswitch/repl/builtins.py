@@ -408,10 +408,18 @@ def _leaderboard(repl: Repl, arg: str) -> None:
 
 @command("keep", "/keep N|MODEL", "put one compared answer into the conversation")
 def _keep(repl: Repl, arg: str) -> None:
+    from ..engine.tools import CANCELLED
+
     if not arg:
         raise UsageError("usage: /keep N (or /keep MODEL)")
     chosen = repl.session.keep(arg)
-    repl.say(f"kept the answer from {chosen.model.name if chosen.model else arg}", "green")
+    said = f"kept the answer from {chosen.model.name if chosen.model else arg}"
+    if not chosen.text:  # a lane stopped in its tool round: say what goes into the conversation
+        results = [r for rnd in chosen.rounds for r in rnd.results]
+        n, cut = len(results), sum(r.content == CANCELLED for r in results)
+        said += (f": no text, only its tool call{'s' if n != 1 else ''}"
+                 + (f" ({cut} cancelled)" if cut else "") + "; your next message goes on from there")
+    repl.say(said, "green")
 
 
 @command("cost", "/cost", "tokens, cost and speed of this chat, per model")

@@ -101,7 +101,8 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
         n = len(outcomes)
         repl.say(f"/vote 1-{n}, /vote tie or /vote none: the names, speed and cost are shown after your vote", "dim")
         return
-    names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1) if o.message.text)
+    names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1)
+                      if o.message.text or o.message.rounds)
     if names:
         repl.say(f"/keep N puts one answer into the conversation: {names}", "dim")
 

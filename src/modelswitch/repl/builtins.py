@@ -97,16 +97,12 @@ def offer_search_tool(repl: Repl) -> None:
     server, tool = found
     if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}/{tool} instead?"):
         return
-    box.set_enabled(server, True)
-    box.start()
     try:
-        box.set_enabled(tool, True)
-    except KeyError:
-        repl.say(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search names it)", "yellow")
+        taken = s.take_search_tool()
+    except UsageError as exc:
+        repl.say(exc.message, "yellow")
         return
-    s.search_tool = f"{server}/{tool}"
-    repl.say(f"{s.model.name} is offered {s.search_tool} to search the web; each call asks y/n/a unless trusted",
-             "green")
+    repl.say(f"{s.model.name} is offered {taken} to search the web; each call asks y/n/a unless trusted", "green")
 
 
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")

@@ -128,13 +128,14 @@ def run_models(
     debug: bool = False,
     toolbox: Toolbox | None = None,
     approve: LaneApprove = _decline,
+    told: set[str] | None = None,
 ) -> tuple[list[Outcome], KeyboardInterrupt | None]:
     """Stream every model's answer to `conversation` concurrently into `view`.
 
     Ctrl-C (or SIGTERM, SIGHUP) stops all and is returned, not raised: answers that finished are
     complete, the others interrupted, and all of them were paid for, so the caller keeps them.
     With a `toolbox`, each lane runs the tool loop of a normal answer; `approve` decides each call
-    the toolbox does not trust, on this thread, one at a time.
+    the toolbox does not trust, on this thread, one at a time. `told`: see Answer.told.
     """
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -146,7 +147,7 @@ def run_models(
     answers: list[Answer | ToolAnswer] = [
         Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
         ToolAnswer(config, conversation, s, toolbox, partial(_ask, q, stop, i), limits=limits,
-                   settings=settings, fallback=False, debug=debug)
+                   settings=settings, fallback=False, debug=debug, told=told)
         for i, s in enumerate(specs)
     ]
     failures: dict[int, str] = {}

@@ -101,6 +101,8 @@ class ChatSession:
         # those off again, /search on turns them back on without asking twice.
         self.search_offered = False
         self.search_taken: tuple[str, ...] = ()
+        # Models told "does not take tools" this session (at /model or an answer): said once each.
+        self.told_no_tools: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -125,6 +127,7 @@ class ChatSession:
             said += "\n" + no_search_line(self.config, spec)
         if self.tools_refused(spec):
             said += "\n" + no_tools_line(spec)
+            self.told_no_tools.add(spec.name)
         return said
 
     def tools_refused(self, spec: ModelSpec | None = None) -> bool:
@@ -234,7 +237,8 @@ class ChatSession:
             t = self.config.tools
             return ToolAnswer(self.config, base.add(user), spec, self.toolbox, self._always_only,
                               limits=ToolLimits(t.max_rounds, t.timeout, t.max_result_chars),
-                              settings=self.settings, fallback=fallback, debug=self.debug)
+                              settings=self.settings, fallback=fallback, debug=self.debug,
+                              told=self.told_no_tools)
         return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback,
                       debug=self.debug)
 

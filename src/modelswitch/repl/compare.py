@@ -88,7 +88,7 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
 
     outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,
                                      settings=session.settings, debug=session.debug,
-                                     toolbox=session.toolbox, approve=approve)
+                                     toolbox=session.toolbox, approve=approve, told=session.told_no_tools)
     with deferred():
         session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena)
     if any(o.error is not None for o in outcomes):

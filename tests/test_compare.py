@@ -173,9 +173,13 @@ def test_a_piped_chat_that_only_compared_keeps_the_answers(env: dict[str, str], 
     # No /keep, then EOF: both paid answers are saved, and the lists say what the session holds.
     server.add(say("ALPHA-fast-answer", path="/fast/"))
     server.add(say("BETA-slow-answer", path="/slow/"))
-    chat = subprocess.run([EXE, "chat"], input="/compare fast slow what is up\n", env=env, capture_output=True,
-                          text=True, timeout=60)
+    chat = subprocess.run([EXE, "chat"], input="/compare fast slow what is up\n/history\n", env=env,
+                          capture_output=True, text=True, timeout=60)
     assert chat.returncode == 0, chat.stderr
+    assert "no turns yet; 2 compared answers await /keep" in chat.stderr
+    resumed = subprocess.run([EXE, "chat", "-c"], input="/history\n", env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert "no turns yet; 2 answers not kept (`modelswitch sessions show` lists them)" in resumed.stderr
     listed = subprocess.run([EXE, "sessions", "list", "--json"], env=env, capture_output=True, text=True, timeout=60)
     (only,) = json.loads(listed.stdout)
     assert (only["turns"], only["alternates"]) == (0, 2)

@@ -149,16 +149,23 @@ def test_ctrl_c_during_one_lanes_call_cancels_it_and_keeps_the_finished_lane(wor
     assert all(not a.rejected for a in apis)
 
 
+def _terminal_repl(cfg):  # noqa: ANN001, ANN202
+    """A REPL at a terminal (its questions go to input()) on v4, with the in-process toolbox."""
+    from modelswitch.repl.loop import Repl
+
+    session = ChatSession(cfg, cfg.resolve("v4"))
+    session.toolbox = box = Box()
+    return Repl(session, color=False, interactive=True), box
+
+
 def test_repl_compare_always_holds_for_every_lane_and_keep_carries_the_rounds(
     world, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
 ) -> None:
     from modelswitch.repl.compare import run_compare
-    from modelswitch.repl.loop import Repl
 
     cfg, apis = world
-    session = ChatSession(cfg, cfg.resolve("v4"))
-    session.toolbox = box = Box()
-    repl = Repl(session, color=False, interactive=True)
+    repl, box = _terminal_repl(cfg)
+    session = repl.session
     questions: list[str] = []
 
     def answer(prompt: str = "") -> str:
@@ -302,12 +309,10 @@ def test_ctrl_c_at_a_lanes_approval_cancels_its_call_and_keep_says_what_it_keeps
 ) -> None:
     from modelswitch.repl.commands import dispatch
     from modelswitch.repl.compare import run_compare
-    from modelswitch.repl.loop import Repl
 
-    cfg, apis = world
-    session = ChatSession(cfg, cfg.resolve("v4"))
-    session.toolbox = box = Box()
-    repl = Repl(session, color=False, interactive=True)
+    cfg, _ = world
+    repl, box = _terminal_repl(cfg)
+    session = repl.session
     asked: list[str] = []
 
     def ctrl_c(prompt: str = "") -> str:

@@ -28,11 +28,9 @@ EARLIEST, LATEST = 1970, 9998
 
 
 def turn_count(turns: Sequence[Turn]) -> str:
-    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns,
-    but are said ("0 turns, 2 answers not kept"): a chat that only compared is not empty."""
-    aside = sum(t.alternate and t.message.role == "assistant" for t in turns)
+    """"8 turns": what /history would number; compare answers not kept (alternates) are not turns."""
     n = sum(not t.alternate for t in turns)
-    return f"{n} turn{'' if n == 1 else 's'}" + (f", {aside_count(aside)}" if aside else "")
+    return f"{n} turn{'' if n == 1 else 's'}"
 
 
 def aside_count(n: int) -> str:
@@ -292,7 +290,9 @@ def to_markdown(
     """The conversation as Markdown; `details` adds each answer's tokens, speed and cost."""
     models = _distinct(t.message.model for t in turns if t.message.model is not None)
     head = [f"# {info.name or f'Session #{info.id}'}", ""]
-    meta = [turn_count(turns), f"started {local(info.created)}"]
+    # Answers not kept are said too ("0 turns, 2 answers not kept"): a chat that only compared is not empty.
+    aside = sum(t.alternate and t.message.role == "assistant" for t in turns)
+    meta = [turn_count(turns) + (f", {aside_count(aside)}" if aside else ""), f"started {local(info.created)}"]
     if models:
         meta.append("models: " + ", ".join(_label(m) for m in models))
     head += ["*" + " · ".join(meta) + "*", ""]

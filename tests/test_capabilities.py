@@ -225,6 +225,28 @@ def test_the_repl_says_it_at_the_switch_in_the_toolbar_and_in_slash_tools(
     assert shell.said == [f"search {NO_TOOLS}"]
 
 
+def test_the_repl_says_it_once_per_model_not_at_every_answer(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelswitch.repl import builtins  # noqa: F401 - registers the commands
+    from modelswitch.repl.loop import Repl
+
+    monkeypatch.setenv("OA_KEY", "sk-oa-test")
+    server.default = search_model
+    cfg = build(no_tools_config(server.url))
+    session = ChatSession(cfg, cfg.resolve("search"))
+    session.toolbox = Box()  # type: ignore[assignment]
+    repl = Repl(session, color=False, interactive=False)
+    repl.handle("first")  # the first answer on this model says it
+    repl.handle("second")
+    repl.handle("/model plain")
+    repl.handle("/model search")  # the switch says it
+    repl.handle("third")  # and the answer after it does not again
+    said = capsys.readouterr()
+    assert (said.out + said.err).count(NO_TOOLS) == 2
+    assert [("tools" in r.json) for r in server.requests] == [False, False, False]
+
+
 class _Shell:
     def __init__(self, session: ChatSession) -> None:
         self.session = session

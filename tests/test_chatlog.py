@@ -182,12 +182,15 @@ def _turns() -> list[tuple[str, bool]]:
         return [(t.message.text, t.alternate) for t in st.transcript(info.id)[1]]
 
 
-def test_a_compare_not_kept_then_clear_leaves_no_session(config: config_mod.Config) -> None:
+def test_a_compare_not_kept_is_saved_before_clear_load_or_the_end(config: config_mod.Config) -> None:
+    # Paid answers: /clear starts afresh, it does not erase them; nor does quitting without /keep.
     a = terminal(config)
     a.hold_compare(Message("user", "cmp"), [(Message("assistant", "x1"), None), (Message("assistant", "x2"), None)])
     a.clear()
+    assert _turns() == [("cmp", True), ("x1", True), ("x2", True)]
     with Store.open() as st:
-        assert st.list() == []  # no session whose /history would be empty
+        (listed,) = st.list()
+        assert (listed.turns, listed.alternates) == (0, 2)
 
 
 def test_a_compare_in_a_new_chat_is_saved_with_its_kept_answer_or_the_next_exchange(

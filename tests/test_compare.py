@@ -166,3 +166,29 @@ def test_compare_one_model_503_the_other_answers(env: dict[str, str], server: Lo
     assert piped.stdout.startswith("== fast ==\nfine again\n")
     assert "== slow ==" in piped.stdout
     assert "error: s/slow-model: server busy (503)" in piped.stderr
+
+
+@pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
+def test_a_piped_chat_that_only_compared_keeps_the_answers(env: dict[str, str], server: LoopbackServer) -> None:
+    # No /keep, then EOF: both paid answers are saved, and the lists say what the session holds.
+    server.add(say("ALPHA-fast-answer", path="/fast/"))
+    server.add(say("BETA-slow-answer", path="/slow/"))
+    chat = subprocess.run([EXE, "chat"], input="/compare fast slow what is up\n/history\n", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert chat.returncode == 0, chat.stderr
+    assert "no turns yet; 2 compared answers await /keep" in chat.stderr
+    resumed = subprocess.run([EXE, "chat", "-c"], input="/history\n", env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert "no turns yet; 2 answers not kept (`modelswitch sessions show` lists them)" in resumed.stderr
+    listed = subprocess.run([EXE, "sessions", "list", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    (only,) = json.loads(listed.stdout)
+    assert (only["turns"], only["alternates"]) == (0, 2)
+    table = subprocess.run([EXE, "sessions", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert "0 (+2 not kept)" in table.stdout
+    shown = subprocess.run([EXE, "sessions", "show", str(only["id"])], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert "0 turns, 2 answers not kept" in shown.stdout
+    assert "ALPHA-fast-answer" in shown.stdout and "BETA-slow-answer" in shown.stdout
+    stats = subprocess.run([EXE, "stats"], env=env, capture_output=True, text=True, timeout=60)
+    assert "no answers saved yet" not in stats.stdout + stats.stderr
+    assert "fast" in stats.stdout and "slow" in stats.stdout

@@ -149,16 +149,23 @@ def test_ctrl_c_during_one_lanes_call_cancels_it_and_keeps_the_finished_lane(wor
     assert all(not a.rejected for a in apis)
 
 
+def _terminal_repl(cfg):  # noqa: ANN001, ANN202
+    """A REPL at a terminal (its questions go to input()) on v4, with the in-process toolbox."""
+    from modelswitch.repl.loop import Repl
+
+    session = ChatSession(cfg, cfg.resolve("v4"))
+    session.toolbox = box = Box()
+    return Repl(session, color=False, interactive=True), box
+
+
 def test_repl_compare_always_holds_for_every_lane_and_keep_carries_the_rounds(
     world, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
 ) -> None:
     from modelswitch.repl.compare import run_compare
-    from modelswitch.repl.loop import Repl
 
     cfg, apis = world
-    session = ChatSession(cfg, cfg.resolve("v4"))
-    session.toolbox = box = Box()
-    repl = Repl(session, color=False, interactive=True)
+    repl, box = _terminal_repl(cfg)
+    session = repl.session
     questions: list[str] = []
 
     def answer(prompt: str = "") -> str:
@@ -295,3 +302,34 @@ def test_compare_in_a_terminal_asks_each_lane_in_turn_and_keep_carries_the_call(
     kept = next(m for m in msgs if m["role"] == "assistant" and m.get("tool_calls"))
     assert msgs[msgs.index(kept) + 1]["content"] == "5"
     assert isinstance(kept["reasoning_content"], str)  # DeepSeek's rule inside a tool span, for b's round too
+
+
+def test_ctrl_c_at_a_lanes_approval_cancels_its_call_and_keep_says_what_it_keeps(
+    world, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    from modelswitch.repl.commands import dispatch
+    from modelswitch.repl.compare import run_compare
+
+    cfg, _ = world
+    repl, box = _terminal_repl(cfg)
+    session = repl.session
+    asked: list[str] = []
+
+    def ctrl_c(prompt: str = "") -> str:
+        asked.append(prompt)
+        raise KeyboardInterrupt  # the user's Ctrl-C at "run it?"
+
+    monkeypatch.setattr("builtins.input", ctrl_c)
+    run_compare(repl, [cfg.resolve("v4"), cfg.resolve("claude")], "add 2 and 3")
+    assert len(asked) == 1 and not box.ran
+    assert session.held is not None
+    stopped = [i for i, m in enumerate(session.held[1], 1) if m.rounds]
+    assert stopped  # the lane asked about (and any other that reached its call) kept its round
+    for i in stopped:
+        results = session.held[1][i - 1].rounds[0].results
+        assert [r.content for r in results] == [CANCELLED]  # interrupted, not "declined"
+    capsys.readouterr()
+    dispatch(repl, f"/keep {stopped[0]}")
+    out = capsys.readouterr().out
+    assert "no text, only its tool call (1 cancelled)" in out and "empty" not in out
+    assert session.conversation.messages[1].rounds[0].results[0].content == CANCELLED

@@ -148,7 +148,6 @@ class ConversationMachine(RuleBasedStateMachine):
         self.repl = Repl(self.session, color=False, interactive=False)
         self.saved: set[str] = set()
         self.compared = False
-        self.unsaved: list[Message] = []  # compared answers of a chat with no session yet
 
     def teardown(self) -> None:
         if self.session.log is not None:
@@ -211,21 +210,34 @@ class ConversationMachine(RuleBasedStateMachine):
         for protocol, body in new:
             assert sent_turns(protocol, body) == expected_turns(turns, protocol)
         self.compared = True
-        log = self.session.log
-        if log is not None and log.session_id is None and self.session.held is not None:
-            self.unsaved.extend(self.session.held[1])
 
     @rule(n=st.integers(1, 3))
     def keep(self, n: int) -> None:
         self.repl.handle(f"/keep {n}")
         self.compared = False
 
+    def _leaving(self) -> tuple[ChatLog, list[list[str]], bool]:
+        """The chat about to be left (/clear, /load), its /cost rows, and whether it paid for any."""
+        log = self.session.log
+        assert log is not None
+        billed = any(t.cost is not None or t.message.usage is not None for t in self.session.stats())
+        return log, stats_rows(self.session.stats()), billed
+
+    @staticmethod
+    def _left(left: tuple[ChatLog, list[list[str]], bool]) -> None:
+        """A chat left behind keeps every answer it paid for (compared answers not kept too)."""
+        log, rows, billed = left
+        if billed:
+            assert log.session_id is not None
+            assert stats_rows(log.store.transcript(log.session_id)[1]) == rows
+
     @rule()
     def clear(self) -> None:
+        left = self._leaving()
         self.repl.handle("/clear")
         self.compared = False
-        self.unsaved = []
         assert self.session.conversation.messages == ()
+        self._left(left)
 
     @rule(name=st.sampled_from(NAMES))
     def save(self, name: str) -> None:
@@ -236,11 +248,11 @@ class ConversationMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.saved))
     @rule(data=st.data())
     def load(self, data: st.DataObject) -> None:
-        before = self.session.log
+        left = self._leaving()
         self.repl.handle(f"/load {data.draw(st.sampled_from(sorted(self.saved)))}")
-        if self.session.log is not before:  # a name /save kept for a chat never saved loads nothing
+        if self.session.log is not left[0]:  # a name /save kept for a chat never saved loads nothing
             self.compared = False
-            self.unsaved = []
+            self._left(left)
 
     # -- what must always hold -------------------------------------------------------------
 
@@ -272,10 +284,9 @@ class ConversationMachine(RuleBasedStateMachine):
         log = self.session.log
         assert log is not None
         if log.session_id is None:
-            # Nothing arrived yet, so nothing was billed; but for compared answers, which wait for
-            # the chat's first kept turn (alone they would make a session /history shows empty).
-            assert all((t.cost is None and t.message.usage is None) or any(t.message is m for m in self.unsaved)
-                       for t in self.session.stats())
+            # Every billed answer is in the store: with no session yet, nothing was billed (a
+            # compared answer is saved at once, kept or not).
+            assert all(t.cost is None and t.message.usage is None for t in self.session.stats())
             return
         _, turns = log.store.transcript(log.session_id)
         assert stats_rows(self.session.stats()) == stats_rows(turns)

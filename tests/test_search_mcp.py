@@ -77,25 +77,67 @@ def test_ask_search_with_tools_and_yes_searches_through_the_mcp_server(tmp_path:
     assert found["query"] == "pelicans" and found["results"][0]["url"] == "https://en.wikipedia.org/wiki/Pelican"
 
 
-def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Path) -> None:
+def _repl(tmp_path: Path, extra: str = 'search = "web_search"', *, interactive: bool):  # noqa: ANN202
     from modelswitch.engine.mcpclient import McpToolbox
     from modelswitch.engine.session import ChatSession
     from modelswitch.repl import builtins  # noqa: F401 - registers the commands
     from modelswitch.repl.loop import Repl
 
-    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9"))
+    cfg = config.load(search_config(tmp_path, "http://127.0.0.1:9", extra))
     session = ChatSession(cfg, cfg.resolve("v4"))
-    session.toolbox = McpToolbox(cfg.mcp, cfg.tools)  # never started: nobody says yes here
+    session.toolbox = McpToolbox(cfg.mcp, cfg.tools)
     said: list[str] = []
-    repl = Repl(session, color=False, interactive=False)
+    repl = Repl(session, color=False, interactive=interactive)
     repl.say = lambda text, style=None: said.append(text)  # type: ignore[method-assign]
+    return repl, said
+
+
+def _offered(repl) -> list[str]:  # noqa: ANN001
+    return [t.name for t in repl.session.toolbox.specs()]
+
+
+def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Path) -> None:
     from modelswitch.repl.commands import dispatch
 
+    repl, said = _repl(tmp_path, interactive=False)
     dispatch(repl, "/search on")
     assert said[0].startswith("v4 cannot search the web here;")
     assert said[1] == ("v4 cannot search the web itself; use the MCP tool web/web_search instead?"
                        " — not asked in a piped chat: no")
-    assert session.search_offered and not session.search_tool
+    assert repl.session.search_offered and not repl.session.search_tool
     assert repl.toolbar().endswith("search on (this model cannot)")
-    session.search_tool = "web/web_search"
-    assert repl.toolbar().endswith("search on (MCP web/web_search)")
+
+    # A user at a terminal says yes: the real offer turns the MCP server's tool on.
+    repl, said = _repl(tmp_path, 'search = "web_search"\nenabled = false', interactive=True)
+    repl.confirm = lambda question: True  # type: ignore[method-assign]
+    try:
+        dispatch(repl, "/search on")
+        assert said[-1] == "v4 is offered web/web_search to search the web; each call asks y/n/a unless trusted"
+        assert _offered(repl) == ["web_search"]
+        assert repl.toolbar().endswith("search on (MCP web/web_search)")
+    finally:
+        repl.session.toolbox.close()
+
+
+def test_the_search_stand_in_follows_the_toolbox_and_search_off_withdraws_it(tmp_path: Path) -> None:
+    from modelswitch.repl.commands import dispatch
+
+    repl, said = _repl(tmp_path, 'search = "web_search"\nenabled = false', interactive=True)
+    asked: list[str] = []
+    repl.confirm = lambda question: asked.append(question) or True  # type: ignore[method-assign]
+    try:
+        dispatch(repl, "/search on")
+        assert _offered(repl) == ["web_search"] and len(asked) == 1
+        dispatch(repl, "/tools off web")  # the user stops the server: nothing stands in any more
+        assert _offered(repl) == [] and repl.toolbar().endswith("search on (this model cannot)")
+        dispatch(repl, "/search off")
+        assert said[-1] == "web search off"
+        dispatch(repl, "/search on")  # the earlier yes holds: offered again, not asked twice
+        assert len(asked) == 1
+        assert said[-1] == "web search on (v4 cannot search itself: it is offered the MCP tool web/web_search again)"
+        assert _offered(repl) == ["web_search"] and repl.toolbar().endswith("search on (MCP web/web_search)")
+        dispatch(repl, "/search off")  # what the yes turned on goes off with search
+        assert said[-1] == "web search off; the MCP tool web/web_search is no longer offered (/search on offers it again)"
+        assert _offered(repl) == [] and "search on" not in repl.toolbar()
+    finally:
+        repl.session.toolbox.close()

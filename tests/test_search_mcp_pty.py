@@ -53,10 +53,10 @@ def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: Loopb
     child.expect("deepseek-v4-flash answer")
     child.expect("v4 ›")
     child.send("/search off\r")
-    child.expect("web search off")
+    child.expect(r"web search off; the MCP tool web/web_search is no longer offered \(/search on offers it again\)")
     child.expect("v4 ›")
-    child.send("/search on\r")  # asked once a session: now only said
-    child.expect(r"web search on \(v4 cannot search itself: it is offered the MCP tool web/web_search\)")
+    child.send("/search on\r")  # asked once a session: the yes holds, now only said
+    child.expect(r"web search on \(v4 cannot search itself: it is offered the MCP tool web/web_search again\)")
     child.expect("v4 ›")
     child.send("/exit\r")
     child.expect(pexpect.EOF)

@@ -64,7 +64,7 @@ def list_(
 
     def run() -> None:
         from ..ui.render import print_info, print_table
-        from ..store.export import costs_text, local
+        from ..store.export import costs_text, local, turns_cell
 
         with _open() as store:
             items = store.list(limit)
@@ -77,7 +77,7 @@ def list_(
         else:
             print_table(
                 ["session", "turns", "models", "updated", "cost"],
-                [[i.info.label, str(i.turns), ", ".join(m.name for m in i.models) or "-",
+                [[i.info.label, turns_cell(i.turns, i.alternates), ", ".join(m.name for m in i.models) or "-",
                   local(i.info.updated), costs_text(i.costs)] for i in items],
             )
 
@@ -86,7 +86,7 @@ def list_(
 
 def _summary_json(i: SessionSummary) -> dict[str, object]:
     return {
-        "id": i.info.id, "name": i.info.name, "turns": i.turns,
+        "id": i.info.id, "name": i.info.name, "turns": i.turns, "alternates": i.alternates,
         "models": [{"alias": m.alias, "model": m.full_id} for m in i.models],
         "created": i.info.created.isoformat(), "updated": i.info.updated.isoformat(),
         "usage": {"input_tokens": i.usage.input_tokens, "output_tokens": i.usage.output_tokens,

@@ -94,9 +94,12 @@ class Answer:
         sleep: Callable[[float], None] = time.sleep,
         debug: bool = False,
         tools: tuple[ToolSpec, ...] = (),
+        told: set[str] | None = None,
     ) -> None:
         self.config = config
         self.tools = tools  # offered to the model; its calls are in `calls` afterwards
+        # Models already told (by name) to take no tools: a chat says that line once per model.
+        self.told = told if told is not None else set()
         self.calls: list[ToolCall] = []
         self.conversation = conversation
         self.spec = spec
@@ -311,7 +314,8 @@ class Answer:
         target = replace(target_for(self.config, spec, self.settings, announce=said.append), tools=tools)
         for text in said:  # a server (re)start is news for the user: an event, not a print
             yield Notice(text)
-        if self.tools and not tools:
+        if self.tools and not tools and spec.name not in self.told:
+            self.told.add(spec.name)
             yield Notice(no_tools_line(spec))
         protocol = get_protocol(provider.type)
         conversation = self.conversation

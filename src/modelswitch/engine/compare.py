@@ -82,6 +82,11 @@ class _Ask:
 _FINISHED = object()
 
 
+class _Stopped(KeyboardInterrupt):
+    """Raised in a lane whose approval the comparison's Ctrl-C cut short: the tool loop keeps the
+    round with its calls answered as cancelled (the user interrupted, not declined)."""
+
+
 def _ask(q: queue.Queue, stop: threading.Event, i: int, call: ToolCall, server: str) -> bool:
     """In a lane's thread: hand the question to the main thread and wait; a stopped comparison
     runs nothing more."""
@@ -92,7 +97,7 @@ def _ask(q: queue.Queue, stop: threading.Event, i: int, call: ToolCall, server: 
             return bool(reply.get(timeout=0.1))
         except queue.Empty:
             continue
-    return False
+    raise _Stopped
 
 
 def _work(i: int, answer: Answer | ToolAnswer, q: queue.Queue, stop: threading.Event) -> None:
@@ -104,6 +109,8 @@ def _work(i: int, answer: Answer | ToolAnswer, q: queue.Queue, stop: threading.E
                 break
     except errors.ModelSwitchError as exc:
         q.put((i, exc))
+    except _Stopped:
+        pass  # the answer kept its cancelled round; the comparison's Ctrl-C is the main thread's
     except Exception as exc:  # a bug in one lane must not take the others down
         q.put((i, errors.StreamError(f"{answer.spec.name}: {type(exc).__name__}: {exc}")))
     finally:
@@ -121,13 +128,14 @@ def run_models(
     debug: bool = False,
     toolbox: Toolbox | None = None,
     approve: LaneApprove = _decline,
+    told: set[str] | None = None,
 ) -> tuple[list[Outcome], KeyboardInterrupt | None]:
     """Stream every model's answer to `conversation` concurrently into `view`.
 
     Ctrl-C (or SIGTERM, SIGHUP) stops all and is returned, not raised: answers that finished are
     complete, the others interrupted, and all of them were paid for, so the caller keeps them.
     With a `toolbox`, each lane runs the tool loop of a normal answer; `approve` decides each call
-    the toolbox does not trust, on this thread, one at a time.
+    the toolbox does not trust, on this thread, one at a time. `told`: see Answer.told.
     """
     q: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -139,7 +147,7 @@ def run_models(
     answers: list[Answer | ToolAnswer] = [
         Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
         ToolAnswer(config, conversation, s, toolbox, partial(_ask, q, stop, i), limits=limits,
-                   settings=settings, fallback=False, debug=debug)
+                   settings=settings, fallback=False, debug=debug, told=told)
         for i, s in enumerate(specs)
     ]
     failures: dict[int, str] = {}

@@ -7,6 +7,7 @@ Drawing is not done here: the REPL iterates an Answer and hands events to render
 from __future__ import annotations
 
 import random
+from contextlib import suppress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from ..events import finish_status
 from ..config.pricing import Cost, message_cost
 from ..vocab import SETTINGS, TEMPERATURE_RANGE, parse_reasoning
 from .attach import Confirm, check_images, load
-from .catalog import can_search, no_search_line, no_tools_line, takes_tools
+from .catalog import can_search, mcp_search_tool, no_search_line, no_tools_line, takes_tools
 from .choice import ensure_usable
 from .context import Fit, Meter, split_for_summary, summary_pair, summary_request, trim
 from .tools import ToolAnswer, ToolLimits
@@ -95,10 +96,13 @@ class ChatSession:
         self.toolbox: Toolbox | None = None
         self.always: set[str] = set()
         self.arena: Arena | None = None  # set while the held comparison is a blind one awaiting /vote
-        # "server/tool": the MCP search tool the user took for a model that cannot search itself;
-        # and whether that was offered already (it is asked once a session).
-        self.search_tool = ""
+        # Whether the MCP search tool was offered already (it is asked once a session), and what
+        # the user's yes turned on (the tool, and its server if it was off): /search off turns
+        # those off again, /search on turns them back on without asking twice.
         self.search_offered = False
+        self.search_taken: tuple[str, ...] = ()
+        # Models told "does not take tools" this session (at /model or an answer): said once each.
+        self.told_no_tools: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def resolve(self, name: str) -> ModelSpec:
@@ -123,6 +127,7 @@ class ChatSession:
             said += "\n" + no_search_line(self.config, spec)
         if self.tools_refused(spec):
             said += "\n" + no_tools_line(spec)
+            self.told_no_tools.add(spec.name)
         return said
 
     def tools_refused(self, spec: ModelSpec | None = None) -> bool:
@@ -137,13 +142,57 @@ class ChatSession:
         """Whether answers ask for the provider's web search: `/search`, else the model's `search`."""
         return self.settings.search if self.settings.search is not None else self.model.search
 
+    @property
+    def search_tool(self) -> str:
+        """"server/tool": the MCP tool the config names as a web search, if the toolbox offers it
+        now (its server serving, the tool on); "". Read from the toolbox each time, so /tools
+        on|off and a server that died are never contradicted."""
+        found = mcp_search_tool(self.config)
+        if found is None or self.toolbox is None:
+            return ""
+        server, tool = found
+        return f"{server}/{tool}" if self.toolbox.server_of(tool) == server else ""
+
+    def take_search_tool(self) -> str:
+        """The user said yes to the MCP search tool: its server (if off) and the tool go on.
+        Returns "server/tool"; a UsageError if the server has no such tool."""
+        from .mcpclient import McpToolbox
+
+        found, box = mcp_search_tool(self.config), self.toolbox
+        if found is None or not isinstance(box, McpToolbox):
+            raise errors.UsageError("no MCP tool is named as a web search ([mcp.NAME] search = \"TOOL\")")
+        server, tool = found
+        serving = any(st.name == server and st.state == "ready" for st in box.status())
+        box.set_enabled(server, True)
+        try:
+            box.set_enabled(tool, True)
+        except KeyError:
+            raise errors.UsageError(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search "
+                                    "names it)") from None
+        self.search_taken = (tool,) if serving else (tool, server)
+        return f"{server}/{tool}"
+
     def set_search(self, on: bool) -> str:
         self.settings = replace(self.settings, search=on)
-        if on and not can_search(self.config, self.model) and self.search_tool:
-            return f"web search on ({self.model.name} cannot search itself: it is offered the MCP tool {self.search_tool})"
-        if on and not can_search(self.config, self.model):
-            return no_search_line(self.config, self.model)
-        return f"web search {'on' if on else 'off'}" + (f" ({self.model.name} searches with its provider's own search)" if on else "")
+        offered = self.search_tool
+        if not on:
+            if not (self.search_taken and offered):
+                return "web search off"
+            from .mcpclient import McpToolbox
+
+            assert isinstance(self.toolbox, McpToolbox)  # search_taken: take_search_tool ran
+            for name in self.search_taken:
+                self.toolbox.set_enabled(name, False)
+            return f"web search off; the MCP tool {offered} is no longer offered (/search on offers it again)"
+        if can_search(self.config, self.model):
+            return f"web search on ({self.model.name} searches with its provider's own search)"
+        again = ""
+        if not offered and self.search_taken:  # the yes given earlier this session holds
+            with suppress(errors.UsageError):
+                offered, again = self.take_search_tool(), " again"
+        if offered:
+            return f"web search on ({self.model.name} cannot search itself: it is offered the MCP tool {offered}{again})"
+        return no_search_line(self.config, self.model)
 
     # -- turns -----------------------------------------------------------------------------
     def attach(self, source: str, *, confirm: Confirm | None = None) -> str:
@@ -188,7 +237,8 @@ class ChatSession:
             t = self.config.tools
             return ToolAnswer(self.config, base.add(user), spec, self.toolbox, self._always_only,
                               limits=ToolLimits(t.max_rounds, t.timeout, t.max_result_chars),
-                              settings=self.settings, fallback=fallback, debug=self.debug)
+                              settings=self.settings, fallback=fallback, debug=self.debug,
+                              told=self.told_no_tools)
         return Answer(self.config, base.add(user), spec, settings=self.settings, fallback=fallback,
                       debug=self.debug)
 
@@ -288,7 +338,7 @@ class ChatSession:
         if index is None:
             raise errors.UsageError(f"no compared answer '{ref}' (1-{len(answers)} or a model name)")
         chosen = answers[index]
-        if not chosen.text:
+        if not _keepable(chosen):
             raise errors.UsageError(f"answer {index + 1} is empty; keep another")
         self.held = None
         self.arena = None  # kept without a vote: the arena ends unrated
@@ -309,7 +359,7 @@ class ChatSession:
         if word in ("tie", "none"):
             vote = Vote(names, word, None, arena.tag)
         elif word.isdigit() and 1 <= int(word) <= len(names):
-            if not held[1][int(word) - 1].text:
+            if not _keepable(held[1][int(word) - 1]):
                 raise errors.UsageError(f"answer {word} is empty; vote for another, or tie or none")
             vote = Vote(names, "win", names[int(word) - 1], arena.tag)
         else:
@@ -502,6 +552,12 @@ def _turn(message: Message, cost: Cost | None) -> Turn:
     from ..store.records import Turn
 
     return Turn(message, cost)
+
+
+def _keepable(answer: Message) -> bool:
+    """A compared answer /keep can put into the conversation: text, or the tool rounds it ran (a
+    lane stopped at its approval keeps them, answered as cancelled)."""
+    return bool(answer.text or answer.rounds)
 
 
 def _replaces(message: Message) -> bool:

@@ -89,11 +89,13 @@ class ToolAnswer:
         fallback: bool = True,
         debug: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        told: set[str] | None = None,
     ) -> None:
         self.config = config
         self.conversation = conversation
         self.spec = spec
         self.toolbox = toolbox
+        self.told = told if told is not None else set()  # see Answer.told
         self.approve = approve
         self.limits = limits
         self.settings, self.fallback, self.debug, self.sleep = settings, fallback, debug, sleep
@@ -132,7 +134,7 @@ class ToolAnswer:
                 # protocol turns them into its own calls and results.
                 context = context.add(Message("assistant", "", model=self.rounds[-1].model, rounds=tuple(self.rounds)))
             answer = Answer(self.config, context, self.spec, tools=self.toolbox.specs(), settings=self.settings,
-                            fallback=self.fallback, debug=self.debug, sleep=self.sleep)
+                            fallback=self.fallback, debug=self.debug, sleep=self.sleep, told=self.told)
             self._current = answer
             try:
                 yield from answer

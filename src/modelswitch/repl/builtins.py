@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..vocab import REASONING_VIEWS, SETTINGS
 
 if TYPE_CHECKING:
+    from ..engine.session import ChatSession
     from .commands import Repl
 
 BUILTINS: list[Command] = []
@@ -96,16 +97,12 @@ def offer_search_tool(repl: Repl) -> None:
     server, tool = found
     if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}/{tool} instead?"):
         return
-    box.set_enabled(server, True)
-    box.start()
     try:
-        box.set_enabled(tool, True)
-    except KeyError:
-        repl.say(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search names it)", "yellow")
+        taken = s.take_search_tool()
+    except UsageError as exc:
+        repl.say(exc.message, "yellow")
         return
-    s.search_tool = f"{server}/{tool}"
-    repl.say(f"{s.model.name} is offered {s.search_tool} to search the web; each call asks y/n/a unless trusted",
-             "green")
+    repl.say(f"{s.model.name} is offered {taken} to search the web; each call asks y/n/a unless trusted", "green")
 
 
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")
@@ -157,7 +154,7 @@ def _clear(repl: Repl, arg: str) -> None:
 def _history(repl: Repl, arg: str) -> None:
     s = repl.session
     if not s.conversation.messages:
-        repl.say("no turns yet")
+        repl.say("no turns yet" + _aside(s))
         return
     if s.conversation.system:
         repl.say(f"system: {s.conversation.system}", "dim")
@@ -175,6 +172,18 @@ def _history(repl: Repl, arg: str) -> None:
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
         for a in m.attachments:
             repl.say(f"       + {a.summary}", "dim")
+
+
+def _aside(s: ChatSession) -> str:
+    """What a chat with no turns has all the same: compared answers awaiting /keep, or answers
+    on record that were never kept (a resumed chat that only compared)."""
+    from ..store.export import aside_count
+
+    if s.held is not None:
+        return f"; {len(s.held[1])} compared answers await /keep"
+    aside = len(s.stats())  # no turns: every answer paid for was set aside
+    where = " (`modelswitch sessions show` lists them)" if s.log is not None and s.log.session_id else ""
+    return f"; {aside_count(aside)}{where}" if aside else ""
 
 
 @command("set", "/set KEY VALUE", "temperature, max_tokens or reasoning for this chat", args="setting")
@@ -316,7 +325,7 @@ def _load(repl: Repl, arg: str) -> None:
 @command("sessions", "/sessions", "recent saved conversations")
 def _sessions(repl: Repl, arg: str) -> None:
     from ..ui.render import print_table
-    from ..store.export import local
+    from ..store.export import local, turns_cell
 
     log = repl.session.log
     if log is None:
@@ -327,7 +336,7 @@ def _sessions(repl: Repl, arg: str) -> None:
         return
     print_table(
         ["session", "turns", "models", "updated"],
-        [[i.info.label, str(i.turns), ", ".join(m.name for m in i.models), local(i.info.updated)]
+        [[i.info.label, turns_cell(i.turns, i.alternates), ", ".join(m.name for m in i.models), local(i.info.updated)]
          for i in items],
     )
 
@@ -395,10 +404,18 @@ def _leaderboard(repl: Repl, arg: str) -> None:
 
 @command("keep", "/keep N|MODEL", "put one compared answer into the conversation")
 def _keep(repl: Repl, arg: str) -> None:
+    from ..engine.tools import CANCELLED
+
     if not arg:
         raise UsageError("usage: /keep N (or /keep MODEL)")
     chosen = repl.session.keep(arg)
-    repl.say(f"kept the answer from {chosen.model.name if chosen.model else arg}", "green")
+    said = f"kept the answer from {chosen.model.name if chosen.model else arg}"
+    if not chosen.text:  # a lane stopped in its tool round: say what goes into the conversation
+        results = [r for rnd in chosen.rounds for r in rnd.results]
+        n, cut = len(results), sum(r.content == CANCELLED for r in results)
+        said += (f": no text, only its tool call{'s' if n != 1 else ''}"
+                 + (f" ({cut} cancelled)" if cut else "") + "; your next message goes on from there")
+    repl.say(said, "green")
 
 
 @command("cost", "/cost", "tokens, cost and speed of this chat, per model")

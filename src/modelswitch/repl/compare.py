@@ -88,7 +88,7 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
 
     outcomes, interrupt = run_models(session.config, session.conversation.add(user), specs, view,
                                      settings=session.settings, debug=session.debug,
-                                     toolbox=session.toolbox, approve=approve)
+                                     toolbox=session.toolbox, approve=approve, told=session.told_no_tools)
     with deferred():
         session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena)
     if any(o.error is not None for o in outcomes):
@@ -101,7 +101,8 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
         n = len(outcomes)
         repl.say(f"/vote 1-{n}, /vote tie or /vote none: the names, speed and cost are shown after your vote", "dim")
         return
-    names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1) if o.message.text)
+    names = ", ".join(f"{i} ({o.spec.name})" for i, o in enumerate(outcomes, 1)
+                      if o.message.text or o.message.rounds)
     if names:
         repl.say(f"/keep N puts one answer into the conversation: {names}", "dim")
 

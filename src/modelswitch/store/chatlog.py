@@ -46,8 +46,8 @@ class ChatLog:
         # session of their own, but written first once one is made, so the store and /history
         # hold the same turns. Each with the position of its question in `_mine`, or None once
         # /undo or /retry took it out of the conversation (it is then written as an alternate).
-        # A compare not kept yet waits here too (position None, flagged): alone it would make a
-        # session /history shows nothing of, and /clear would leave that behind.
+        # A compare whose answers all failed before any began waits here too (position None,
+        # flagged), as a failed request does: nothing was paid for, so no session for it alone.
         self._pending: list[tuple[int | None, tuple[Turn, ...], bool]] = []
         # Opened with a new `--session NAME`: another process may make that session first, and
         # this one then joins it rather than failing on the name.
@@ -170,12 +170,13 @@ class ChatLog:
                      lambda: self.store.append(self._ensure(), Turn(user, alternate=True), Turn(assistant, cost, alternate=True)))
 
     def record_compare(self, user: Message, answers: list[tuple[Message, Cost | None]]) -> None:
-        """All compared answers are stored, as alternates, with the question; /keep picks one. A
-        chat not saved yet stores them with its first kept turn (/keep, the next answer, a vote)."""
+        """All compared answers are stored at once, as alternates, with the question; /keep picks
+        one. Written now, not at /keep: they were paid for, and a chat that ends (exit, EOF, a
+        signal, even a kill) or moves on (/clear, /load) without a /keep must not lose them."""
         from .db import Turn
 
         turns = [Turn(user, alternate=True)] + [Turn(m, c, alternate=True) for m, c in answers]
-        if self.session_id is None:
+        if self.session_id is None and not any(_worth_saving(m) for m, _ in answers):
             self._pending.append((None, tuple(turns), True))  # saved with the chat's first kept turn
             return
 
@@ -320,6 +321,11 @@ class ChatLog:
             return list(self.store.names())
         except errors.StoreError:
             return []
+
+
+def _worth_saving(answer: Message) -> bool:
+    """A compared answer that began, or was paid for (a lane stopped in its tool round)."""
+    return _started(answer) or bool(answer.rounds) or answer.usage is not None
 
 
 def _started(answer: Message) -> bool:

@@ -452,7 +452,7 @@ class Store:
             # The alias is part of the choice: `sonnet` and `sonnet-think` share one model id.
             rows = conn.execute(
                 "SELECT session, provider, model_id, protocol, model_alias, cost_currency,"
-                " min(idx) AS first, sum(NOT alternate), total(input_tokens), total(output_tokens),"
+                " min(idx) AS first, sum(NOT alternate), sum(alternate AND role = 'assistant'), total(input_tokens), total(output_tokens),"
                 " total(reasoning_tokens), total(cached_tokens), total(cost_amount) FROM turns"
                 f" WHERE session IN ({', '.join('?' * len(ids))})"
                 " GROUP BY session, provider, model_id, model_alias, cost_currency ORDER BY session, first",
@@ -461,7 +461,9 @@ class Store:
         totals: dict[int, tuple[int, Usage, dict[ModelRef, None], dict[str, float]]] = {
             s.id: (0, Usage(), {}, {}) for s in sessions
         }
-        for sid, provider, model_id, protocol, alias, currency, _, kept, *tokens, amount in rows:
+        aside: dict[int, int] = {}  # answers on record but not in the conversation
+        for sid, provider, model_id, protocol, alias, currency, _, kept, alternates, *tokens, amount in rows:
+            aside[sid] = aside.get(sid, 0) + int(alternates)
             n, usage, models, costs = totals[sid]
             if model_id is not None:
                 models[ModelRef(provider, model_id, protocol or "", alias)] = None
@@ -472,7 +474,7 @@ class Store:
         return [
             SessionSummary(
                 s, totals[s.id][0], tuple(totals[s.id][2]), totals[s.id][1],
-                tuple(Cost(round(a, 8), c) for c, a in sorted(totals[s.id][3].items())),
+                tuple(Cost(round(a, 8), c) for c, a in sorted(totals[s.id][3].items())), aside.get(s.id, 0),
             )
             for s in sessions
         ]

@@ -33,6 +33,16 @@ def turn_count(turns: Sequence[Turn]) -> str:
     return f"{n} turn{'' if n == 1 else 's'}"
 
 
+def aside_count(n: int) -> str:
+    """Answers on record but not in the conversation (compared and not kept, undone, retried)."""
+    return f"{n} answer{'' if n == 1 else 's'} not kept"
+
+
+def turns_cell(turns: int, aside: int) -> str:
+    """The turns column of a session list: "4", or "0 (+2 not kept)" with answers set aside."""
+    return f"{turns} (+{aside} not kept)" if aside else str(turns)
+
+
 def to_json(info: SessionInfo, turns: Sequence[Turn]) -> dict[str, Any]:
     """Everything stored about a session; `from_json` reads it back."""
     return {
@@ -280,7 +290,9 @@ def to_markdown(
     """The conversation as Markdown; `details` adds each answer's tokens, speed and cost."""
     models = _distinct(t.message.model for t in turns if t.message.model is not None)
     head = [f"# {info.name or f'Session #{info.id}'}", ""]
-    meta = [turn_count(turns), f"started {local(info.created)}"]
+    # Answers not kept are said too ("0 turns, 2 answers not kept"): a chat that only compared is not empty.
+    aside = sum(t.alternate and t.message.role == "assistant" for t in turns)
+    meta = [turn_count(turns) + (f", {aside_count(aside)}" if aside else ""), f"started {local(info.created)}"]
     if models:
         meta.append("models: " + ", ".join(_label(m) for m in models))
     head += ["*" + " · ".join(meta) + "*", ""]

@@ -67,6 +67,9 @@ class SessionSummary:
     models: tuple[ModelRef, ...]
     usage: Usage
     costs: tuple[Cost, ...]
+    # Answers stored as alternates (compared and not kept, undone, retried): paid for, on
+    # record, not turns. A chat that only compared has 0 turns and these.
+    alternates: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from modelswitch.ui.base import call_text, search_text, sources_block, tool_line
 from tests import search_fakes
 from tests.loopback import LoopbackServer, Reply
 from tests.search_fakes import FakeGeminiSearch
+from tests.test_tools_cli import write_config
 from tests.validators import FakeDeepSeek
 
 KEY = "sk-LeakCanaryQwrtpMnbvZXYW"
@@ -38,20 +39,10 @@ def invoke(config: Path, *args: str):  # noqa: ANN201
 
 
 def tools_config(tmp_path: Path, url: str, server: str) -> Path:
-    p = tmp_path / "ms.toml"
-    p.write_text(f"""
-default = "v4"
-[providers.ds]
-base_url = "{url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-v4-flash"
-reasoning_passback = true
+    return write_config(tmp_path, url, f"""
 [mcp.{server}]
 command = [{json.dumps(sys.executable)}, {json.dumps(str(SERVERS / f"{server}.py"))}]
-""", "utf-8")
-    return p
+""")
 
 
 @pytest.fixture

@@ -197,12 +197,13 @@ def _url_problem(url: str) -> str | None:
 def _scheme_advice(shown: str) -> str:
     """What to write instead of an address without `scheme://`: `https//h` and `https:/h` are a
     mistyped scheme (prefixing another https:// would make it worse), `h/v1` lacks one."""
-    mistyped = re.match(r"(https?)(?::/{0,2}|/{1,2})(?=[^/\d])", shown, re.IGNORECASE)
-    scheme, rest = (mistyped.group(1).lower(), shown[mistyped.end():]) if mistyped else ("https", shown.lstrip("/"))
-    # Masked credentials are not echoed as a line to copy: then say only where the scheme goes.
+    mistyped = re.match(r"(https?)(?::/*|/+)(?=[^/\d])", shown, re.IGNORECASE)
+    # Masked credentials (`***@`) make no line to copy: then say only what to change.
     if mistyped:
+        scheme, rest = mistyped.group(1).lower(), shown[mistyped.end():]
         fix = f"{scheme}:// in place of '{mistyped.group(0)}'" if "@" in rest else f"{scheme}://{rest}"
         return f"has a mistyped scheme: write {fix}"
+    rest = shown.lstrip("/")
     if "@" in rest:
         return "has no scheme: put https:// (or http://) in front of it"
     return f"has no scheme: write https://{rest}"

@@ -181,6 +181,15 @@ def test_a_held_tail_cut_off_shows_no_more_than_the_keys_mask(n: int) -> None:
     assert m.flush() == expected and m.pending() == ""  # what a stream that ends there shows
 
 
+def test_a_word_that_ends_like_a_key_begins_keeps_its_end() -> None:
+    """Ordinary text is not eaten: the held tail ends a word, so it is no key written apart."""
+    remember("enWordStartKey123456")
+    m = StreamMask()
+    assert m.feed("I have seen") + m.flush() == "I have seen"
+    m = StreamMask()
+    assert m.feed("token: enWord") + m.flush() == "token: …"
+
+
 def test_an_answer_that_stops_inside_a_key_never_prints_part_of_it(tmp_path: Path, server: LoopbackServer) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[providers.x]\nbase_url = "{server.url}/v1"\napi_key = "{KEY}"\nretries = 0\n'

@@ -85,6 +85,7 @@ class StreamMask:
 
     def __init__(self) -> None:
         self._held = ""
+        self._before = ""  # the character shown just before the held tail
 
     def feed(self, text: str) -> str:
         """What of `held + text` can be shown now, masked."""
@@ -94,17 +95,23 @@ class StreamMask:
         if any(key in text for key in _known):
             text = redact(text)
         cut = _key_start(text)
+        if cut:
+            self._before = text[cut - 1]
         self._held = text[cut:]
         return text[:cut]
 
     def pending(self) -> str:
         """What `flush` would release. A cut-off key (the stream ended, or Ctrl-C came, inside it)
         shows no more than its whole mask would: the `sk-` that mask shows, then `…`."""
+        if self._before.isalnum():
+            # The tail ends a word ("seen" while a key begins `en`): a key is written apart from
+            # the words before it, and masking here would eat the end of an ordinary answer.
+            return self._held
         return _cut_off(self._held)
 
     def flush(self) -> str:
         out = self.pending()
-        self._held = ""
+        self._held = self._before = ""
         return out
 
 
@@ -112,8 +119,8 @@ def _cut_off(held: str) -> str:
     """`held`, the start of some known key, as far as that key's mask shows it: all of it while
     it is no longer than the prefix the mask keeps (`s`, `sk-`), else that prefix and `…`. Never
     `mask(held)`: its last four characters would be real characters from the middle of the key.
-    A single character always passes: the answer that ends in "safe" while a key begins with `e`
-    keeps its last letter, and one letter of a key is no more use than none."""
+    A single character always passes: one letter of a key is no more use than none, and the
+    answer "option A" keeps its `A` while a key begins with one."""
     if not held:
         return held
     starts = [key for key in _known if key.startswith(held)]

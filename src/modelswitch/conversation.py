@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .events import Citation, ReplayState, ToolCall, Usage
+from .redaction import redact
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "interrupted", "error"]
@@ -262,6 +263,6 @@ def sources_text(citations: tuple[Citation, ...]) -> str:
     """"Sources:" and one "[n] title — url" line per source: the plain form, for pipes and history."""
     lines = ["Sources:"]
     for n, c in enumerate(citations, 1):
-        title = " ".join(c.title.split())
-        lines.append(f"[{n}] {title} — {c.url}" if title and title != c.url else f"[{n}] {c.url}")
+        title, url = " ".join(redact(c.title).split()), redact(c.url)  # a page's address may carry a key
+        lines.append(f"[{n}] {title} — {url}" if title and title != url else f"[{n}] {url}")
     return "\n".join(lines)

@@ -21,6 +21,10 @@ _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "passwd", 
 # `scheme://user:password@`: the userinfo of any URL in a message (base_url, a proxy), up to the
 # last `@` before the path, so an unencoded `@` in the password is masked too.
 _USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
+# The same in one configured address, which may have no scheme or a mangled one
+# (`user:pw@host/v1`, `https//user:pw@host`): the userinfo is what precedes an `@` back to the
+# start or to a `/`. Only for a value known to be an address: in free text `a:b@c` is no secret.
+_BARE_USERINFO = re.compile(r"(^|/)[^/?#\s]*@")
 
 
 def mask(key: str) -> str:
@@ -45,6 +49,24 @@ def mask_urls(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+def mask_url(url: str) -> str:
+    """One configured address (a base_url, an MCP url, a proxy) fit to show: its user:password
+    masked as `***@` even where it lacks the `scheme://` that `mask_urls` needs to find a URL."""
+    url = mask_urls(url)
+    return url if "://" in url else _BARE_USERINFO.sub(r"\1***@", url, count=1)
+
+
+def redact_json(value: object) -> object:
+    """`redact` through parsed JSON (tool arguments): every string, keys of objects included."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_json(v) for v in value]
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_json(v) for k, v in value.items()}
+    return value
+
+
 def remember(key: str) -> str:
     # A placeholder such as `ollama` for a local server is no secret, and masking it would rewrite
     # every mention of the word in the user's chats.
@@ -63,6 +85,7 @@ class StreamMask:
 
     def __init__(self) -> None:
         self._held = ""
+        self._before = ""  # the character shown just before the held tail
 
     def feed(self, text: str) -> str:
         """What of `held + text` can be shown now, masked."""
@@ -72,17 +95,41 @@ class StreamMask:
         if any(key in text for key in _known):
             text = redact(text)
         cut = _key_start(text)
+        if cut:
+            self._before = text[cut - 1]
         self._held = text[cut:]
         return text[:cut]
 
     def pending(self) -> str:
-        """What `flush` would release; a cut-off key (the stream ended inside it) is still masked."""
-        return mask(self._held) if len(self._held) >= 8 else self._held
+        """What `flush` would release. A cut-off key (the stream ended, or Ctrl-C came, inside it)
+        shows no more than its whole mask would: the `sk-` that mask shows, then `…`."""
+        if self._before.isalnum():
+            # The tail ends a word ("seen" while a key begins `en`): a key is written apart from
+            # the words before it, and masking here would eat the end of an ordinary answer.
+            return self._held
+        return _cut_off(self._held)
 
     def flush(self) -> str:
         out = self.pending()
-        self._held = ""
+        self._held = self._before = ""
         return out
+
+
+def _cut_off(held: str) -> str:
+    """`held`, the start of some known key, as far as that key's mask shows it: all of it while
+    it is no longer than the prefix the mask keeps (`s`, `sk-`), else that prefix and `…`. Never
+    `mask(held)`: its last four characters would be real characters from the middle of the key.
+    A single character always passes: one letter of a key is no more use than none, and the
+    answer "option A" keeps its `A` while a key begins with one."""
+    if not held:
+        return held
+    starts = [key for key in _known if key.startswith(held)]
+    if not starts:  # not held for a key (no known key begins so): nothing to hide
+        return held
+    shown = [mask(key).partition("…")[0] for key in starts]
+    if any(len(held) <= max(len(prefix), 1) for prefix in shown):
+        return held
+    return min(shown, key=len) + "…"
 
 
 def _key_start(text: str) -> int:

@@ -22,6 +22,7 @@ from ..engine.tools import ToolAnswer
 from ..events import (
     Citation, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity, ToolCall, finish_status,
 )
+from ..redaction import redact, redact_json
 from ..store.records import citation_dict
 from ..vocab import ASK_REASONING_VIEWS
 
@@ -268,13 +269,16 @@ def tool_calls(m: Message) -> list[dict]:
     out: list[dict] = []
     for rnd in m.rounds:
         for call, result in zip(rnd.calls, rnd.results):
+            # A key the model wrote into a call or a tool printed is masked here as in the answer
+            # (the tool and the model had it as it was).
             try:
-                arguments: object = json.loads(call.arguments)
+                arguments: object = redact_json(json.loads(call.arguments))
             except ValueError:
-                arguments = call.arguments
+                arguments = redact(call.arguments)
             out.append({
-                "id": call.id, "name": call.name, "server": result.server or None, "arguments": arguments,
-                "result": result.content, "is_error": result.is_error, "approved": result.approved,
+                "id": call.id, "name": redact(call.name), "server": redact(result.server) or None,
+                "arguments": arguments, "result": redact(result.content), "is_error": result.is_error,
+                "approved": result.approved,
                 "duration_s": _round(result.duration_s),
             })
     return out
@@ -321,12 +325,12 @@ def _as_jsonl(config: Config, answer: Answer | ToolAnswer) -> int:
             elif isinstance(event, Notice):
                 emit({"type": "notice", "text": event.text})
             elif isinstance(event, SearchQuery):
-                emit({"type": "search", "query": event.query})
+                emit({"type": "search", "query": redact(event.query)})
             elif isinstance(event, Citation):
                 emit({"type": "citation", **citation_dict(event)})
             elif isinstance(event, ToolActivity):
-                emit({"type": "tool", "id": event.call.id, "name": event.call.name, "server": event.server,
-                      "state": event.state, "detail": event.detail})
+                emit({"type": "tool", "id": event.call.id, "name": redact(event.call.name),
+                      "server": redact(event.server), "state": event.state, "detail": redact(event.detail)})
     except KeyboardInterrupt:
         # The stream ends with an error event like any other cut, so a reader never waits for
         # a `done` that will not come; then the 130/143 exit.

@@ -8,6 +8,7 @@ become warnings with a did-you-mean, because a typo should not lock a user out o
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 from ..errors import ConfigError, UsageError
 from ..providers import PROTOCOL_NAMES as PROTOCOLS
 from ..providers.search import OPENAI_VENDORS
-from ..redaction import mask_urls
+from ..redaction import mask_url
 from ..vocab import TEMPERATURE_RANGE, parse_reasoning
 from .keys import UNSENDABLE, key_available, unsendable
 from .specs import (
@@ -179,10 +180,10 @@ def _url_problem(url: str) -> str | None:
     """Why `url` cannot be a server's address (None when it can): http or https in any case, a host."""
     from urllib.parse import urlsplit
 
-    shown = mask_urls(url)
+    shown = mask_url(url)
     scheme, sep, _ = url.partition("://")
     if not sep:
-        return f"'{shown}' has no scheme: write https://{shown.lstrip('/')}"
+        return f"'{shown}' {_scheme_advice(shown)}"
     if scheme.lower() not in ("http", "https"):
         return f"'{shown}' must start with http:// or https://"
     try:
@@ -193,6 +194,21 @@ def _url_problem(url: str) -> str | None:
     if not parts.hostname:
         return f"'{shown}' has no host: write e.g. {scheme.lower()}://api.example.com/v1"
     return None
+
+
+def _scheme_advice(shown: str) -> str:
+    """What to write instead of an address without `scheme://`: `https//h` and `https:/h` are a
+    mistyped scheme (prefixing another https:// would make it worse), `h/v1` lacks one."""
+    mistyped = re.match(r"(https?)(?::/*|/+)(?=[^/\d])", shown, re.IGNORECASE)
+    # Masked credentials (`***@`) make no line to copy: then say only what to change.
+    if mistyped:
+        scheme, rest = mistyped.group(1).lower(), shown[mistyped.end():]
+        fix = f"{scheme}:// in place of '{mistyped.group(0)}'" if "@" in rest else f"{scheme}://{rest}"
+        return f"has a mistyped scheme: write {fix}"
+    rest = shown.lstrip("/")
+    if "@" in rest:
+        return "has no scheme: put https:// (or http://) in front of it"
+    return f"has no scheme: write https://{rest}"
 
 
 def _lower_scheme(url: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING
 
+from ..redaction import redact
 from ..safetext import visible
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def footer_text(message: Message, cost: Cost | None) -> str:
 
 def search_text(query: str) -> str:
     """"searching: QUERY", or "searching…" for a search whose query the provider does not say (Kimi)."""
-    query = " ".join(query.split())
+    query = " ".join(redact(query).split())
     return f"searching: {query}" if query else "searching…"
 
 
@@ -146,16 +147,17 @@ _STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined
 
 
 def call_text(call: ToolCall, server: str, width: int = 80) -> str:
-    """`server.tool {"a": 2}`, the arguments cut to `width` characters: what a user approves."""
-    args = " ".join(call.arguments.split())
+    """`server.tool {"a": 2}`, the arguments cut to `width` characters: what a user approves.
+    A configured key among them is shown masked (the tool itself gets it as the model wrote it)."""
+    args = " ".join(redact(call.arguments).split())
     if len(args) > width:
         args = args[: width - 1] + "…"
-    return visible(f"{server + '.' if server else ''}{call.name} {args}")
+    return visible(redact(f"{server + '.' if server else ''}{call.name}") + f" {args}")
 
 
 def tool_line(event: ToolActivity) -> str:
     """One line per finished call, among the answer's notices."""
-    detail = f" ({event.detail})" if event.detail else ""
+    detail = f" ({redact(event.detail)})" if event.detail else ""
     return f"⚙ {call_text(event.call, event.server)}: {_STATE_WORDS.get(event.state, event.state)}{detail}"
 
 
@@ -168,8 +170,8 @@ def sources_block(citations: tuple[Citation, ...]) -> Text:
 
     text = Text("Sources", style="bold")
     for n, c in enumerate(citations, 1):
-        url = visible(c.url)
-        title = visible(" ".join(c.title.split()))
+        url = visible(redact(c.url))
+        title = visible(" ".join(redact(c.title).split()))
         link = Style(link=url) if linkable(url) else Style()
         text.append(f"\n[{n}] ", style="dim")
         if title and title != url:

@@ -282,6 +282,11 @@ class FakeKimiSearch(FakeAPI):
 
     key: str = "sk-kimi"
     issued: dict[str, str] = field(default_factory=dict)  # call id -> arguments as sent
+    # What the search round streams besides its call: the model's words before it (K2 often says
+    # what it will look up, as any Chat Completions model may put content before tool_calls),
+    # and the round's own usage.
+    preamble: str = ""
+    search_usage: dict = field(default_factory=lambda: {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20})
 
     def matches(self, rec: Received) -> bool:
         return rec.path.split("?")[0].endswith("/chat/completions")
@@ -356,11 +361,11 @@ class FakeKimiSearch(FakeAPI):
             self.issued[call_id] = arguments
             cut = len(arguments) // 2
             return Reply.sse(
-                chunk({"role": "assistant", "content": ""}),
+                chunk({"role": "assistant", "content": self.preamble}),
                 chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "builtin_function",
                                        "function": {"name": "$web_search", "arguments": arguments[:cut]}}]}),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}),
-                chunk({}, "tool_calls", {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}),
+                chunk({}, "tool_calls", self.search_usage),
             )
         searched = last.get("role") == "tool" and last.get("name") == "$web_search"
         text = "Pelicans are large water birds; the brown pelican lives on coasts." if searched else f"{model} answer {n}"

@@ -186,9 +186,10 @@ class FakeChatSearch(FakeAPI):
 
     vendor: str = "openrouter"
     key: str = "sk-test"
+    prefix: str = ""  # only paths under it: beside another OpenAI-shaped fake on one server
 
     def matches(self, rec: Received) -> bool:
-        return rec.path.split("?")[0].endswith("/chat/completions")
+        return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
 
     def error_reply(self, p: Problem) -> Reply:
         return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "code": None}})
@@ -214,6 +215,13 @@ class FakeChatSearch(FakeAPI):
                 return Problem(400, f"messages[{i}].role: invalid")
             if not isinstance(m.get("content"), str) or not m["content"].strip():
                 return Problem(400, f"messages[{i}].content: expected a non-empty string")
+        if self.vendor == "perplexity":
+            # docs.perplexity.ai (chat completions, `messages`): after the optional system
+            # message(s), user and assistant alternate, and the last one is the user's.
+            roles = [m["role"] for m in messages if m["role"] != "system"]
+            if any(a == b for a, b in zip(roles, roles[1:])) or roles[:1] != ["user"] or roles[-1] != "user":
+                return Problem(400, "After the (optional) system message(s), user and assistant roles should be "
+                                    "alternating, starting and ending with a user message.")
         return None
 
     def answer(self, rec: Received, body: dict) -> Reply:

@@ -23,7 +23,7 @@ from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState,
 from ..providers import get_protocol
 from ..providers.base import RESUME, Target
 from ..redaction import StreamMask
-from .catalog import no_tools_line, offered_tools, search_vendor
+from .catalog import no_tools_line, offered_tools, search_vendor, takes_tools
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -318,6 +318,8 @@ class Answer:
             yield Notice(no_tools_line(spec))
         protocol = get_protocol(provider.type)
         conversation = self.conversation
+        if not takes_tools(spec):  # earlier tool rounds as text: its API takes no tool messages
+            conversation = conversation.without_tool_rounds()
         if conversation.has_images:
             # An image part a model cannot take (no vision, or over its API's size limit, as after
             # a switch or a fallback) would be a 400: a placeholder naming it goes instead, said.

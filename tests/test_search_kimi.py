@@ -304,3 +304,22 @@ def test_text_before_and_after_a_search_round_never_glues_into_one_word(server: 
     assert not fake.rejected
     assert message.text == "Let me search.\n\n" + ANSWER
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == message.text  # the screen shows it too
+
+
+def test_ctrl_c_in_a_resumed_request_inside_the_tool_loop_keeps_the_rounds_usage(costly) -> None:
+    from modelswitch.engine.tools import ToolAnswer
+    from tests.test_tool_loop import Box
+
+    fake, _, resumed = costly
+    resumed.append(Reply.sse(*[{"id": "c1", "object": "chat.completion.chunk", "model": "kimi-k2-0905-preview",
+                                "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                               for w in ("Pelicans ", "are ", "birds.")], done=False, delay=0.05))
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    answer = ToolAnswer(cfg, ASK, cfg.resolve("kimi"), Box(), lambda call, server: True)
+    for event in answer:
+        if isinstance(event, TextDelta):
+            break
+    answer.close()
+    assert not fake.rejected and fake.accepted[0]["tools"][-1] == KIMI_TOOL
+    (spent,) = answer.losers
+    assert spent.usage == Usage(100000, 8) and answer.message.status == "interrupted"

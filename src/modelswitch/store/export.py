@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,8 +211,8 @@ def _turn_from(t: _Doc) -> Turn:
                         ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")),
                       # Absent from exports written before cache writes were priced.
                       *(u.get(k).number(int, optional=True) or 0 for k in
-                        ("cache_write_tokens", "cache_write_1h_tokens")),
-                      reasoning_estimated=estimated is True)
+                        ("cache_write_tokens", "cache_write_1h_tokens")))
+        usage = replace(usage, reasoning_estimated=estimated is True)
         usage = None if usage.unknown else usage  # an absurd count: unknown, as on the wire
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))

@@ -235,6 +235,10 @@ def costly(server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return fake, ds, resumed
 
 
+# A resumed answer still streaming (its usage would come last): what Ctrl-C cuts short.
+UNFINISHED = Reply.sse(*[{"id": "c1", "object": "chat.completion.chunk", "model": "kimi-k2-0905-preview",
+                          "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                         for w in ("Pelicans ", "are ", "large ", "water ", "birds.")], done=False, delay=0.05)
 BUSY = Reply.json(503, {"error": {"message": "The engine is currently overloaded", "type": "engine_overloaded_error"}})
 
 
@@ -269,9 +273,7 @@ def test_ctrl_c_in_the_resumed_request_keeps_the_search_rounds_usage_as_a_lower_
     from modelswitch.store.export import model_stats, tokens_text
 
     fake, _, resumed = costly
-    resumed.append(Reply.sse(*[{"id": "c1", "object": "chat.completion.chunk", "model": "kimi-k2-0905-preview",
-                                "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-                               for w in ("Pelicans ", "are ", "large ", "water ", "birds.")], done=False, delay=0.05))
+    resumed.append(UNFINISHED)
     cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
     session = ChatSession(cfg, cfg.resolve("kimi"))
     user = Message(role="user", text="tell me about pelicans")
@@ -311,9 +313,7 @@ def test_ctrl_c_in_a_resumed_request_inside_the_tool_loop_keeps_the_rounds_usage
     from tests.test_tool_loop import Box
 
     fake, _, resumed = costly
-    resumed.append(Reply.sse(*[{"id": "c1", "object": "chat.completion.chunk", "model": "kimi-k2-0905-preview",
-                                "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-                               for w in ("Pelicans ", "are ", "birds.")], done=False, delay=0.05))
+    resumed.append(UNFINISHED)
     cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
     answer = ToolAnswer(cfg, ASK, cfg.resolve("kimi"), Box(), lambda call, server: True)
     for event in answer:

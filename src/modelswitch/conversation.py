@@ -269,6 +269,7 @@ class Conversation:
                      if m.rounds else m for m in self.messages)
         return replace(self, messages=msgs)
 
+
 def rounds_text(rounds: tuple[ToolRound, ...]) -> str:
     """What was said and done in tool rounds, as plain text: per round its words, then each call
     with its arguments and what it gave back (the way sources become text after a switch)."""

@@ -186,9 +186,10 @@ class FakeChatSearch(FakeAPI):
 
     vendor: str = "openrouter"
     key: str = "sk-test"
+    prefix: str = ""  # only paths under it: beside another OpenAI-shaped fake on one server
 
     def matches(self, rec: Received) -> bool:
-        return rec.path.split("?")[0].endswith("/chat/completions")
+        return rec.path.startswith(self.prefix) and rec.path.split("?")[0].endswith("/chat/completions")
 
     def error_reply(self, p: Problem) -> Reply:
         return Reply.json(p.status, {"error": {"message": p.message, "type": p.kind, "code": None}})
@@ -214,6 +215,13 @@ class FakeChatSearch(FakeAPI):
                 return Problem(400, f"messages[{i}].role: invalid")
             if not isinstance(m.get("content"), str) or not m["content"].strip():
                 return Problem(400, f"messages[{i}].content: expected a non-empty string")
+        if self.vendor == "perplexity":
+            # docs.perplexity.ai (chat completions, `messages`): after the optional system
+            # message(s), user and assistant alternate, and the last one is the user's.
+            roles = [m["role"] for m in messages if m["role"] != "system"]
+            if any(a == b for a, b in zip(roles, roles[1:])) or roles[:1] != ["user"] or roles[-1] != "user":
+                return Problem(400, "After the (optional) system message(s), user and assistant roles should be "
+                                    "alternating, starting and ending with a user message.")
         return None
 
     def answer(self, rec: Received, body: dict) -> Reply:
@@ -282,6 +290,11 @@ class FakeKimiSearch(FakeAPI):
 
     key: str = "sk-kimi"
     issued: dict[str, str] = field(default_factory=dict)  # call id -> arguments as sent
+    # What the search round streams besides its call: the model's words before it (K2 often says
+    # what it will look up, as any Chat Completions model may put content before tool_calls),
+    # and the round's own usage.
+    preamble: str = ""
+    search_usage: dict = field(default_factory=lambda: {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20})
 
     def matches(self, rec: Received) -> bool:
         return rec.path.split("?")[0].endswith("/chat/completions")
@@ -356,11 +369,11 @@ class FakeKimiSearch(FakeAPI):
             self.issued[call_id] = arguments
             cut = len(arguments) // 2
             return Reply.sse(
-                chunk({"role": "assistant", "content": ""}),
+                chunk({"role": "assistant", "content": self.preamble}),
                 chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "builtin_function",
                                        "function": {"name": "$web_search", "arguments": arguments[:cut]}}]}),
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}),
-                chunk({}, "tool_calls", {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20}),
+                chunk({}, "tool_calls", self.search_usage),
             )
         searched = last.get("role") == "tool" and last.get("name") == "$web_search"
         text = "Pelicans are large water birds; the brown pelican lives on coasts." if searched else f"{model} answer {n}"

@@ -69,7 +69,7 @@ def stats_table(text: str) -> dict[str, list[str]]:
     """`model -> [answers, input, output, reasoning, cost]` from a stats table, drawn or plain."""
     rows = {}
     for line in ANSI.sub("", text).splitlines():
-        m = re.match(r"\s*(\S+(?: \([^)]*\))?)\s+(\d+)\s+(\d+|-)\s+(\d+|-)\s+(\d+|-)\s+(\S+)", line)
+        m = re.match(r"\s*(\S+(?: \([^)]*\))?)\s+(\d+)\s+(\d+|-)\s+(\d+|-)\s+(~?\d+|-)\s+(\S+)", line)  # ~: estimated
         if m:
             rows[m.group(1)] = list(m.groups()[1:])
     return rows

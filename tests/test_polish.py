@@ -165,7 +165,7 @@ def test_reasoning_tokens_are_counted_when_the_provider_does_not(cfg: Path, serv
                           "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}))
     counted = invoke(["chat"], input="more\n/cost\n")
     line = next(x for x in counted.stdout.splitlines() if x.startswith("r1 "))
-    assert line.split()[5] == "2"  # /cost has the estimate too ("One two": 7 characters)
+    assert line.split()[5] == "~2"  # /cost has the estimate too ("One two": 7 characters), marked
     row = next(line for line in chat.stdout.splitlines() + chat.stderr.splitlines() if line.startswith("r1 "))
     assert row.split()[5] == "1"  # "r1 (loop/…) answers input output reasoning": the provider's count wins
 

@@ -181,3 +181,145 @@ def test_deepseek_says_plainly_why_it_cannot_search(tmp_path: Path, server: Loop
     assert result.exit_code == 0, result.output
     assert result.stdout == "plain answer\n"
     assert "cannot search the web" in result.stderr
+
+
+# -- a search round that is paid for, then given up or cut short ------------------------------
+
+
+def kimi_fallback_config(url: str) -> str:
+    """Kimi (searching, cheap) falling back to an expensive DeepSeek-shaped model at /ds/."""
+    return f"""
+default = "kimi"
+[providers.moonshot]
+base_url = "{url}/kimi/v1"
+api_key_env = "KIMI_KEY"
+search = "kimi"
+retries = 0
+[providers.moonshot.models.kimi]
+id = "kimi-k2-0905-preview"
+search = true
+fallback = ["expensive"]
+price = {{ input = 1.0, output = 1.0, currency = "USD" }}
+[providers.other]
+base_url = "{url}/ds/v1"
+api_key_env = "DS_KEY"
+retries = 0
+[providers.other.models.expensive]
+id = "deepseek-chat"
+price = {{ input = 100.0, output = 100.0, currency = "USD" }}
+"""
+
+
+@pytest.fixture
+def costly(server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Kimi's search round reports 100,000 prompt tokens; what comes next is up to the test."""
+    from tests.validators import FakeDeepSeek
+
+    monkeypatch.setenv("KIMI_KEY", "sk-kimi")
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    fake = FakeKimiSearch(search_usage={"prompt_tokens": 100000, "completion_tokens": 8, "total_tokens": 100008})
+    ds = FakeDeepSeek(prefix="/ds/")
+    resumed: list[Reply] = []  # the reply to the resumed request, when set
+
+    def handle(rec: Received) -> Reply:
+        if rec.path.startswith("/ds/"):
+            return ds(rec)
+        if fake.accepted and resumed:
+            return resumed[0]
+        return fake(rec)
+
+    server.default = handle
+    p = tmp_path / "kimi.toml"
+    p.write_text(kimi_fallback_config(server.url), "utf-8")
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(p))
+    return fake, ds, resumed
+
+
+# A resumed answer still streaming (its usage would come last): what Ctrl-C cuts short.
+UNFINISHED = Reply.sse(*[{"id": "c1", "object": "chat.completion.chunk", "model": "kimi-k2-0905-preview",
+                          "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+                         for w in ("Pelicans ", "are ", "large ", "water ", "birds.")], done=False, delay=0.05)
+BUSY = Reply.json(503, {"error": {"message": "The engine is currently overloaded", "type": "engine_overloaded_error"}})
+
+
+def test_a_search_round_then_a_fallback_bills_each_model_at_its_own_price(costly) -> None:
+    from modelswitch.config.pricing import message_cost
+
+    fake, ds, resumed = costly
+    resumed.append(BUSY)
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    answer = Answer(cfg, ASK, cfg.resolve("kimi"))
+    list(answer)
+    message = answer.message
+    assert message.status == "complete" and message.model is not None and message.model.id == "deepseek-chat"
+    assert len(fake.accepted) == 1 and len(ds.accepted) == 1 and not ds.rejected
+    # The fallback's own request only, at its price: Kimi's 100,000 tokens are not in it...
+    assert message.usage is not None and message.usage.input_tokens == 41
+    assert message.replay == ()  # ...and neither is Kimi's round, which no other model may be sent
+    cost = message_cost(cfg, message)
+    assert cost is not None and cost.amount == pytest.approx((41 + 30) * 100 / 1e6)
+    # Kimi's round was billed by Moonshot: on record apart, at Kimi's price.
+    (spent,) = answer.losers
+    assert spent.model is not None and spent.model.id == "kimi-k2-0905-preview"
+    assert spent.usage == Usage(100000, 8) and spent.status == "error" and "503" in (spent.error or "")
+    kimi_cost = message_cost(cfg, spent)
+    assert kimi_cost is not None and kimi_cost.amount == pytest.approx(100008 / 1e6)
+
+
+def test_ctrl_c_in_the_resumed_request_keeps_the_search_rounds_usage_as_a_lower_bound(costly, tmp_path: Path) -> None:
+    """The resumed request reported nothing (cut off): the answer's usage is unknown, not the
+    round's alone passed off as the whole; the round, known, is on record and counted."""
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.store.export import model_stats, tokens_text
+
+    fake, _, resumed = costly
+    resumed.append(UNFINISHED)
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    session = ChatSession(cfg, cfg.resolve("kimi"))
+    user = Message(role="user", text="tell me about pelicans")
+    answer = session.ask(user)
+    for event in answer:
+        if isinstance(event, TextDelta):
+            break
+    answer.close()
+    message = session.finish(user, answer)
+    assert message.status == "interrupted" and message.text.startswith("Pelicans") and message.usage is None
+    (spent,) = answer.losers
+    assert spent.usage == Usage(100000, 8) and spent.model is not None and spent.model.id == "kimi-k2-0905-preview"
+    turns = session.stats()
+    assert [t.message.usage for t in turns] == [None, Usage(100000, 8)]
+    assert turns[1].cost is not None and turns[1].cost.amount == pytest.approx(100008 / 1e6)
+    (row,), _ = model_stats(turns)
+    assert tokens_text(row) == "100,008+ tokens"
+
+
+def test_text_before_and_after_a_search_round_never_glues_into_one_word(server: LoopbackServer, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIMI_KEY", "sk-kimi")
+    monkeypatch.setenv("RELAY_KEY", "sk-test")
+    fake = FakeKimiSearch(preamble="Let me search.")
+    server.default = fake
+    p = tmp_path / "kimi.toml"
+    p.write_text(kimi_config(server.url), "utf-8")
+    monkeypatch.setenv("MODELSWITCH_CONFIG", str(p))
+    events, message = run(ASK, "kimi")
+    assert not fake.rejected
+    assert message.text == "Let me search.\n\n" + ANSWER
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == message.text  # the screen shows it too
+
+
+def test_ctrl_c_in_a_resumed_request_inside_the_tool_loop_keeps_the_rounds_usage(costly) -> None:
+    from modelswitch.engine.tools import ToolAnswer
+    from tests.test_tool_loop import Box
+
+    fake, _, resumed = costly
+    resumed.append(UNFINISHED)
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    answer = ToolAnswer(cfg, ASK, cfg.resolve("kimi"), Box(), lambda call, server: True)
+    for event in answer:
+        if isinstance(event, TextDelta):
+            break
+    answer.close()
+    assert not fake.rejected and fake.accepted[0]["tools"][-1] == KIMI_TOOL
+    (spent,) = answer.losers
+    assert spent.usage == Usage(100000, 8) and answer.message.status == "interrupted"

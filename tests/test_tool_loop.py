@@ -288,3 +288,82 @@ def test_claude_gets_tool_history_when_no_tools_are_offered_any_more(world) -> N
     assert not apis[1].rejected
     body = apis[1].accepted[-1]
     assert body["tool_choice"] == {"type": "none"} and [t["name"] for t in body["tools"]] == ["add"]
+
+
+@pytest.fixture
+def no_tools_world(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> tuple[Config, list[FakeAPI]]:
+    """DeepSeek with tools, then a model of each protocol declared `tools = false`, Perplexity's
+    sonar among them (its fake takes only system/user/assistant, alternating)."""
+    from tests.search_fakes import FakeChatSearch
+
+    for env, key in (("DS_KEY", "sk-ds-test"), ("PPLX_KEY", "sk-test"), ("ANT_KEY", "sk-ant-test"), ("GM_KEY", "gm-test")):
+        monkeypatch.setenv(env, key)
+    apis: list[FakeAPI] = [FakeDeepSeek(tool_args=ARGS, prefix="/deepseek/"), FakeChatSearch(vendor="perplexity", prefix="/pplx/"),
+                           FakeAnthropic(tool_args=ARGS), FakeGemini(tool_args=ARGS), FakeOllama(tool_args=ARGS)]
+    server.default = router(*apis)
+    cfg = config_mod.build(tomllib.loads(f"""
+[providers.ds]
+type = "openai"
+base_url = "{server.url}/deepseek"
+api_key_env = "DS_KEY"
+retries = 0
+reasoning_passback = true
+[providers.ds.models.v4]
+id = "deepseek-v4-flash"
+[providers.pplx]
+type = "openai"
+base_url = "{server.url}/pplx"
+api_key_env = "PPLX_KEY"
+search = "perplexity"
+retries = 0
+[providers.pplx.models.sonar]
+id = "sonar"
+search = true
+tools = false
+[providers.ant]
+type = "anthropic"
+base_url = "{server.url}"
+api_key_env = "ANT_KEY"
+retries = 0
+[providers.ant.models.claude]
+id = "claude-sonnet-4-5"
+tools = false
+[providers.gm]
+type = "gemini"
+base_url = "{server.url}"
+api_key_env = "GM_KEY"
+retries = 0
+[providers.gm.models.gem]
+id = "gemini-3-flash-preview"
+tools = false
+[providers.ol]
+type = "ollama"
+base_url = "{server.url}"
+retries = 0
+[providers.ol.models.qwen]
+id = "qwen3:8b"
+tools = false
+"""), Path("t.toml"), presets={})
+    return cfg, apis
+
+
+@pytest.mark.parametrize("model, api", [("sonar", 1), ("claude", 2), ("gem", 3), ("qwen", 4)])
+def test_a_model_that_takes_no_tools_reads_earlier_tool_rounds_as_text(no_tools_world, model: str, api: int) -> None:
+    """After a DeepSeek tool round, `/model sonar`: no calls, no `tool` messages, the roles still
+    alternate, and the call with its result is there to read, before the answer it led to."""
+    from modelswitch.engine.answer import Answer
+
+    cfg, apis = no_tools_world
+    conv = Conversation().add(Message("user", "add 2 and 3"))
+    answer, _ = run(cfg, conv, "v4", Box())
+    done = answer.message
+    assert done.rounds and done.text and not apis[0].rejected
+    later = Answer(cfg, conv.add(done).add(Message("user", "and what was the result?")), cfg.resolve(model))
+    list(later)
+    assert not apis[api].rejected, apis[api].rejected
+    assert later.message.status == "complete" and later.message.text
+    sent = json.dumps(apis[api].accepted[-1])
+    for shape in ("tool_calls", '"tool"', "tool_use", "tool_result", "functionCall", "functionResponse"):
+        assert shape not in sent, shape
+    assert f'[tool call] add {json.dumps(json.dumps(ARGS))[1:-1]} returned:\\n5' in sent
+    assert sent.index("[tool call] add") < sent.index(done.text)

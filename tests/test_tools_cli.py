@@ -170,3 +170,37 @@ def test_a_piped_chat_never_approves_a_call(tmp_path: Path, server: LoopbackServ
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert tool_messages and all("declined" in m["content"] for m in tool_messages)
     assert not fake.rejected
+
+
+def test_a_session_with_tool_rounds_goes_on_with_a_model_that_takes_no_tools(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tool answer saved, then `ask --session -m sonar`: Perplexity takes no `tool` messages and
+    wants user/assistant alternating; the call and its result reach it as text."""
+    from tests.search_fakes import FakeChatSearch
+    from tests.validators import router
+
+    monkeypatch.setenv("DS_KEY", "sk-ds-test")
+    monkeypatch.setenv("PPLX_KEY", "sk-test")
+    ds, pplx = FakeDeepSeek(tool_args={"a": 2, "b": 3}, prefix="/v1/"), FakeChatSearch(vendor="perplexity", prefix="/pplx/")
+    server.default = router(ds, pplx)
+    config = write_config(tmp_path, server.url, calc_table() + f"""
+[providers.perplexity]
+base_url = "{server.url}/pplx"
+api_key_env = "PPLX_KEY"
+search = "perplexity"
+retries = 0
+[providers.perplexity.models.sonar]
+id = "sonar"
+search = true
+tools = false
+""")
+    first = ask(["-T", "--yes", "--session", "calc", "add 2 and 3"], config)
+    assert first.exit_code == 0, first.output
+    again = ask(["--session", "calc", "-m", "sonar", "--json", "what was the sum?"], config)
+    assert again.exit_code == 0, again.output
+    assert not pplx.rejected and not ds.rejected
+    sent = pplx.accepted[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"].startswith('[tool call] add {"a": 2, "b": 3} returned:\n5\n\n')
+    assert json.loads(again.stdout)["status"] == "complete"

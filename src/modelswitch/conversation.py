@@ -259,6 +259,31 @@ class Conversation:
                      for m in self.messages)
         return replace(self, messages=msgs)
 
+    def without_tool_rounds(self) -> Conversation:
+        """Each answer's tool rounds as text at the head of its answer, for a model that takes no
+        tools: its API refuses calls and `tool` messages (Perplexity takes only system, user and
+        assistant, alternating), yet the answer after them must still read right. One assistant
+        turn stays one assistant turn, so user/assistant alternate as before."""
+        if not any(m.rounds for m in self.messages):
+            return self
+        msgs = tuple(replace(m, rounds=(), text="\n\n".join(t for t in (rounds_text(m.rounds), m.text) if t.strip()))
+                     if m.rounds else m for m in self.messages)
+        return replace(self, messages=msgs)
+
+
+def rounds_text(rounds: tuple[ToolRound, ...]) -> str:
+    """What was said and done in tool rounds, as plain text: per round its words, then each call
+    with its arguments and what it gave back (the way sources become text after a switch)."""
+    parts: list[str] = []
+    for rnd in rounds:
+        if rnd.text.strip():
+            parts.append(rnd.text.strip())
+        for call, result in zip(rnd.calls, rnd.results):
+            outcome = "failed" if result.is_error else "returned"
+            parts.append(f"[tool call] {call.name} {call.arguments} {outcome}:\n{result.content}")
+    return "\n\n".join(parts)
+
+
 def sources_text(citations: tuple[Citation, ...]) -> str:
     """"Sources:" and one "[n] title — url" line per source: the plain form, for pipes and history."""
     lines = ["Sources:"]

@@ -238,6 +238,8 @@ def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
             "output_tokens": usage.output_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
             "cached_tokens": usage.cached_tokens,
+            # reasoning_tokens is modelswitch's estimate from the reasoning text (the provider gave none)
+            "reasoning_tokens_estimated": usage.reasoning_estimated,
         },
         "cost": None if cost is None else {"amount": cost.amount, "currency": cost.currency},
         "timing": {

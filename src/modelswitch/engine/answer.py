@@ -23,7 +23,7 @@ from ..events import Citation, Done, Event, Notice, ReasoningDelta, ReplayState,
 from ..providers import get_protocol
 from ..providers.base import RESUME, Target
 from ..redaction import StreamMask
-from .catalog import no_tools_line, offered_tools, search_vendor
+from .catalog import no_tools_line, offered_tools, search_vendor, takes_tools
 
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -129,7 +129,9 @@ class Answer:
         self._iter: Generator[Event, None, None] | None = None
         self._winner: Answer | None = None  # hedge: the route whose answer this is
         # Hedge: the routes that lost the race, cancelled; each was paid for whatever it used.
-        self.losers: tuple[Message, ...] = ()
+        self._losers: tuple[Message, ...] = ()
+        # A model given up after its provider ran a search round (Kimi's, then a 503): billed apart.
+        self._abandoned: list[Message] = []
 
     # -- iteration -------------------------------------------------------------------------
     def __iter__(self) -> Generator[Event, None, None]:
@@ -186,6 +188,8 @@ class Answer:
                 # So is an empty answer: the model answered, with nothing.
                 if self._started or isinstance(exc, (errors.BadRequestError, errors.NoAnswerError)):
                     break
+                if i + 1 < len(chain):
+                    self._abandon(spec, exc)
         # An empty answer is an error even when reasoning streamed: there is nothing to resend.
         empty = isinstance(last_error, errors.NoAnswerError)
         self._status = "interrupted" if self._started and not empty else "error"
@@ -292,11 +296,13 @@ class Answer:
             for j, (_, _, thread) in enumerate(lanes):
                 if j != winner:
                     thread.join(timeout=max(0.0, deadline - time.monotonic()))
-            self.losers = tuple(lane.message for j, (lane, _, _) in enumerate(lanes) if j != winner)
+            # The last failure is this answer's own when none won; a lane's own paid-for rounds stay.
+            own = len(lanes) - 1 if winner is None else winner
+            self._losers = tuple(m for j, (lane, _, _) in enumerate(lanes) if j != winner
+                                 for m in ((lane.message,) if j != own else ()) + lane.losers)
             self._t_end = self._t_end or time.monotonic()
         if winner is None:
             last = failures[max(failures)] if failures else errors.StreamError(f"{self.spec.name}: no route answered")
-            self.losers = self.losers[:-1]  # the last failure is this answer's own
             self._status = "error"
             self.error = last
             raise last
@@ -319,6 +325,8 @@ class Answer:
             yield Notice(no_tools_line(spec))
         protocol = get_protocol(provider.type)
         conversation = self.conversation
+        if not takes_tools(spec):  # earlier tool rounds as text: its API takes no tool messages
+            conversation = conversation.without_tool_rounds()
         if conversation.has_images:
             # An image part a model cannot take (no vision, or over its API's size limit, as after
             # a switch or a fallback) would be a 400: a placeholder naming it goes instead, said.
@@ -330,6 +338,7 @@ class Answer:
                 why = "does not take images" if not spec.vision else "takes smaller images"
                 yield Notice(f"{spec.name} {why}: {n} image{'s' if n != 1 else ''} sent as a placeholder")
         retries = spec.retries if spec.retries is not None else provider.retries
+        gaps: set[type] = set()  # the channels whose next text starts a paragraph (after a search)
         for resumes in range(MAX_RESUMES + 1):
             for attempt in range(retries + 1):
                 # The clock is not reset per attempt: the user's wait includes the retries (and any
@@ -342,6 +351,9 @@ class Answer:
                         debug=self.debug,
                     ):
                         event = self._masked(event)
+                        if type(event) in gaps and isinstance(event, (TextDelta, ReasoningDelta)) and event.text:
+                            gaps.discard(type(event))
+                            yield from self._paragraph(event)
                         self._take(event)
                         if not isinstance(event, (TextDelta, ReasoningDelta)) or event.text:
                             yield event
@@ -372,7 +384,46 @@ class Answer:
             self._banked = None if self._usage_bad or self._usage is None else (
                 self._usage if self._banked is None else self._banked + self._usage)
             self._usage = None
+            gaps = {TextDelta, ReasoningDelta}
             target = replace(target, resume=tuple(r for r in self._replay if r.model == spec.id))
+
+    def _abandon(self, spec: ModelSpec, exc: errors.ModelSwitchError) -> None:
+        """The next model takes over: the requests this one was billed for before a resume (its
+        search round) are on record apart, at its own price, and nothing of its round goes on."""
+        if self._banked is not None or self._usage_bad:
+            self._abandoned.append(Message(
+                role="assistant", text="", model=self._ref, status="error", usage=self._banked,
+                timing=Timing(total_s=time.monotonic() - self._t0), error=exc.message,
+                route=self._ref.full_id if self.spec.routes else None,
+            ))
+        self._banked, self._usage, self._usage_bad = None, None, False
+        self._replay = [r for r in self._replay if r.model != spec.id]
+
+    @property
+    def losers(self) -> tuple[Message, ...]:
+        """Paid for but not this answer: hedged routes cancelled, a model given up after its
+        search round, and the finished rounds of a resumed answer whose last request reported no
+        usage (Ctrl-C): those are known, the rest is not, so the answer's own usage stays unknown
+        and every total counts these rounds as a lower bound (`N+ tokens`)."""
+        won = self._winner.losers if self._winner is not None else ()
+        return self._losers + tuple(self._abandoned) + won + self._unfinished()
+
+    def _unfinished(self) -> tuple[Message, ...]:
+        if self._winner is not None or self._banked is None or self._usage is not None:
+            return ()
+        return (Message(role="assistant", text="", model=self._ref, status=self._status, usage=self._banked,
+                        finish_reason=RESUME, route=self._ref.full_id if self.spec.routes else None),)
+
+    def _paragraph(self, event: TextDelta | ReasoningDelta) -> Iterator[Event]:
+        """A blank line before the first text (or reasoning) of a resumed request when its
+        channel has some already: two requests' texts never glue into one word ("search.Pelicans"),
+        as the tool loop's rounds are paragraphs of their own."""
+        kind = type(event)
+        so_far = "".join(self._text if kind is TextDelta else self._reasoning)
+        if so_far.strip() and not so_far.endswith("\n\n") and not event.text.startswith("\n"):
+            gap = kind("\n" if so_far.endswith("\n") else "\n\n")
+            self._take(gap)
+            yield gap
 
     def _masked(self, event: Event) -> Event:
         if isinstance(event, TextDelta):
@@ -442,7 +493,7 @@ class Answer:
         if tps is None and self._usage and self._usage.output_tokens and ttft is not None and total - ttft > 0.01:
             tps = self._usage.output_tokens / (total - ttft)
         usage = self._usage
-        if self._banked is not None:
+        if self._banked is not None:  # else: the earlier rounds are in `losers` (see there)
             usage = None if usage is None else self._banked + usage
         if usage is not None and not usage.reasoning_tokens and any(r.strip() for r in self._reasoning):
             # Anthropic, Ollama and llama.cpp stream reasoning but do not count it apart: estimate

@@ -103,6 +103,7 @@ class ToolAnswer:
         self.error: errors.ModelSwitchError | None = None
         self._current: Answer | None = None
         self._losers: list[Message] = []  # hedged routes cancelled in any round: paid for too
+        self._taken: Answer | None = None  # the last round whose usage and losers are counted
         self._usage: Usage | None = None
         self._t0 = time.monotonic()
         self._iter: Generator[Event, None, None] | None = None
@@ -163,10 +164,13 @@ class ToolAnswer:
 
     @property
     def losers(self) -> tuple[Message, ...]:
-        """Every round's hedged routes that lost the race (see Answer.losers)."""
-        return tuple(self._losers)
+        """Every round's hedged routes that lost the race (see Answer.losers), the round cut
+        short (Ctrl-C) included."""
+        current = self._current
+        return tuple(self._losers) + (current.losers if current is not None and current is not self._taken else ())
 
     def _take_usage(self, answer: Answer) -> None:
+        self._taken = answer
         self._losers.extend(answer.losers)
         usage = answer.message.usage
         if usage is not None:

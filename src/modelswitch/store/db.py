@@ -37,7 +37,7 @@ __all__ = [
     "Vote", "check_name", "default_path",
 ]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_S = 10.0
 DB_NAME = "modelswitch.db"
 
@@ -127,6 +127,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX votes_by_tag ON votes (tag)",
         "CREATE INDEX turns_by_created ON turns (created)",
+    ),
+    # reasoning_tokens estimated from the text (Usage.reasoning_estimated): a reloaded session
+    # must still say `~`, not pass the guess off as the provider's count. Older rows: counted.
+    8: (
+        "ALTER TABLE turns ADD COLUMN reasoning_estimated INTEGER NOT NULL DEFAULT 0",
     ),
 }
 assert max(_MIGRATIONS) == SCHEMA_VERSION

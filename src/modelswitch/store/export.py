@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +74,7 @@ def _turn_json(t: Turn) -> dict[str, Any]:
             "input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
             "reasoning_tokens": u.reasoning_tokens, "cached_tokens": u.cached_tokens,
             "cache_write_tokens": u.cache_write_tokens, "cache_write_1h_tokens": u.cache_write_1h_tokens,
+            "reasoning_tokens_estimated": u.reasoning_estimated,
         },
         "cost": None if t.cost is None else {"amount": t.cost.amount, "currency": t.cost.currency},
         "timing": None if tm is None else {
@@ -213,11 +214,15 @@ def _turn_from(t: _Doc) -> Turn:
                          protocol=m.get("protocol").choice(*PROTOCOL_NAMES),
                          alias=m.get("alias").text(optional=True))
     if (u := t.opt("usage")) is not None:
+        estimated = u.get("reasoning_tokens_estimated").value  # absent from older exports: counted
+        if estimated is not None and not isinstance(estimated, bool):
+            raise u.get("reasoning_tokens_estimated").fail("expected true or false")
         usage = Usage(*(u.get(k).number(int) for k in
                         ("input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens")),
                       # Absent from exports written before cache writes were priced.
                       *(u.get(k).number(int, optional=True) or 0 for k in
                         ("cache_write_tokens", "cache_write_1h_tokens")))
+        usage = replace(usage, reasoning_estimated=estimated is True)
         usage = None if usage.unknown else usage  # an absurd count: unknown, as on the wire
     if (tm := t.opt("timing")) is not None:
         timing = Timing(*(tm.get(k).number(optional=True) for k in ("ttft_s", "total_s", "tokens_per_s")))
@@ -452,12 +457,13 @@ def stats_rows(turns: Sequence[Turn]) -> list[list[str]]:
     if not per_model:
         return []
 
-    def tokens(s: ModelStats, count: int) -> str:
-        return str(count) if s.with_usage else "-"
+    def tokens(s: ModelStats, count: int, mark: str = "") -> str:
+        return mark + str(count) if s.with_usage else "-"
 
     return [
         [s.name, str(s.turns), tokens(s, s.usage.input_tokens), tokens(s, s.usage.output_tokens),
-         tokens(s, s.usage.reasoning_tokens), costs_text(s.costs),
+         # `~`: some of it was estimated from the text, not counted by the provider.
+         tokens(s, s.usage.reasoning_tokens, "~" if s.usage.reasoning_estimated else ""), costs_text(s.costs),
          "-" if s.mean_ttft_s is None else f"{s.mean_ttft_s:.2f} s",
          "-" if s.mean_tokens_per_s is None else f"{s.mean_tokens_per_s:.1f}"]
         for s in [*per_model, total]

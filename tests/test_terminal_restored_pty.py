@@ -190,3 +190,16 @@ def test_repl_compare_with_tools_ctrl_c_while_servers_start(tmp_path: Path, serv
     ours, modes = modes_after(child)
     assert "r1" not in ours[mark:].replace("r1 ›", ""), repr(ours[mark:])  # no column drawn after
     assert re.search(r"(?<![-\w])echo\b", modes) and "-noflsh" in modes, modes
+
+
+def test_a_hold_left_in_place_is_undone_at_exit(tmp_path: Path) -> None:
+    # The last resort: a path that never restores (here: none at all) still leaves the shell usable.
+    code = ("import sys; from modelswitch.ui.base import hold_terminal; "
+            "sys.stdout.write('\\x1b[?25lheld\\n'); sys.stdout.flush(); hold_terminal(sys.stdout); "
+            "hold_terminal(sys.stdin, echo=True); print('exiting')")
+    child = pexpect.spawn("sh", ["-c", f"{sys.executable} -c \"{code}\"; echo rc=$?; stty -a; echo END-OF-STTY"],
+                          encoding="utf-8", dimensions=(40, 100), timeout=WAIT)
+    child.logfile_read = io.StringIO()
+    ours, modes = modes_after(child)
+    assert "exiting" in ours
+    assert_restored(ours, modes)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback import LoopbackServer, Reply, command_env
+from tests.loopback import LoopbackServer, Reply
+from tests.test_signals_pty import env  # noqa: F401 - the fixture, shared
 
 pexpect = pytest.importorskip("pexpect")
 EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
@@ -53,31 +54,11 @@ render.draw = draw
 '''
 
 
-def config(tmp_path: Path, server: LoopbackServer, extra: str = "") -> Path:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f"""
-default = "r1"
-[providers.deep]
-base_url = "{server.url}/deep/v1"
-api_key_env = "DEEP_KEY"
-retries = 0
-[providers.deep.models.r1]
-id = "deepseek-reasoner"
-fallback = ["n"]
-[providers.other]
-base_url = "{server.url}/other/v1"
-api_key_env = "OTHER_KEY"
-retries = 0
-[providers.other.models.v3]
-id = "deepseek-chat"
-[providers.broken]
-base_url = "{server.url}/broken/v1"
-api_key_cmd = "exit 3"
-retries = 0
-[providers.broken.models.n]
-id = "n-chat"
-{extra}""")
-    return cfg
+def with_config(env: dict[str, str], extra: str) -> dict[str, str]:
+    """The shared r1 and v3 (test_signals_pty's fixture), and `extra` tables."""
+    cfg = Path(env["MODELSWITCH_CONFIG"])
+    cfg.write_text(cfg.read_text() + extra)
+    return env
 
 
 def run_in_shell(env: dict[str, str], *args: str):  # noqa: ANN201
@@ -110,24 +91,37 @@ def shown_before(ours: str, marker: str) -> None:
     assert head.rfind(SHOW) > head.rfind(HIDE) >= 0, repr(head)
 
 
-def test_ask_whose_fallback_fails_leaves_the_terminal_as_it_was(tmp_path: Path, server: LoopbackServer) -> None:
-    # r1 is busy; its fallback's key command fails: a config error, not a provider's.
-    server.add(Reply.json(503, {"error": {"message": "busy"}}, path="/deep/"))
-    env = command_env(config(tmp_path, server), tmp_path, DEEP_KEY="sk-deep-0123456789")
-    child = run_in_shell(env, "ask", "hi")
+def test_ask_whose_fallback_fails_leaves_the_terminal_as_it_was(env: dict[str, str], server: LoopbackServer) -> None:
+    # m is busy; its fallback's key command fails: a config error, not a provider's.
+    with_config(env, f"""
+[providers.busy]
+base_url = "{server.url}/busy/v1"
+api_key_env = "DEEP_KEY"
+retries = 0
+[providers.busy.models.m]
+id = "m-chat"
+fallback = ["n"]
+[providers.broken]
+base_url = "{server.url}/broken/v1"
+api_key_cmd = "exit 3"
+[providers.broken.models.n]
+id = "n-chat"
+""")
+    server.add(Reply.json(503, {"error": {"message": "busy"}}, path="/busy/"))
+    child = run_in_shell(env, "ask", "-m", "m", "hi")
     ours, modes = modes_after(child)
-    assert "api_key_cmd" in ours and "rc=" in child.logfile_read.getvalue()
+    assert "api_key_cmd: failed (exit 3)" in ours and "rc=" in child.logfile_read.getvalue()
     shown_before(ours, "api_key_cmd")
     assert_restored(ours, modes)
 
 
-def test_a_bug_mid_answer_in_a_chat_stops_the_live_region(tmp_path: Path, server: LoopbackServer) -> None:
+def test_a_bug_mid_answer_in_a_chat_stops_the_live_region(env: dict[str, str], tmp_path: Path,
+                                                          server: LoopbackServer) -> None:
     (tmp_path / "bug").mkdir()
     (tmp_path / "bug" / "sitecustomize.py").write_text(BUG)
     chunk = {"choices": [{"index": 0, "delta": {"content": "partial words"}, "finish_reason": None}]}
     server.add(Reply.sse(chunk, delay=0.5, path="/deep/"))
-    env = command_env(config(tmp_path, server), tmp_path, DEEP_KEY="sk-deep-0123456789",
-                      PYTHONPATH=str(tmp_path / "bug"))
+    env["PYTHONPATH"] = str(tmp_path / "bug")
     child = run_in_shell(env, "chat")
     child.expect("r1 ›")
     child.send("hi\r")
@@ -143,14 +137,12 @@ def test_a_bug_mid_answer_in_a_chat_stops_the_live_region(tmp_path: Path, server
     assert_restored(ours, modes)
 
 
-def tools_env(tmp_path: Path, server: LoopbackServer) -> tuple[dict[str, str], Path]:
-    """A calc server that takes seconds to start; `started` exists once it is starting."""
+def tools_env(env: dict[str, str], tmp_path: Path) -> Path:
+    """A calc server that takes seconds to start; the path returned exists once it is starting."""
     started = tmp_path / "started"
     script = f"touch {started}; sleep 4; exec {sys.executable} {CALC}"
-    extra = f'[mcp.calc]\ncommand = ["sh", "-c", "{script}"]\n'
-    env = command_env(config(tmp_path, server, extra), tmp_path, DEEP_KEY="sk-deep-0123456789",
-                      OTHER_KEY="sk-other-0123456789")
-    return env, started
+    with_config(env, f'[mcp.calc]\ncommand = ["sh", "-c", "{script}"]\n')
+    return started
 
 
 def wait_for(path: Path, child) -> None:  # noqa: ANN001
@@ -162,8 +154,9 @@ def wait_for(path: Path, child) -> None:  # noqa: ANN001
     raise AssertionError("the MCP server never started")
 
 
-def test_compare_with_tools_ctrl_c_while_servers_start(tmp_path: Path, server: LoopbackServer) -> None:
-    env, started = tools_env(tmp_path, server)
+def test_compare_with_tools_ctrl_c_while_servers_start(env: dict[str, str], tmp_path: Path,
+                                                        server: LoopbackServer) -> None:
+    started = tools_env(env, tmp_path)
     child = run_in_shell(env, "compare", "-T", "-m", "r1", "-m", "v3", "hi")
     wait_for(started, child)
     child.sendintr()
@@ -174,8 +167,8 @@ def test_compare_with_tools_ctrl_c_while_servers_start(tmp_path: Path, server: L
     assert not server.requests  # Ctrl-C came before any model was asked
 
 
-def test_repl_compare_with_tools_ctrl_c_while_servers_start(tmp_path: Path, server: LoopbackServer) -> None:
-    env, started = tools_env(tmp_path, server)
+def test_repl_compare_with_tools_ctrl_c_while_servers_start(env: dict[str, str], tmp_path: Path) -> None:
+    started = tools_env(env, tmp_path)
     child = run_in_shell(env, "chat")
     child.expect("r1 ›")
     child.send("/compare r1 v3 hi\r")

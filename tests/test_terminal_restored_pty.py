@@ -128,8 +128,8 @@ def test_a_bug_mid_answer_in_a_chat_stops_the_live_region(env: dict[str, str], t
     child.expect("internal error: RuntimeError: injected bug")
     child.expect("r1 ›")
     child.send("/help\r")  # time for a live region left running to draw over the prompt
-    child.expect("r1 ›")
-    child.sendeof()
+    child.expect("Ctrl-D quits")
+    child.send("/exit\r")  # typed ahead or at the prompt alike (a Ctrl-D typed ahead could be lost)
     ours, modes = modes_after(child)
     shown_before(ours, "internal error")
     after = ours[ours.index("internal error"):]
@@ -178,8 +178,8 @@ def test_repl_compare_with_tools_ctrl_c_while_servers_start(env: dict[str, str],
     child.expect("r1 ›")
     mark = len(child.logfile_read.getvalue())
     child.send("/help\r")  # time for live columns left running to draw over the prompt
-    child.expect("r1 ›")
-    child.sendeof()
+    child.expect("Ctrl-D quits")
+    child.send("/exit\r")
     ours, modes = modes_after(child)
     assert "r1" not in ours[mark:].replace("r1 ›", ""), repr(ours[mark:])  # no column drawn after
     assert re.search(r"(?<![-\w])echo\b", modes) and "-noflsh" in modes, modes

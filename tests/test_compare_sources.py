@@ -57,6 +57,7 @@ def test_plain_compare_lists_each_lanes_sources_numbered_from_one() -> None:
 def test_terminal_compare_links_the_sources_under_each_column_live_and_final() -> None:
     out = io.StringIO()
     view = CompareView(["claude", "other"], terminal=True, color=False, out=out, width=120)
+    view.start()
     stream(view)
     view._live.refresh()  # one live frame, as the refresh thread draws it
     live = _strip_links(out.getvalue())

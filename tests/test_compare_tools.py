@@ -42,6 +42,9 @@ class Lanes:
         self.press = ctrl_c_when_one_done_and_one_running
         self.pressed = False
 
+    def start(self) -> None:
+        pass
+
     def text(self, i: int, text: str) -> None:
         self.texts[i].append(text)
 

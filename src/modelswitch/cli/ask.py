@@ -198,28 +198,30 @@ def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool]:
 
 
 def _as_text(config: Config, answer: Answer | ToolAnswer, opts: AskOptions) -> int:
-    from ..ui.render import draw, make_renderer, print_error
+    from ..ui.render import draw, make_renderer, print_error, stopped_after
 
     terminal = sys.stdout.isatty()
     mode = opts.reasoning or ("collapse" if terminal else "hide")
     if mode == "show" and not terminal:
         # Asked for, but a piped stdout carries the answer only: stderr is where it can be shown.
         mode = "stderr"
-    renderer = make_renderer(terminal=terminal, reasoning=mode, color=opts.color)
-    try:
-        renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
-        draw(renderer, answer)
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP alike; run_ask saves the partial answer
-        answer.close()
-        with suppress(OSError):  # SIGHUP: the terminal may be gone, and saving comes first
-            renderer.abort()
-        raise
-    except errors.ProviderError as exc:
-        renderer.abort()  # the partial answer stays on screen; the error goes below it
-        print_error(exc.message)
-        return exc.exit_code
-    message = answer.message
-    renderer.end(message, message_cost(config, message))
+    # Any other error (a fallback's failing api_key_cmd, a bug) is told by the caller: the live
+    # region is stopped and the terminal given back before that.
+    with stopped_after(make_renderer(terminal=terminal, reasoning=mode, color=opts.color)) as renderer:
+        try:
+            renderer.begin(answer.model.name)  # inside: it hides the cursor, abort shows it again
+            draw(renderer, answer)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP alike; run_ask saves the partial answer
+            answer.close()
+            with suppress(OSError):  # SIGHUP: the terminal may be gone, and saving comes first
+                renderer.abort()
+            raise
+        except errors.ProviderError as exc:
+            renderer.abort()  # the partial answer stays on screen; the error goes below it
+            print_error(exc.message)
+            return exc.exit_code
+        message = answer.message
+        renderer.end(message, message_cost(config, message))
     return 0
 
 

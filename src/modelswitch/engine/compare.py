@@ -32,6 +32,9 @@ class CompareView(Protocol):
     """Where run_models sends each model's stream (ui.compare.CompareView draws it): the engine
     hands over events and outcomes and draws nothing itself."""
 
+    def start(self) -> None:
+        """Begin drawing; close() always follows."""
+
     def text(self, i: int, text: str) -> None: ...
 
     def reasoning(self, i: int, text: str) -> None: ...
@@ -141,8 +144,9 @@ def run_models(
     stop = threading.Event()
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
     if toolbox is not None:
-        # Servers start when first asked for their tools: here, before the lanes, so a server that
-        # fails to start is told before the live columns are drawn, not across them.
+        # Servers start when first asked for their tools: here, before the view is drawn, so a
+        # server that fails to start is told above the live columns, not across them, and Ctrl-C
+        # while one starts (it may take seconds) leaves no live view behind.
         toolbox.specs()
     answers: list[Answer | ToolAnswer] = [
         Answer(config, conversation, s, settings=settings, fallback=False, debug=debug) if toolbox is None else
@@ -154,11 +158,12 @@ def run_models(
     threads = [
         threading.Thread(target=_work, args=(i, a, q, stop), daemon=True) for i, a in enumerate(answers)
     ]
-    for t in threads:
-        t.start()
     running = len(threads)
     interrupt: KeyboardInterrupt | None = None
     try:
+        view.start()
+        for t in threads:
+            t.start()
         while running:
             try:
                 i, item = q.get(timeout=0.1)
@@ -180,7 +185,8 @@ def run_models(
             if toolbox is not None:
                 toolbox.cancel()  # a lane's running call ends now, answered as cancelled
             for t in threads:
-                t.join(timeout=0.5)
+                if t.ident is not None:  # started
+                    t.join(timeout=0.5)
             view.abort()
     finally:
         stop.set()  # whatever ended the loop, no lane waits for an approval any more

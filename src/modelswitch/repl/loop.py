@@ -22,7 +22,7 @@ from ..events import ToolCall
 from ..notify import warn
 from ..errors import StdoutError
 from ..interrupts import Terminated, deferred
-from ..ui.base import Renderer
+from ..ui.base import Renderer, hold_terminal, nothing
 from . import builtins, commands
 from .firstrun import first_run
 
@@ -68,25 +68,11 @@ def keep_typeahead(interactive: bool) -> Iterator[None]:
     """While an answer streams, Ctrl-C must not make the terminal driver flush its queues (it does
     unless NOFLSH is set): that threw away what the user had typed ahead for the next prompt, and
     output not yet drawn, which left the live view redrawing a line twice."""
-    import termios
-
-    try:
-        fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd) if interactive else None
-    except (OSError, ValueError, termios.error):
-        saved = None
-    if saved is None:
-        yield
-        return
-    attrs = list(saved)
-    attrs[3] = attrs[3] | termios.NOFLSH
-    with suppress(termios.error):
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    restore = hold_terminal(sys.stdin, echo=True) if interactive else nothing
     try:
         yield
     finally:
-        with suppress(OSError, termios.error):
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        restore()
 
 
 class Repl:
@@ -256,11 +242,18 @@ class Repl:
 
         `replacing` (a /retry): the answer replaces the last exchange only if it succeeds.
         """
-        with keep_typeahead(self.interactive):
-            self._stream(user, model, fallback=fallback, replacing=replacing)
+        from ..ui.render import make_renderer, stopped_after
 
-    def _stream(self, user: Message, model: ModelSpec | None, *, fallback: bool, replacing: bool) -> None:
-        from ..ui.render import draw, make_renderer
+        terminal = sys.stdout.isatty()
+        renderer = make_renderer(terminal=terminal, reasoning=self.session.think if terminal else "hide",
+                                 color=self.color)
+        # stopped_after: an error handle() tells (a bug) finds the live region stopped.
+        with keep_typeahead(self.interactive), stopped_after(renderer):
+            self._stream(user, model, renderer, fallback=fallback, replacing=replacing)
+
+    def _stream(self, user: Message, model: ModelSpec | None, renderer: Renderer, *, fallback: bool,
+                replacing: bool) -> None:
+        from ..ui.render import draw
         from .window import before_send
 
         session = self.session
@@ -269,10 +262,6 @@ class Repl:
             self.say(f"not sent: {preview!r}" + (" (Up recalls it)" if self.interactive else ""), "dim")
             return
         answer = session.ask(user, model, fallback=fallback, replacing=replacing)
-        renderer = make_renderer(
-            terminal=sys.stdout.isatty(), reasoning=session.think if sys.stdout.isatty() else "hide",
-            color=self.color,
-        )
         if isinstance(answer, ToolAnswer):
             answer.approve = self._approver(renderer, answer)
         failure: errors.ModelSwitchError | None = None

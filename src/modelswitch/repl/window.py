@@ -123,6 +123,9 @@ def compact(repl: Repl, spec: ModelSpec, *, keep: int = KEEP_VERBATIM) -> bool:
         renderer.abort()
         repl.say(f"compaction failed: {exc.message}; nothing changed", "yellow")
         return False
+    except Exception:  # a bug: the live region stops before the chat tells it (Repl.handle)
+        renderer.abort()
+        raise
     with deferred():
         renderer.end(answer.message, s.cost_for(answer.message))
         try:

@@ -6,10 +6,13 @@ neither has to import the other's module to reach them.
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from collections.abc import Callable
 from contextlib import suppress
-from typing import IO, TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 from ..redaction import redact
 from ..safetext import visible
@@ -105,7 +108,7 @@ def duration_text(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60} min"
 
 
-def hold_terminal(out: IO[str]) -> Callable[[], None]:
+def hold_terminal(out: IO[str], *, echo: bool = False) -> Callable[[], None]:
     """While a live region is drawn: the terminal echoes no key and Ctrl-C drops no output.
 
     rich redraws its region by moving the cursor up as many rows as it last drew. The terminal
@@ -113,10 +116,16 @@ def hold_terminal(out: IO[str]) -> Callable[[], None]:
     last row, padded to the full width: the echo wrapped onto a new row, so the redraw on stop
     left the region's top row behind, above the reprinted answer. Keys typed meanwhile are not
     lost, only not echoed: the next prompt shows them. NOFLSH keeps Ctrl-C from discarding output
-    not yet drawn, which would put rich's count off the same way. Returns what restores the
-    terminal; a no-op unless `out` is the terminal of the foreground process (changing a
-    terminal's modes from the background would stop the process with SIGTTOU).
+    not yet drawn, which would put rich's count off the same way, and keys typed ahead for the
+    next prompt (`echo=True`: NOFLSH only, what the REPL holds for a whole answer).
+
+    Returns what restores the terminal (idempotent); a no-op unless `out` is the terminal of the
+    foreground process (changing a terminal's modes from the background would stop the process
+    with SIGTTOU). A hold still in place when the interpreter exits is restored then, and the
+    cursor a live region hid shown again: a path that missed its restore must not leave the
+    user's shell with no echo and no cursor.
     """
+    global _at_exit
     try:
         import termios
     except ImportError:  # Windows
@@ -127,16 +136,55 @@ def hold_terminal(out: IO[str]) -> Callable[[], None]:
             return nothing
         saved = termios.tcgetattr(fd)
         attrs = list(saved)
-        attrs[3] = (attrs[3] | termios.NOFLSH) & ~termios.ECHO
+        attrs[3] |= termios.NOFLSH
+        if not echo:
+            attrs[3] &= ~termios.ECHO
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
     except (AttributeError, ValueError, OSError, termios.error):  # a StringIO, a closed file
         return nothing
+    hold = _Hold(fd, saved, region=not echo)
+    with _holds_lock:
+        if not _at_exit:
+            atexit.register(_release_all)
+            _at_exit = True
+        _holds.append(hold)
 
     def restore() -> None:
-        with suppress(OSError, termios.error):  # SIGHUP: the terminal may be gone
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        with _holds_lock:
+            if hold not in _holds:
+                return
+            _holds.remove(hold)
+        hold.release()
 
     return restore
+
+
+@dataclass(frozen=True, eq=False)  # each hold is its own: two holds of one terminal may save equal modes
+class _Hold:
+    fd: int
+    saved: list[Any]
+    region: bool  # a live region's: its cursor may still be hidden
+
+    def release(self, show_cursor: bool = False) -> None:
+        import termios
+
+        with suppress(OSError, termios.error):  # SIGHUP: the terminal may be gone
+            if show_cursor and self.region:
+                os.write(self.fd, b"\x1b[?25h")
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
+
+
+_holds: list[_Hold] = []  # not yet restored, oldest first
+_holds_lock = threading.Lock()
+_at_exit = False  # _release_all is registered
+
+
+def _release_all() -> None:
+    """At exit: undo the holds still in place, newest first, so the oldest's saved modes win."""
+    with _holds_lock:
+        holds, _holds[:] = _holds[::-1], []
+    for hold in holds:
+        hold.release(show_cursor=True)
 
 
 def nothing() -> None:

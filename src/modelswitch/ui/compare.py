@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..conversation import sources_text
+from ..interrupts import deferred
 from ..safetext import visible
 from .base import footer_text, hold_terminal, nothing, search_text, sources_block, thought_text, tool_line
 
@@ -77,7 +78,11 @@ class CompareView:
 
             self._console = Console(file=self.out, force_terminal=True, width=width, highlight=False,
                                     no_color=not color or bool(os.environ.get("NO_COLOR")))
-            self.resume()
+
+    def start(self) -> None:
+        """Draw the live columns: not when made, since whatever runs between the two (MCP servers
+        starting) could end the program with the terminal held and nothing to close the view."""
+        self.resume()
 
     @property
     def side_by_side(self) -> bool:
@@ -112,8 +117,9 @@ class CompareView:
             self._live = Live(console=self._console, get_renderable=lambda: _Frame(self), refresh_per_second=8,
                               transient=True, vertical_overflow="crop", redirect_stdout=False,
                               redirect_stderr=False)
-            self._restore_terminal = hold_terminal(self.out)
-            self._live.start()
+            with deferred():  # a start cut in half by Ctrl-C could not be stopped: no cursor, no echo
+                self._restore_terminal = hold_terminal(self.out)
+                self._live.start()
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:
@@ -175,8 +181,9 @@ class CompareView:
         with self._lock:
             self._closed = True
             if self._live is not None:
-                self._live.stop()
-                self._restore_terminal()
+                with deferred():  # a stop cut in half by a second Ctrl-C would leave the cursor hidden
+                    self._live.stop()
+                    self._restore_terminal()
                 self._live = None
             if self._console is not None:
                 self._console.print(self._final())

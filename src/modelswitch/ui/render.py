@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TextIO
 
 from ..conversation import sources_text
@@ -108,6 +109,19 @@ class PlainRenderer(Renderer):
             self._err.write("\n")
             self._err.flush()
             self._reasoning_open = False
+
+
+@contextmanager
+def stopped_after(renderer: Renderer) -> Iterator[Renderer]:
+    """The renderer's live region is stopped however the block ends: an error the caller does not
+    handle (a fallback's config error, a bug) must not leave the region drawing on, the cursor
+    hidden and the terminal's echo off (hold_terminal). abort() is idempotent, and does nothing
+    once end() has run."""
+    try:
+        yield renderer
+    finally:
+        with suppress(OSError):  # SIGHUP: the terminal may be gone
+            renderer.abort()
 
 
 def draw(renderer: Renderer, events: Iterable[Event]) -> None:

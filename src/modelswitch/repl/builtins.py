@@ -155,6 +155,8 @@ def _clear(repl: Repl, arg: str) -> None:
 @command("history", "/history", "every turn so far, with the model that wrote it and its tokens "
          "(~: estimated for the current model)")
 def _history(repl: Repl, arg: str) -> None:
+    from ..ui.base import result_line
+
     s = repl.session
     if not s.conversation.messages:
         repl.say("no turns yet")
@@ -169,10 +171,14 @@ def _history(repl: Repl, arg: str) -> None:
                 flag = " [refused]"
             elif m.status == "complete":
                 flag = " [no answer]"
-        text = " ".join(m.text.split())
+        # A turn that stopped at its tool calls has no final text: what it said before them.
+        text = " ".join((m.text or next((r.text for r in reversed(m.rounds) if r.text.strip()), "")).split())
+        text = text or ("(tool calls, no text)" if m.rounds else "")
         n, reported = s.meter.counted(m, s.model)
         size = f"{n:,} tokens" if reported else f"~{n:,} tokens"
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
+        for call, result in ((c, r) for rnd in m.rounds for c, r in zip(rnd.calls, rnd.results)):
+            repl.say(f"       {result_line(call, result)}", "dim")
         for a in m.attachments:
             repl.say(f"       + {a.summary}", "dim")
 

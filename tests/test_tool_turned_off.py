@@ -19,7 +19,7 @@ from modelswitch.engine.compare import run_models
 from tests.loopback import LoopbackServer, command_env
 from tests.test_compare_tools import Lanes
 from tests.test_tool_loop import Box, run, world  # noqa: F401 - world: the fixture of four validating APIs
-from tests.test_tools_cli import calc_table
+from tests.test_tools_cli import calc_table, write_config
 from tests.validators import FakeAnthropic, FakeDeepSeek, router
 
 
@@ -88,25 +88,16 @@ def test_a_piped_chat_switches_to_claude_after_tools_off(tmp_path: Path, server:
         pytest.skip("the modelswitch console script is not installed")
     ds, ant = FakeDeepSeek(tool_args={"a": 2, "b": 3}), FakeAnthropic(tool_args={"a": 2, "b": 3})
     server.default = router(ds, ant)
-    config = tmp_path / "ms.toml"
-    config.write_text(f"""
-default = "v4"
-[providers.ds]
-base_url = "{server.url}/v1"
-api_key_env = "DS_KEY"
-retries = 0
-[providers.ds.models.v4]
-id = "deepseek-v4-flash"
-reasoning_passback = true  # DeepSeek's rule, declared: the fake is on 127.0.0.1, not api.deepseek.com
+    # DeepSeek is the default; Claude beside it, and add trusted so the piped chat runs it.
+    claude = f"""
 [providers.ant]
 type = "anthropic"
 base_url = "{server.url}"
 api_key_env = "ANT_KEY"
-retries = 0
 [providers.ant.models.claude]
 id = "claude-sonnet-4-5"
-{calc_table('["add"]')}
-""", "utf-8")
+"""
+    config = write_config(tmp_path, server.url, claude + calc_table('["add"]'))
     env = command_env(config, tmp_path, DS_KEY="sk-ds-test", ANT_KEY="sk-ant-test")
     out = subprocess.run([exe, "chat"], input="add 2 and 3\n/tools off add\n/model claude\nthanks\n", env=env,
                          capture_output=True, text=True, timeout=600)

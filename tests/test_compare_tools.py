@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelswitch.cli.main import app
-from modelswitch.conversation import Conversation, Message, ToolResult
+from modelswitch.conversation import CALL_NOT_STARTED, Conversation, Message, ToolResult
 from modelswitch.engine.compare import run_models
 from modelswitch.engine.session import ChatSession
 from modelswitch.engine.tools import CANCELLED
@@ -330,9 +330,9 @@ def test_ctrl_c_at_a_lanes_approval_cancels_its_call_and_keep_says_what_it_keeps
     assert stopped  # the lane asked about (and any other that reached its call) kept its round
     for i in stopped:
         results = session.held[1][i - 1].rounds[0].results
-        assert [r.content for r in results] == [CANCELLED]  # interrupted, not "declined"
+        assert [r.content for r in results] == [CALL_NOT_STARTED]  # cancelled before it ran, not "declined"
     capsys.readouterr()
     dispatch(repl, f"/keep {stopped[0]}")
     out = capsys.readouterr().out
     assert "no text, only its tool call (1 cancelled)" in out and "empty" not in out
-    assert session.conversation.messages[1].rounds[0].results[0].content == CANCELLED
+    assert session.conversation.messages[1].rounds[0].results[0].content == CALL_NOT_STARTED

@@ -112,6 +112,12 @@ class ToolSpec:
     parameters: str = '{"type": "object", "properties": {}}'  # JSON Schema text (frozen values)
 
 
+# What the model is told about a call that Ctrl-C stopped: while it ran, or before it started
+# (at an approval question). Records tell the two apart by these words.
+CALL_CANCELLED = "cancelled: the user interrupted this tool call before it finished"
+CALL_NOT_STARTED = "cancelled before it ran: the user interrupted (Ctrl-C) before this tool call started"
+
+
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     """What one tool call gave back, kept beside the call it answers (`call_id`).

@@ -187,6 +187,7 @@ def run_models(
             for t in threads:
                 if t.ident is not None:  # started
                     t.join(timeout=0.5)
+            _drain(q, view, config, answers, failures)
             view.abort()
     finally:
         stop.set()  # whatever ended the loop, no lane waits for an approval any more
@@ -196,6 +197,25 @@ def run_models(
         for i, (s, a) in enumerate(zip(specs, answers))
     ]
     return outcomes, interrupt
+
+
+def _drain(q: queue.Queue, view: CompareView, config: Config, answers: Sequence[Answer | ToolAnswer],
+           failures: dict[int, str]) -> None:
+    """After Ctrl-C, what the lanes sent that the main thread had not shown (it was asking a
+    question, say): a lane that had finished is shown finished, as its answer is kept; `abort`
+    marks the others stopped."""
+    while True:
+        try:
+            i, item = q.get_nowait()
+        except queue.Empty:
+            return
+        if item is _FINISHED and answers[i].message.status != "interrupted":
+            message = answers[i].message
+            view.finish(i, message, message_cost(config, message), failures.get(i))
+        elif isinstance(item, errors.ModelSwitchError):
+            failures[i] = item.message
+        elif item is not _FINISHED and not isinstance(item, _Ask):  # no lane waits for an answer now
+            _show(view, i, item)
 
 
 def _show(view: CompareView, i: int, event: Event) -> None:

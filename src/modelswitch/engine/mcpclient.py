@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
 
 from ..config.load import McpServerSpec, ToolSettings
-from ..conversation import ToolResult, ToolSpec
+from ..conversation import CALL_CANCELLED, ToolResult, ToolSpec
 from ..events import ToolCall
 from ..notify import Warn, warn as default_warn
 
 # Generous: a server run by uvx or npx may install itself on first start.
 START_TIMEOUT_S = 60.0
-CANCELLED = "cancelled: the user interrupted this tool call before it finished"
+CANCELLED = CALL_CANCELLED  # one text, so exports and /history know the call was interrupted
 
 
 @dataclass

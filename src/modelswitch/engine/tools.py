@@ -19,14 +19,16 @@ from typing import Protocol
 
 from .. import errors
 from ..config.load import Config, ModelSpec
-from ..conversation import Conversation, Message, ModelRef, Timing, ToolResult, ToolRound, ToolSpec
+from ..conversation import (CALL_CANCELLED, CALL_NOT_STARTED, Conversation, Message, ModelRef, Timing, ToolResult,
+                            ToolRound, ToolSpec)
 from ..events import Event, Notice, ToolActivity, ToolCall, Usage
 from .answer import Answer, Settings, model_ref
 
 DEFAULT_MAX_ROUNDS = 10
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RESULT_CHARS = 20_000
-CANCELLED = "cancelled: the user interrupted this tool call before it finished"
+CANCELLED = CALL_CANCELLED  # Ctrl-C while the call ran
+NOT_STARTED = CALL_NOT_STARTED  # Ctrl-C before it ran: at its (or an earlier call's) approval question
 
 
 class Toolbox(Protocol):
@@ -180,6 +182,7 @@ class ToolAnswer:
         """Ask about each call in order, run the approved ones at once, results in call order.
         Ctrl-C anywhere in here cancels what runs and keeps the round, every call answered."""
         decided: dict[int, ToolResult] = {}
+        approved: list[_Approved] = []  # stays empty until every call was asked about: none ran before
         try:
             approved = yield from self._approve(calls, decided)
             if approved:
@@ -191,7 +194,7 @@ class ToolAnswer:
                     pool.shutdown(wait=False, cancel_futures=True)
         except (KeyboardInterrupt, GeneratorExit):  # GeneratorExit: closed by its thread (a /compare lane)
             self.toolbox.cancel()
-            self._cancelled(message, calls, decided)
+            self._cancelled(message, calls, decided, {a[0] for a in approved})
             raise
         return tuple(decided[i] for i in range(len(calls)))
 
@@ -226,11 +229,13 @@ class ToolAnswer:
             state = "failed" if result.is_error else "done"
             yield ToolActivity(call, server, state, f"{took:.1f} s · {len(result.content)} chars")
 
-    def _cancelled(self, message: Message, calls: list[ToolCall], decided: dict[int, ToolResult]) -> None:
+    def _cancelled(self, message: Message, calls: list[ToolCall], decided: dict[int, ToolResult],
+                   started: set[int]) -> None:
         """Ctrl-C in the middle of a round: the round is kept with every call answered (those
         not run say so), so the conversation stays valid and the model sees what happened."""
         results = tuple(
-            decided.get(i) or ToolResult(c.id, c.name, CANCELLED, is_error=True, server=self.toolbox.server_of(c.name) or "")
+            decided.get(i) or ToolResult(c.id, c.name, CANCELLED if i in started else NOT_STARTED, is_error=True,
+                                         server=self.toolbox.server_of(c.name) or "")
             for i, c in enumerate(calls)
         )
         self._add_round(message, calls, results)

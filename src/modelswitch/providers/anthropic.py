@@ -133,14 +133,16 @@ class AnthropicProtocol:
         if conversation.system and conversation.system.strip():
             body["system"] = conversation.system
         tools: list[dict] = [dict(WEB_SEARCH_TOOL)] if target.search else []
-        if target.tools:
-            tools += [
-                {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)} for t in target.tools
-            ]
-        elif used := _tools_used(body["messages"]):
-            # A history with tool blocks must define its tools, even when none are offered now:
-            # the ones it used are declared, and tool_choice none forbids calling them.
-            tools += [{"name": n, "input_schema": {"type": "object"}} for n in used]
+        tools += [
+            {"name": t.name, "description": t.description, "input_schema": tool_parameters(t)} for t in target.tools
+        ]
+        # Every tool_use in the history must name a defined tool, also one turned off since
+        # (a 400 otherwise, on every turn after): those are declared too, and said to be gone.
+        # With none offered at all, tool_choice none forbids calling them.
+        gone = [n for n in _tools_used(body["messages"]) if n not in {t["name"] for t in tools}]
+        tools += [{"name": n, "description": "Not available any more: do not call it.",
+                   "input_schema": {"type": "object"}} for n in gone]
+        if gone and not target.tools:
             body["tool_choice"] = {"type": "none"}
         if tools:
             body["tools"] = tools

@@ -152,6 +152,8 @@ def _clear(repl: Repl, arg: str) -> None:
 @command("history", "/history", "every turn so far, with the model that wrote it and its tokens "
          "(~: estimated for the current model)")
 def _history(repl: Repl, arg: str) -> None:
+    from ..ui.base import result_line
+
     s = repl.session
     if not s.conversation.messages:
         repl.say("no turns yet" + _aside(s))
@@ -166,10 +168,14 @@ def _history(repl: Repl, arg: str) -> None:
                 flag = " [refused]"
             elif m.status == "complete":
                 flag = " [no answer]"
-        text = " ".join(m.text.split())
+        # A turn that stopped at its tool calls has no final text: what it said before them.
+        text = " ".join((m.text or next((r.text for r in reversed(m.rounds) if r.text.strip()), "")).split())
+        text = text or ("(tool calls, no text)" if m.rounds else "")
         n, reported = s.meter.counted(m, s.model)
         size = f"{n:,} tokens" if reported else f"~{n:,} tokens"
         repl.say(f"{i:>3}. {who}{flag}: {text[:200]}{'…' if len(text) > 200 else ''}  ({size})")
+        for call, result in ((c, r) for rnd in m.rounds for c, r in zip(rnd.calls, rnd.results)):
+            repl.say(f"       {result_line(call, result)}", "dim")
         for a in m.attachments:
             repl.say(f"       + {a.summary}", "dim")
 
@@ -404,7 +410,7 @@ def _leaderboard(repl: Repl, arg: str) -> None:
 
 @command("keep", "/keep N|MODEL", "put one compared answer into the conversation")
 def _keep(repl: Repl, arg: str) -> None:
-    from ..engine.tools import CANCELLED
+    from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED
 
     if not arg:
         raise UsageError("usage: /keep N (or /keep MODEL)")
@@ -412,7 +418,7 @@ def _keep(repl: Repl, arg: str) -> None:
     said = f"kept the answer from {chosen.model.name if chosen.model else arg}"
     if not chosen.text:  # a lane stopped in its tool round: say what goes into the conversation
         results = [r for rnd in chosen.rounds for r in rnd.results]
-        n, cut = len(results), sum(r.content == CANCELLED for r in results)
+        n, cut = len(results), sum(r.content in (CALL_CANCELLED, CALL_NOT_STARTED) for r in results)
         said += (f": no text, only its tool call{'s' if n != 1 else ''}"
                  + (f" ({cut} cancelled)" if cut else "") + "; your next message goes on from there")
     repl.say(said, "green")

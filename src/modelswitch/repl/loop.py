@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..config.load import ModelSpec
-from ..conversation import Message
+from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED, Message
 from ..engine.choice import choose_for_session, load_config
 from ..engine.catalog import can_search
 from ..engine.session import Arena, ChatSession
@@ -61,6 +61,20 @@ def run_chat(opts: ChatOptions) -> int:
         close = getattr(session.toolbox, "close", None)
         if close is not None:
             close()
+
+
+def interrupted_text(message: Message) -> str:
+    """What Ctrl-C stopped: tool calls (running, or not yet started) or the answer's stream."""
+    results = message.rounds[-1].results if message.rounds else ()
+
+    def names(content: str) -> str:
+        return ", ".join(f"{r.server}.{r.name}" if r.server else r.name for r in results if r.content == content)
+
+    if running := names(CALL_CANCELLED):
+        return f"interrupted during the tool call {running} — the call was cancelled and the model was told"
+    if waiting := names(CALL_NOT_STARTED):
+        return f"interrupted before the tool call {waiting} ran — it was not run and the model was told"
+    return "interrupted — " + ("partial answer kept" if message.text else "nothing arrived")
 
 
 @contextmanager
@@ -280,8 +294,7 @@ class Repl:
             if kept_earlier:
                 self.say("\ninterrupted — the earlier answer is kept; /retry asks again", "yellow")
                 return
-            kept = "partial answer kept" if message.text else "nothing arrived"
-            self.say(f"\ninterrupted — {kept}; /retry asks again", "yellow")
+            self.say(f"\n{interrupted_text(message)}; /retry asks again", "yellow")
             return
         except errors.ModelSwitchError as exc:
             renderer.abort()

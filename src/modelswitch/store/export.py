@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..conversation import Attachment, Message, ModelRef, Timing
+from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED, Attachment, Message, ModelRef, Timing
 from ..errors import UsageError
 from ..events import ReplayState, Usage
 from ..config.pricing import Cost
@@ -309,6 +309,10 @@ def to_markdown(
     return "\n\n---\n\n".join(parts) + "\n"
 
 
+# Ctrl-C at an approval question never ran the call: not "failed", and not cut short either.
+_CANCEL_WORDS = {CALL_NOT_STARTED: "cancelled before running", CALL_CANCELLED: "interrupted while running"}
+
+
 def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
     m = t.message
     label = speaker(m)
@@ -327,7 +331,8 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
             where = f"{result.server}." if result.server else ""
             said = " ".join(result.content.split())
             said = said if len(said) <= 200 else said[:199] + "…"
-            how = "declined" if result.approved is False else ("failed" if result.is_error else "ran")
+            how = _CANCEL_WORDS.get(result.content) or ("declined" if result.approved is False else
+                                                        "failed" if result.is_error else "ran")
             lines += [f"> ⚙ `{where}{call.name}` `{call.arguments}` ({how}): {said}", ""]
     if reasoning and m.reasoning.strip():
         lines += ["> *Reasoning*", ">", _quote(m.reasoning), ""]

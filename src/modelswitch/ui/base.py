@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from ..config.pricing import Cost
-    from ..conversation import Message
+    from ..conversation import Message, ToolResult
     from ..events import Citation, ToolActivity, ToolCall
 
 
@@ -207,6 +207,18 @@ def tool_line(event: ToolActivity) -> str:
     """One line per finished call, among the answer's notices."""
     detail = f" ({redact(event.detail)})" if event.detail else ""
     return f"⚙ {call_text(event.call, event.server)}: {_STATE_WORDS.get(event.state, event.state)}{detail}"
+
+
+def result_line(call: ToolCall, result: ToolResult) -> str:
+    """A call kept in history (/history), in the line it was shown with when it ended."""
+    from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED
+    from ..events import ToolActivity
+
+    state, detail = {CALL_NOT_STARTED: ("cancelled", "before running"),
+                     CALL_CANCELLED: ("cancelled", "while running")}.get(result.content, ("", ""))
+    if not state:
+        state = "refused" if result.approved is False else "failed" if result.is_error else "done"
+    return tool_line(ToolActivity(call, result.server, state, detail))
 
 
 def sources_block(citations: tuple[Citation, ...]) -> Text:

@@ -186,6 +186,9 @@ class CompareView:
                     self._restore_terminal()
                 self._live = None
             if self._console is not None:
+                if self._paused_at is not None:
+                    # Still paused: the question was cut short (Ctrl-C), its line not ended.
+                    self._console.print()
                 self._console.print(self._final())
             elif not self.quiet:
                 self._plain()

@@ -8,11 +8,13 @@ grows with the answer and not with its square, and nothing is duplicated or crop
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
@@ -105,6 +107,7 @@ class TerminalRenderer(Renderer):
         self._ticker: threading.Thread | None = None
         self._stop_ticking = threading.Event()
         self._restore_terminal: Callable[[], None] = nothing
+        self._warn_route: notify.Warn | None = None
         self._reset("")
 
     def _reset(self, model_name: str) -> None:
@@ -278,6 +281,7 @@ class TerminalRenderer(Renderer):
         with deferred():  # Live.start cut in half by Ctrl-C cannot be stopped: the cursor stays hidden
             self._restore_terminal = hold_terminal(self._console.file)
             self._live.start(refresh=True)
+            self._warn_route = notify.route_warnings(self._warning)
         self._stop_ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(self._stop_ticking,), daemon=True)
         self._ticker.start()
@@ -337,6 +341,21 @@ class TerminalRenderer(Renderer):
             live.stop()
             self._restore_terminal()
             self._restore_terminal = nothing
+            notify.route_warnings(self._warn_route)
+            self._warn_route = None
+
+    def _warning(self, text: str) -> None:
+        """A warning (notify.warn) while the region is live: printed above it, so no redraw
+        wipes it. Only when stderr is this terminal: a stderr sent elsewhere gets it as ever."""
+        with self._lock:
+            if self._live is None or not _same_terminal(self._console.file):
+                sys.stderr.write(visible(text) + "\n")
+                sys.stderr.flush()
+                return
+            from rich.text import Text
+
+            self._queue.append(Text(visible(text)))
+            self._flush()
 
     def _view(self) -> RenderableType:
         """What the Live region shows now."""
@@ -404,6 +423,13 @@ class TerminalRenderer(Renderer):
         from rich.text import Text
 
         return Text("")
+
+
+def _same_terminal(out: TextIO) -> bool:
+    try:
+        return os.isatty(2) and os.path.samestat(os.fstat(2), os.fstat(out.fileno()))
+    except (AttributeError, ValueError, OSError):  # not a file (a test's StringIO): the screen
+        return True
 
 
 def _warm_up() -> None:

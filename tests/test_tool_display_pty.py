@@ -1,0 +1,87 @@
+"""How tool activity looks on a real screen: the pseudo-terminal's bytes replayed into pyte, so a
+line that a live region's redraw wiped (or drew over) is seen as the user sees it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.loopback import LoopbackServer, Received, Reply, command_env
+from tests.test_tools_cli import calc_table, write_config
+from tests.validators import FakeDeepSeek
+
+pexpect = pytest.importorskip("pexpect")
+pyte = pytest.importorskip("pyte")
+EXE = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
+pytestmark = [
+    pytest.mark.pty,
+    pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed"),
+]
+WAIT = 240  # a hang guard, not a timing assertion: an MCP server start can be slow on a loaded machine
+ROWS, COLS = 40, 120
+
+
+class PacedDeepSeek(FakeDeepSeek):
+    """The fake, its chunks a little apart: the live region is on screen when a round ends."""
+
+    def answer(self, rec: Received, body: dict) -> Reply:
+        return replace(super().answer(rec, body), delay=0.25)
+
+
+@pytest.fixture
+def fake(server: LoopbackServer) -> FakeDeepSeek:
+    api = PacedDeepSeek(tool_args={"a": 2, "b": 3}, args_by_tool={"slow": {"seconds": 4}})
+    server.default = api
+    return api
+
+
+class Screen:
+    """A command in a pseudo-terminal whose output lands on a pyte screen as pexpect reads it."""
+
+    def __init__(self, tmp_path: Path, url: str, args: list[str], mcp: str | None = None) -> None:
+        cfg = write_config(tmp_path, url, calc_table() if mcp is None else mcp)
+        env = command_env(cfg, tmp_path, DS_KEY="sk-ds-test", COLUMNS=str(COLS), LINES=str(ROWS))
+        self.screen = pyte.Screen(COLS, ROWS)
+        self._stream = pyte.Stream(self.screen)
+        self.child = pexpect.spawn(EXE, args, env=env, encoding="utf-8", dimensions=(ROWS, COLS), timeout=WAIT)
+        self.child.logfile_read = self
+
+    def write(self, data: str) -> None:  # pexpect's logfile: every byte read, in order
+        self._stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+    def rows(self) -> list[str]:
+        return [row.rstrip() for row in self.screen.display if row.strip()]
+
+    def finish(self) -> list[str]:
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        return self.rows()
+
+
+def test_ask_tools_without_yes_keeps_the_not_run_line_on_screen(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    rows = Screen(tmp_path, server.url, ["ask", "-T", "add 2 and 3"]).finish()
+    text = "\n".join(rows)
+    assert any("not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in r for r in rows), text
+    assert not any("Thinking…" in r for r in rows), text  # no stray frame of the live region
+    assert any("deepseek-v4-flash answer" in r for r in rows), text
+
+
+def test_a_server_that_does_not_start_is_told_on_its_own_line(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    broken = '[mcp.calc]\ncommand = ["/nonexistent/modelswitch-test-server"]\n'
+    rows = Screen(tmp_path, server.url, ["ask", "-T", "add 2 and 3"], mcp=broken).finish()
+    text = "\n".join(rows)
+    line = next((r for r in rows if "did not start" in r), "")
+    assert line.startswith("MCP server 'calc' did not start"), text
+    assert "…" not in line, text  # not written into the spinner's line
+    assert any("deepseek-v4-flash answer" in r for r in rows), text

@@ -85,3 +85,12 @@ def test_a_server_that_does_not_start_is_told_on_its_own_line(
     assert line.startswith("MCP server 'calc' did not start"), text
     assert "…" not in line, text  # not written into the spinner's line
     assert any("deepseek-v4-flash answer" in r for r in rows), text
+
+
+def test_compare_tells_a_server_that_does_not_start_above_its_columns(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    broken = '[mcp.calc]\ncommand = ["/nonexistent/modelswitch-test-server"]\n'
+    rows = Screen(tmp_path, server.url, ["compare", "-T", "-m", "v4", "-m", "v4", "add 2 and 3"], mcp=broken).finish()
+    text = "\n".join(rows)
+    assert any(r.startswith("MCP server 'calc' did not start") for r in rows), text

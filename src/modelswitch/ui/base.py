@@ -138,6 +138,15 @@ def hold_terminal(out: IO[str]) -> Callable[[], None]:
     return restore
 
 
+def stderr_on(out: IO[str]) -> bool:
+    """True when stderr writes to the same terminal as `out` (a live region there would be
+    drawn over by it); a StringIO (a test) counts as that screen."""
+    try:
+        return os.isatty(2) and os.path.samestat(os.fstat(2), os.fstat(out.fileno()))
+    except (AttributeError, ValueError, OSError):
+        return True
+
+
 def nothing() -> None:
     pass
 

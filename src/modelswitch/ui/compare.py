@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import notify
 from ..conversation import sources_text
 from ..safetext import visible
-from .base import footer_text, hold_terminal, nothing, search_text, sources_block, thought_text, tool_line
+from .base import footer_text, hold_terminal, nothing, stderr_on, search_text, sources_block, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -72,6 +73,7 @@ class CompareView:
         self._closed = False
         self._paused_at: float | None = None
         self._restore_terminal: Callable[[], None] = nothing
+        self._warn_route: notify.Warn | None = None
         if terminal:
             from rich.console import Console
 
@@ -91,9 +93,7 @@ class CompareView:
         keep everything, and `resume` draws them again."""
         with self._lock:
             if self._live is not None:
-                self._live.stop()
-                self._restore_terminal()  # the question below needs the keys echoed
-                self._live = None
+                self._stop()
                 self._paused_at = time.monotonic()
 
     def resume(self) -> None:
@@ -114,6 +114,26 @@ class CompareView:
                               redirect_stderr=False)
             self._restore_terminal = hold_terminal(self.out)
             self._live.start()
+            self._warn_route = notify.route_warnings(self._warning)
+
+    def _stop(self) -> None:
+        self._live.stop()
+        self._restore_terminal()  # a question below needs the keys echoed
+        self._live = None
+        notify.route_warnings(self._warn_route)
+        self._warn_route = None
+
+    def _warning(self, text: str) -> None:
+        """A warning (notify.warn) while the columns are live: printed above them (rich's Live
+        prints above its region), not into them, where the next redraw would wipe it."""
+        from rich.text import Text
+
+        with self._lock:
+            if self._live is None or not stderr_on(self.out):
+                sys.stderr.write(visible(text) + "\n")
+                sys.stderr.flush()
+                return
+            self._console.print(Text(visible(text)))
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:
@@ -175,9 +195,7 @@ class CompareView:
         with self._lock:
             self._closed = True
             if self._live is not None:
-                self._live.stop()
-                self._restore_terminal()
-                self._live = None
+                self._stop()
             if self._console is not None:
                 self._console.print(self._final())
             elif not self.quiet:

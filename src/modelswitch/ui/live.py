@@ -18,7 +18,7 @@ from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, thought_text
+from .base import Renderer, footer_text, hold_terminal, stderr_on, linkable, nothing, sources_block, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -348,7 +348,7 @@ class TerminalRenderer(Renderer):
         """A warning (notify.warn) while the region is live: printed above it, so no redraw
         wipes it. Only when stderr is this terminal: a stderr sent elsewhere gets it as ever."""
         with self._lock:
-            if self._live is None or not _same_terminal(self._console.file):
+            if self._live is None or not stderr_on(self._console.file):
                 sys.stderr.write(visible(text) + "\n")
                 sys.stderr.flush()
                 return
@@ -423,13 +423,6 @@ class TerminalRenderer(Renderer):
         from rich.text import Text
 
         return Text("")
-
-
-def _same_terminal(out: TextIO) -> bool:
-    try:
-        return os.isatty(2) and os.path.samestat(os.fstat(2), os.fstat(out.fileno()))
-    except (AttributeError, ValueError, OSError):  # not a file (a test's StringIO): the screen
-        return True
 
 
 def _warm_up() -> None:

@@ -94,3 +94,32 @@ def test_compare_tells_a_server_that_does_not_start_above_its_columns(
     rows = Screen(tmp_path, server.url, ["compare", "-T", "-m", "v4", "-m", "v4", "add 2 and 3"], mcp=broken).finish()
     text = "\n".join(rows)
     assert any(r.startswith("MCP server 'calc' did not start") for r in rows), text
+
+
+def test_a_running_tool_is_shown_live_and_becomes_its_finished_line(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    term = Screen(tmp_path, server.url, ["chat"])
+    child = term.child
+    child.expect("v4 ›")
+    child.send("/tools\r")  # starts the server: its tools can be named
+    child.expect("v4 ›")
+    for tool in ("add", "shout"):  # the fake's model calls the first tool offered: slow
+        child.send(f"/tools off {tool}\r")
+        child.expect("v4 ›")
+    child.send("wait\r")
+    child.expect("run it\\?")
+    child.send("y\r")
+    # What comes first after the approval: the live line while it runs, or (bug) only its end.
+    first = child.expect([r"running… \d+ s \(Ctrl-C cancels\)", r": ran \("])
+    assert first == 0, "\n".join(term.rows())
+    assert any('⚙ calc.slow {"seconds": 4}: running…' in r for r in term.rows()), "\n".join(term.rows())
+    child.expect(r": ran \(")
+    child.expect("v4 ›")
+    rows = term.rows()
+    text = "\n".join(rows)
+    assert not any("running" in r for r in rows), text  # the live line became the finished one
+    assert sum('⚙ calc.slow {"seconds": 4}: ran (' in r for r in rows) == 1, text
+    assert any("deepseek-v4-flash answer" in r for r in rows), text
+    child.send("/exit\r")
+    term.finish()

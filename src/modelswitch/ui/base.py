@@ -50,6 +50,13 @@ class Renderer:
         """Tools run between two rounds of one answer: keep what is drawn, and take the next
         round's reasoning and text as if the answer began again."""
 
+    def tool(self, event: ToolActivity) -> None:
+        """A tool call between two rounds: running (only said by a live renderer), then what
+        came of it, one line."""
+        self.pause()  # the next round's reasoning is shown live again
+        if event.state != "running":
+            self.notice(tool_line(event))
+
 
 def footer_text(message: Message, cost: Cost | None) -> str:
     """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""

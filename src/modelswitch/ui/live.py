@@ -12,13 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, footer_text, hold_terminal, stderr_on, linkable, nothing, sources_block, thought_text
+from .base import Renderer, tool_line, footer_text, hold_terminal, stderr_on, linkable, nothing, sources_block, thought_text
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     from ..conversation import Message
     from ..config.pricing import Cost
+    from ..events import ToolActivity
 
 _REFRESH_S = 1 / 12
 _CODE_THEME = "monokai"
@@ -108,6 +110,8 @@ class TerminalRenderer(Renderer):
         self._stop_ticking = threading.Event()
         self._restore_terminal: Callable[[], None] = nothing
         self._warn_route: notify.Warn | None = None
+        # Calls running now (by call id): their lines are live until each one's outcome arrives.
+        self._tools: dict[str, tuple[ToolActivity, float]] = {}
         self._reset("")
 
     def _reset(self, model_name: str) -> None:
@@ -119,6 +123,7 @@ class TerminalRenderer(Renderer):
         self._blocks = 0  # blocks of this answer printed or queued: the first needs no gap
         self._dirty = False  # text arrived since the last frame
         self._spinner: Any = None
+        self._tool_spinner: Any = None
         self._r_pieces: list[str] = []
         self._r_line: list[str] = []  # "show": the reasoning line not yet printed
         self._r_line_len = 0
@@ -177,6 +182,23 @@ class TerminalRenderer(Renderer):
             else:
                 self._print_queue()
 
+    def tool(self, event: ToolActivity) -> None:
+        if not self._tools:
+            self.pause()  # the round that called is over: its reasoning folds, its text stays
+        with self._lock:
+            if event.state == "running":
+                self._tools[event.call.id] = (event, time.monotonic())
+                if self._live is None:
+                    self._start_live()
+                self._flush()
+                return
+            self._tools.pop(event.call.id, None)
+            self._queue.append(self._dim(tool_line(event)))
+            if self._live is not None:
+                self._flush()  # the spinner of the next round's wait, or the calls still running
+            else:
+                self._print_queue()
+
     def end(self, message: Message, cost: Cost | None) -> None:
         self._stop_ticker()
         with self._lock:
@@ -207,6 +229,9 @@ class TerminalRenderer(Renderer):
             if self._aborted or self._live is None:
                 return  # nothing is live: nothing to stop
             self._aborted = True
+            for event, _ in self._tools.values():  # Ctrl-C stopped them: say so, not "running"
+                self._queue.append(self._dim(tool_line(replace(event, state="cancelled", detail=""))))
+            self._tools.clear()
             # The partial answer is printed whole (its tail was live, maybe cut to the screen);
             # a collapsed chain of thought stays as drawn; a spinner is not worth keeping.
             keep = self._phase == "reasoning" and self._mode == "collapse"
@@ -301,7 +326,7 @@ class TerminalRenderer(Renderer):
         with self._lock:
             if self._live is None:
                 return
-            animated = self._phase == "waiting" or (
+            animated = bool(self._tools) or self._phase == "waiting" or (
                 self._phase == "reasoning" and self._mode != "show"
             )
             if self._queue or self._dirty or animated:  # an unchanged tail is not redrawn
@@ -362,6 +387,8 @@ class TerminalRenderer(Renderer):
         from rich.text import Text
 
         phase = self._phase
+        if self._tools:
+            return self._tools_view()
         if phase == "answer":
             return self._tail_view()
         if phase == "reasoning" and self._mode == "collapse":
@@ -380,6 +407,22 @@ class TerminalRenderer(Renderer):
         else:
             self._spinner.text = self._dim(label)
         return self._spinner
+
+    def _tools_view(self) -> RenderableType:
+        """One line per call still running, with how long it has run so far."""
+        from rich.text import Text
+
+        now = time.monotonic()
+        lines = Text("\n").join(
+            self._dim(f"{tool_line(replace(event, detail=''))}… {now - since:.0f} s (Ctrl-C cancels)")
+            for event, since in self._tools.values()
+        )
+        if self._tool_spinner is None:
+            from rich.spinner import Spinner
+
+            self._tool_spinner = Spinner("dots", style="dim")
+        self._tool_spinner.text = lines
+        return self._tool_spinner
 
     def _tail_view(self) -> RenderableType:
         from rich.console import Group

@@ -123,3 +123,13 @@ def test_a_running_tool_is_shown_live_and_becomes_its_finished_line(
     assert any("deepseek-v4-flash answer" in r for r in rows), text
     child.send("/exit\r")
     term.finish()
+
+
+def test_compare_columns_keep_the_tool_line_before_the_answer_it_led_to(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    rows = Screen(tmp_path, server.url, ["compare", "-T", "--yes", "-m", "v4", "-m", "v4", "add 2 and 3"]).finish()
+    text = "\n".join(rows)
+    tool = next(i for i, r in enumerate(rows) if "calc.add" in r and ": ran" in r)
+    answer = next(i for i, r in enumerate(rows) if "deepseek-v4-flash answer" in r)
+    assert tool < answer, text  # the call ran first, the answer came from its result

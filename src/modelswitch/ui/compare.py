@@ -45,6 +45,15 @@ class _Lane:
     done: bool = False
     # The answer's sources, by URL in first-cited order (the [n] numbers), as the answer keeps them.
     citations: dict[str, Citation] = field(default_factory=dict)
+    # The answer's text and its notices in the order they came (a tool's line between the rounds'
+    # text): ("text", chunks so far) or ("notice", line), for the final view.
+    pieces: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, text: str) -> None:
+        if kind == "text" and self.pieces and self.pieces[-1][0] == "text":
+            self.pieces[-1] = ("text", self.pieces[-1][1] + text)
+        else:
+            self.pieces.append((kind, text))
 
     def thought(self) -> str:
         if self.r_start is None:
@@ -141,6 +150,7 @@ class CompareView:
         if lane.r_start is not None and lane.r_end is None:
             lane.r_end = time.monotonic()
         lane.text.append(text)
+        lane.add("text", text)
 
     def reasoning(self, i: int, text: str) -> None:
         lane = self.lanes[i]
@@ -152,6 +162,7 @@ class CompareView:
             return
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
+        self.lanes[i].add("notice", text)
 
     def search(self, i: int, query: str) -> None:
         """The provider searches for this lane ("searching: …", as under a normal answer)."""
@@ -166,6 +177,7 @@ class CompareView:
         lane.notice = tool_line(event)
         if event.state != "running":
             lane.notices.append(lane.notice)
+            lane.add("notice", lane.notice)
 
     def citation(self, i: int, citation: Citation) -> None:
         self.lanes[i].citations.setdefault(citation.url, citation)
@@ -238,11 +250,13 @@ class CompareView:
             if lane.citations:
                 parts.append(sources_block(tuple(lane.citations.values())))
         else:
-            if text:
-                parts.append(Markdown(text, code_theme="monokai"))
+            for kind, piece in lane.pieces:
+                if kind == "notice":
+                    parts.append(Text(visible(piece), style="dim"))
+                elif piece.strip():
+                    parts.append(Markdown(visible(piece), code_theme="monokai"))
             if lane.citations:
                 parts.append(sources_block(tuple(lane.citations.values())))
-            parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {visible(lane.error)}", style="red"))
         if lane.footer:

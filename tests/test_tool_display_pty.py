@@ -72,6 +72,7 @@ def test_ask_tools_without_yes_keeps_the_not_run_line_on_screen(
     text = "\n".join(rows)
     assert any("not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in r for r in rows), text
     assert not any("Thinking…" in r for r in rows), text  # no stray frame of the live region
+    assert any('⚙ calc.add {"a": 2, "b": 3}: not run (needs --yes or trust)' in r for r in rows), text
     assert any("deepseek-v4-flash answer" in r for r in rows), text
 
 

@@ -288,3 +288,21 @@ def test_claude_gets_tool_history_when_no_tools_are_offered_any_more(world) -> N
     assert not apis[1].rejected
     body = apis[1].accepted[-1]
     assert body["tool_choice"] == {"type": "none"} and [t["name"] for t in body["tools"]] == ["add"]
+
+
+def test_a_call_no_one_could_approve_is_not_told_as_the_users_no(world) -> None:
+    from modelswitch.events import ToolActivity
+    from modelswitch.ui.base import tool_line
+
+    cfg, apis = world
+    box = Box()
+    answer, events = run(cfg, Conversation().add(Message("user", "q")), "claude", box,
+                         approve=lambda call, server: None)
+    result = answer.message.rounds[0].results[0]
+    assert box.ran == [] and result.approved is False and result.is_error
+    assert result.content == "not run: tool calls need approval, and none could be given here"
+    [activity] = [e for e in events if isinstance(e, ToolActivity)]
+    assert activity.state == "unapproved" and tool_line(activity).endswith(": not run (needs --yes or trust)")
+    # A state this version does not know (a newer one's) is still shown, as its own word.
+    assert tool_line(ToolActivity(activity.call, "calc", "someday")).endswith(": someday")
+    assert not apis[1].rejected

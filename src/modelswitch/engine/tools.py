@@ -27,6 +27,10 @@ DEFAULT_MAX_ROUNDS = 10
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RESULT_CHARS = 20_000
 CANCELLED = "cancelled: the user interrupted this tool call before it finished"
+DECLINED = "the user declined to run this tool call"
+# Nobody could be asked (`ask` without --yes, a piped chat): not the user's no, and the model is
+# told so, or it would apologise for something the user never said.
+UNAPPROVED = "not run: tool calls need approval, and none could be given here"
 
 
 class Toolbox(Protocol):
@@ -55,8 +59,9 @@ class Toolbox(Protocol):
 
 # (index in the round, call, server, approved: None when trusted without asking)
 _Approved = tuple[int, ToolCall, str, "bool | None"]
-# (call, server) -> True to run it. The REPL's callback asks the user; `ask`'s answers alone.
-Approve = Callable[[ToolCall, str], bool]
+# (call, server) -> True to run it, False when the user said no, None when no one could be asked.
+# The REPL's callback asks the user; `ask`'s answers alone.
+Approve = Callable[[ToolCall, str], "bool | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +203,12 @@ class ToolAnswer:
                 yield ToolActivity(call, "", "failed", "no such tool")
             elif self.toolbox.trusted(call.name):
                 approved.append((i, call, server, None))
-            elif self.approve(call, server):
+            elif (verdict := self.approve(call, server)):
                 approved.append((i, call, server, True))
             else:
-                decided[i] = ToolResult(call.id, call.name, "the user declined to run this tool call",
+                decided[i] = ToolResult(call.id, call.name, DECLINED if verdict is False else UNAPPROVED,
                                         is_error=True, server=server, approved=False)
-                yield ToolActivity(call, server, "refused")
+                yield ToolActivity(call, server, "refused" if verdict is False else "unapproved")
         return approved
 
     def _execute(self, pool: ThreadPoolExecutor, approved: list[_Approved],

@@ -158,7 +158,8 @@ def nothing() -> None:
     pass
 
 
-_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled"}
+_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled",
+                "unapproved": "not run (needs --yes or trust)"}
 
 
 def call_text(call: ToolCall, server: str, width: int = 80) -> str:

@@ -134,3 +134,16 @@ def test_compare_columns_keep_the_tool_line_before_the_answer_it_led_to(
     tool = next(i for i, r in enumerate(rows) if "calc.add" in r and ": ran" in r)
     answer = next(i for i, r in enumerate(rows) if "deepseek-v4-flash answer" in r)
     assert tool < answer, text  # the call ran first, the answer came from its result
+
+
+def test_compare_tools_in_a_terminal_asks_nothing_as_the_readme_says(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text("utf-8").split())
+    assert "`compare -T` is a one-shot command too and follows the same rules as `ask -T`" in readme
+    assert "`/compare` (and `compare -T`) runs the same loop" not in readme
+    term = Screen(tmp_path, server.url, ["compare", "-T", "-m", "v4", "-m", "v4", "add 2 and 3"])
+    seen = term.child.expect([r"run it\?", pexpect.EOF])
+    assert seen == 1, "\n".join(term.rows())  # a terminal, and still no question
+    rows = term.rows()
+    assert any("not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in r for r in rows), "\n".join(rows)

@@ -147,3 +147,44 @@ def test_compare_tools_in_a_terminal_asks_nothing_as_the_readme_says(
     assert seen == 1, "\n".join(term.rows())  # a terminal, and still no question
     rows = term.rows()
     assert any("not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in r for r in rows), "\n".join(rows)
+
+
+def test_a_tool_answer_folds_every_rounds_reasoning_and_has_a_speed(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    term = Screen(tmp_path, server.url, ["chat"])
+    child = term.child
+    child.expect("v4 ›")
+    child.send("add 2 and 3\r")
+    child.expect("run it\\?")
+    child.send("y\r")
+    child.expect(r": ran \(")
+    child.expect("v4 ›")
+    rows = term.rows()
+    text = "\n".join(rows)
+    assert not any("Thinking…" in r or "reasons" in r for r in rows), text  # the first round folded too
+    assert sum(r.startswith("Thought for") for r in rows) == 2, text
+    assert any("deepseek-v4-flash answer" in r for r in rows), text
+    footer = next(r for r in rows if r.startswith("v4 · "))
+    assert "tok/s" in footer, text
+    child.send("/exit\r")
+    term.finish()
+
+
+def test_ask_tools_json_has_every_rounds_reasoning_and_a_speed(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    import json
+    import subprocess
+
+    cfg = write_config(tmp_path, server.url, calc_table())
+    env = command_env(cfg, tmp_path, DS_KEY="sk-ds-test")
+    out = subprocess.run([EXE, "ask", "-T", "--yes", "--json", "add 2 and 3"], env=env, capture_output=True,
+                         text=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    obj = json.loads(out.stdout)
+    first, last = obj["reasoning"].split("\n\n")  # both rounds', a blank line between
+    assert first.startswith("deepseek-v4-flash reasons") and last.startswith("deepseek-v4-flash reasons")
+    assert first != last
+    assert obj["timing"]["tokens_per_s"] is not None and obj["timing"]["tokens_per_s"] > 0
+    assert obj["tool_calls"][0]["result"] == "5"

@@ -231,7 +231,8 @@ def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
         "model": m.model.full_id if m.model else None,
         "alias": m.model.alias if m.model else None,
         "content": m.text,
-        "reasoning": m.reasoning,
+        # Every round's reasoning, not only the last: the thinking that led to each tool call too.
+        "reasoning": "\n\n".join(r for r in (*(rnd.reasoning for rnd in m.rounds), m.reasoning) if r),
         "usage": None if usage is None else {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,

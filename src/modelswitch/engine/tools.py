@@ -107,6 +107,7 @@ class ToolAnswer:
         self._current: Answer | None = None
         self._losers: list[Message] = []  # hedged routes cancelled in any round: paid for too
         self._usage: Usage | None = None
+        self._generated = (0, 0.0)  # output tokens and seconds spent generating them, every round
         self._t0 = time.monotonic()
         self._iter: Generator[Event, None, None] | None = None
 
@@ -171,9 +172,15 @@ class ToolAnswer:
 
     def _take_usage(self, answer: Answer) -> None:
         self._losers.extend(answer.losers)
-        usage = answer.message.usage
+        message = answer.message
+        usage = message.usage
         if usage is not None:
             self._usage = usage if self._usage is None else self._usage + usage
+        tps = message.timing.tokens_per_s if message.timing else None
+        if usage is not None and usage.output_tokens and tps:
+            # Each round's generation time from its own speed: the time tools ran is not in it.
+            tokens, seconds = self._generated
+            self._generated = (tokens + usage.output_tokens, seconds + usage.output_tokens / tps)
 
     def _run_calls(self, message: Message, calls: list[ToolCall]) -> Generator[Event, None, tuple[ToolResult, ...]]:
         """Ask about each call in order, run the approved ones at once, results in call order.
@@ -253,5 +260,7 @@ class ToolAnswer:
             # The last answer's calls are already a round (stopped at the limit): its text and
             # reasoning went there, they are not the final answer too.
             last = replace(last, text="", reasoning="", replay=())
-        timing = Timing(ttft_s=last.timing.ttft_s if last.timing else None, total_s=time.monotonic() - self._t0)
+        tokens, seconds = self._generated
+        timing = Timing(ttft_s=last.timing.ttft_s if last.timing else None, total_s=time.monotonic() - self._t0,
+                        tokens_per_s=tokens / seconds if seconds > 0 else None)
         return replace(last, status=status, rounds=tuple(self.rounds), usage=self._usage, timing=timing)

@@ -323,7 +323,8 @@ class Repl:
 
     def _approver(self, renderer: Renderer, answer: ToolAnswer) -> Callable[[ToolCall, str], bool | None]:
         # The answer so far stays on screen and the question goes below it; the model goes on after.
-        return self.approver(renderer.abort, lambda: renderer.begin(answer.model.name))
+        # pause, not abort: the round's reasoning folds to "Thought for …" as every later round's does.
+        return self.approver(renderer.pause, lambda: renderer.begin(answer.model.name))
 
     def approver(self, pause: Callable[[], None], resume: Callable[[], None],
                  who: str = "") -> Callable[[ToolCall, str], bool | None]:

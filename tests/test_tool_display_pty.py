@@ -65,6 +65,13 @@ class Screen:
         return self.rows()
 
 
+def chat(tmp_path: Path, url: str) -> Screen:
+    """The REPL on a screen, at its first prompt."""
+    term = Screen(tmp_path, url, ["chat"])
+    term.child.expect("v4 ›")
+    return term
+
+
 def test_ask_tools_without_yes_keeps_the_not_run_line_on_screen(
     tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
 ) -> None:
@@ -100,9 +107,8 @@ def test_compare_tells_a_server_that_does_not_start_above_its_columns(
 def test_a_running_tool_is_shown_live_and_becomes_its_finished_line(
     tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
 ) -> None:
-    term = Screen(tmp_path, server.url, ["chat"])
+    term = chat(tmp_path, server.url)
     child = term.child
-    child.expect("v4 ›")
     child.send("/tools\r")  # starts the server: its tools can be named
     child.expect("v4 ›")
     for tool in ("add", "shout"):  # the fake's model calls the first tool offered: slow
@@ -152,9 +158,8 @@ def test_compare_tools_in_a_terminal_asks_nothing_as_the_readme_says(
 def test_a_tool_answer_folds_every_rounds_reasoning_and_has_a_speed(
     tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
 ) -> None:
-    term = Screen(tmp_path, server.url, ["chat"])
+    term = chat(tmp_path, server.url)
     child = term.child
-    child.expect("v4 ›")
     child.send("add 2 and 3\r")
     child.expect("run it\\?")
     child.send("y\r")

@@ -414,7 +414,7 @@ class TerminalRenderer(Renderer):
 
         now = time.monotonic()
         lines = Text("\n").join(
-            self._dim(f"{tool_line(replace(event, detail=''))}… {now - since:.0f} s (Ctrl-C cancels)")
+            Text(visible(f"{tool_line(replace(event, detail=''))}… {now - since:.0f} s (Ctrl-C cancels)"), style="dim")
             for event, since in self._tools.values()
         )
         if self._tool_spinner is None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .. import notify
 from ..conversation import sources_text
 from ..safetext import visible
-from .base import footer_text, hold_terminal, nothing, stderr_on, search_text, sources_block, thought_text, tool_line
+from .base import footer_text, hold_terminal, nothing, search_text, sources_block, stderr_on, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -46,14 +46,14 @@ class _Lane:
     # The answer's sources, by URL in first-cited order (the [n] numbers), as the answer keeps them.
     citations: dict[str, Citation] = field(default_factory=dict)
     # The answer's text and its notices in the order they came (a tool's line between the rounds'
-    # text): ("text", chunks so far) or ("notice", line), for the final view.
-    pieces: list[tuple[str, str]] = field(default_factory=list)
+    # text), for the final view: ("text", its chunks) or ("notice", [the line]).
+    pieces: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def add(self, kind: str, text: str) -> None:
         if kind == "text" and self.pieces and self.pieces[-1][0] == "text":
-            self.pieces[-1] = ("text", self.pieces[-1][1] + text)
+            self.pieces[-1][1].append(text)  # chunks joined once, at the end: linear in the answer
         else:
-            self.pieces.append((kind, text))
+            self.pieces.append((kind, [text]))
 
     def thought(self) -> str:
         if self.r_start is None:
@@ -250,7 +250,8 @@ class CompareView:
             if lane.citations:
                 parts.append(sources_block(tuple(lane.citations.values())))
         else:
-            for kind, piece in lane.pieces:
+            for kind, chunks in lane.pieces:
+                piece = "".join(chunks)
                 if kind == "notice":
                     parts.append(Text(visible(piece), style="dim"))
                 elif piece.strip():

@@ -19,7 +19,8 @@ from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, tool_line, footer_text, hold_terminal, stderr_on, linkable, nothing, sources_block, thought_text
+from .base import (Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, stderr_on, thought_text,
+                   tool_line)
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult

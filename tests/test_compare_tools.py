@@ -243,7 +243,8 @@ def test_compare_cli_tools_like_ask(tmp_path: Path, server: LoopbackServer, two,
     assert "[a] not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in run.stderr
     assert "[b] not run: calc.add (pass --yes" in run.stderr
     assert run.stdout.startswith("== a ==\n")
-    assert all(not f.rejected for f in two) and all("declined" in f.accepted[-1]["messages"][-1]["content"] for f in two)
+    assert all(not f.rejected for f in two)
+    assert all(f.accepted[-1]["messages"][-1]["content"].startswith("not run: tool calls need approval") for f in two)
 
 
 @pytest.mark.skipif(EXE is None, reason="the modelswitch console script is not installed")
@@ -253,11 +254,11 @@ def test_piped_compare_never_approves_a_call(tmp_path: Path, server: LoopbackSer
                           text=True, timeout=WAIT)
     assert proc.returncode == 0, proc.stderr
     for lane in ("a", "b"):
-        assert f'[{lane}] not run: calc.add {{"a": 2, "b": 3}} (tools are approved only at a terminal)' in proc.stderr
+        assert f'[{lane}] not run: calc.add {{"a": 2, "b": 3}} (tools are approved only at a terminal, or by [mcp.calc] trust)' in proc.stderr
     assert "== a ==" in proc.stdout and "== b ==" in proc.stdout
-    assert "⚙ calc.add" in proc.stderr and ": not run (declined)" in proc.stderr  # the lanes' tool lines
+    assert "⚙ calc.add" in proc.stderr and ": not run (needs --yes or trust)" in proc.stderr  # the lanes' tool lines
     tool_results = [m["content"] for f in two for body in f.accepted for m in body["messages"] if m["role"] == "tool"]
-    assert tool_results and all("declined" in c for c in tool_results)  # "y" was a message, not a yes
+    assert tool_results and all(c.startswith("not run: tool calls need approval") for c in tool_results)  # "y" was a message, not a yes
 
 
 @pytest.mark.pty

@@ -367,3 +367,21 @@ def test_a_model_that_takes_no_tools_reads_earlier_tool_rounds_as_text(no_tools_
         assert shape not in sent, shape
     assert f'[tool call] add {json.dumps(json.dumps(ARGS))[1:-1]} returned:\\n5' in sent
     assert sent.index("[tool call] add") < sent.index(done.text)
+
+
+def test_a_call_no_one_could_approve_is_not_told_as_the_users_no(world) -> None:
+    from modelswitch.events import ToolActivity
+    from modelswitch.ui.base import tool_line
+
+    cfg, apis = world
+    box = Box()
+    answer, events = run(cfg, Conversation().add(Message("user", "q")), "claude", box,
+                         approve=lambda call, server: None)
+    result = answer.message.rounds[0].results[0]
+    assert box.ran == [] and result.approved is False and result.is_error
+    assert result.content == "not run: tool calls need approval, and none could be given here"
+    [activity] = [e for e in events if isinstance(e, ToolActivity)]
+    assert activity.state == "unapproved" and tool_line(activity).endswith(": not run (needs --yes or trust)")
+    # A state this version does not know (a newer one's) is still shown, as its own word.
+    assert tool_line(ToolActivity(activity.call, "calc", "someday")).endswith(": someday")
+    assert not apis[1].rejected

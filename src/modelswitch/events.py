@@ -116,7 +116,8 @@ class ToolCall:
 class ToolActivity:
     """The tool loop's news for the screen: a call about to run, or how it ended.
 
-    `state` is "running", "done", "failed", "refused" or "cancelled"; `detail` a few words
+    `state` is "running", "done", "failed", "refused" (the user said no), "unapproved" (no one
+    could be asked) or "cancelled"; `detail` a few words
     ("0.4 s · 120 chars", the error).
     """
 

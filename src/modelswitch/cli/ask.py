@@ -164,8 +164,8 @@ def run_ask(opts: AskOptions) -> int:
 def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
                  opts: AskOptions) -> tuple[McpToolbox, ToolAnswer]:
     """`ask --tools`: nobody is there to ask, so a call runs only with --yes or when its tool is
-    in its server's `trust` list; a call that does not is told to the model as declined (and to
-    the user on stderr). Piped input is the prompt, never an approval."""
+    in its server's `trust` list; a call that does not is told to the model as not approved (and
+    to the user on stderr). Piped input is the prompt, never an approval."""
     from ..engine.tools import ToolLimits
 
     toolbox = cli_toolbox(config)
@@ -184,15 +184,15 @@ def cli_toolbox(config: Config) -> McpToolbox:
     return McpToolbox(config.mcp, config.tools, warn=warn)
 
 
-def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool]:
-    """The approval of a command line: `--yes` runs a call, anything else declines it, said on
-    stderr (`who` names the model when several answer at once)."""
+def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool | None]:
+    """The approval of a command line: `--yes` runs a call; without it nobody can approve one
+    (None), said on stderr (`who` names the model when several answer at once)."""
     tag = f"[{who}] " if who else ""
 
-    def approve(call: ToolCall, server: str) -> bool:
+    def approve(call: ToolCall, server: str) -> bool | None:
         if not yes:
             warn(f"{tag}not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
-        return yes
+        return True if yes else None
 
     return approve
 
@@ -234,7 +234,8 @@ def result_object(config: Config, answer: Answer | ToolAnswer) -> dict:
         "model": m.model.full_id if m.model else None,
         "alias": m.model.alias if m.model else None,
         "content": m.text,
-        "reasoning": m.reasoning,
+        # Every round's reasoning, not only the last: the thinking that led to each tool call too.
+        "reasoning": "\n\n".join(r for r in (*(rnd.reasoning for rnd in m.rounds), m.reasoning) if r),
         "usage": None if usage is None else {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,

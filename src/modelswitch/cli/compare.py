@@ -45,13 +45,13 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     view = CompareView([s.name for s in specs], terminal=terminal, color=color, quiet=json_out)
     asks = [unattended(yes, s.name) for s in specs]
 
-    def approve(i: int, call: ToolCall, server: str) -> bool:
+    def approve(i: int, call: ToolCall, server: str) -> bool | None:
         if yes:
             return True
         view.pause()  # the "not run" line goes below the columns, not through them
         asks[i](call, server)
         view.resume()
-        return False
+        return None
 
     try:
         outcomes, interrupt = run_models(config, conversation, specs, view, settings=Settings(search=search),

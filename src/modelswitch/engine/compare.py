@@ -65,12 +65,13 @@ class Outcome:
     error: str | None
 
 
-# (lane, call, server) -> True to run it. Called on the main thread, one call at a time.
-LaneApprove = Callable[[int, ToolCall, str], bool]
+# (lane, call, server) -> True to run it, False: the user said no, None: no one could be asked.
+# Called on the main thread, one call at a time.
+LaneApprove = Callable[[int, ToolCall, str], "bool | None"]
 
 
-def _decline(i: int, call: ToolCall, server: str) -> bool:
-    return False
+def _decline(i: int, call: ToolCall, server: str) -> bool | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +91,15 @@ class _Stopped(KeyboardInterrupt):
     round with its calls answered as cancelled (the user interrupted, not declined)."""
 
 
-def _ask(q: queue.Queue, stop: threading.Event, i: int, call: ToolCall, server: str) -> bool:
+def _ask(q: queue.Queue, stop: threading.Event, i: int, call: ToolCall, server: str) -> bool | None:
     """In a lane's thread: hand the question to the main thread and wait; a stopped comparison
     runs nothing more."""
     reply: queue.Queue = queue.Queue(maxsize=1)
     q.put((i, _Ask(call, server, reply)))
     while not stop.is_set():
         try:
-            return bool(reply.get(timeout=0.1))
+            verdict: bool | None = reply.get(timeout=0.1)  # None: no one could be asked
+            return verdict
         except queue.Empty:
             continue
     raise _Stopped

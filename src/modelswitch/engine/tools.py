@@ -29,6 +29,10 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RESULT_CHARS = 20_000
 CANCELLED = CALL_CANCELLED  # Ctrl-C while the call ran
 NOT_STARTED = CALL_NOT_STARTED  # Ctrl-C before it ran: at its (or an earlier call's) approval question
+DECLINED = "the user declined to run this tool call"
+# Nobody could be asked (`ask` without --yes, a piped chat): not the user's no, and the model is
+# told so, or it would apologise for something the user never said.
+UNAPPROVED = "not run: tool calls need approval, and none could be given here"
 
 
 class Toolbox(Protocol):
@@ -57,8 +61,9 @@ class Toolbox(Protocol):
 
 # (index in the round, call, server, approved: None when trusted without asking)
 _Approved = tuple[int, ToolCall, str, "bool | None"]
-# (call, server) -> True to run it. The REPL's callback asks the user; `ask`'s answers alone.
-Approve = Callable[[ToolCall, str], bool]
+# (call, server) -> True to run it, False when the user said no, None when no one could be asked.
+# The REPL's callback asks the user; `ask`'s answers alone.
+Approve = Callable[[ToolCall, str], "bool | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,7 @@ class ToolAnswer:
         self._losers: list[Message] = []  # hedged routes cancelled in any round: paid for too
         self._taken: Answer | None = None  # the last round whose usage and losers are counted
         self._usage: Usage | None = None
+        self._generated = (0, 0.0)  # output tokens and seconds spent generating them, every round
         self._t0 = time.monotonic()
         self._iter: Generator[Event, None, None] | None = None
 
@@ -174,9 +180,15 @@ class ToolAnswer:
     def _take_usage(self, answer: Answer) -> None:
         self._taken = answer
         self._losers.extend(answer.losers)
-        usage = answer.message.usage
+        message = answer.message
+        usage = message.usage
         if usage is not None:
             self._usage = usage if self._usage is None else self._usage + usage
+        tps = message.timing.tokens_per_s if message.timing else None
+        if usage is not None and usage.output_tokens and tps:
+            # Each round's generation time from its own speed: the time tools ran is not in it.
+            tokens, seconds = self._generated
+            self._generated = (tokens + usage.output_tokens, seconds + usage.output_tokens / tps)
 
     def _run_calls(self, message: Message, calls: list[ToolCall]) -> Generator[Event, None, tuple[ToolResult, ...]]:
         """Ask about each call in order, run the approved ones at once, results in call order.
@@ -207,12 +219,12 @@ class ToolAnswer:
                 yield ToolActivity(call, "", "failed", "no such tool")
             elif self.toolbox.trusted(call.name):
                 approved.append((i, call, server, None))
-            elif self.approve(call, server):
+            elif (verdict := self.approve(call, server)):
                 approved.append((i, call, server, True))
             else:
-                decided[i] = ToolResult(call.id, call.name, "the user declined to run this tool call",
+                decided[i] = ToolResult(call.id, call.name, DECLINED if verdict is False else UNAPPROVED,
                                         is_error=True, server=server, approved=False)
-                yield ToolActivity(call, server, "refused")
+                yield ToolActivity(call, server, "refused" if verdict is False else "unapproved")
         return approved
 
     def _execute(self, pool: ThreadPoolExecutor, approved: list[_Approved],
@@ -259,5 +271,7 @@ class ToolAnswer:
             # The last answer's calls are already a round (stopped at the limit): its text and
             # reasoning went there, they are not the final answer too.
             last = replace(last, text="", reasoning="", replay=())
-        timing = Timing(ttft_s=last.timing.ttft_s if last.timing else None, total_s=time.monotonic() - self._t0)
+        tokens, seconds = self._generated
+        timing = Timing(ttft_s=last.timing.ttft_s if last.timing else None, total_s=time.monotonic() - self._t0,
+                        tokens_per_s=tokens / seconds if seconds > 0 else None)
         return replace(last, status=status, rounds=tuple(self.rounds), usage=self._usage, timing=timing)

@@ -81,7 +81,7 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
     # it asks, and `a` (session.always) holds for every lane.
     asks = [repl.approver(view.pause, view.resume, who=label) for label in labels]
 
-    def approve(i: int, call: ToolCall, server: str) -> bool:
+    def approve(i: int, call: ToolCall, server: str) -> bool | None:
         ok = asks[i](call, server)
         view.resume()  # also after a piped chat's "not run" line, which asks nothing
         return ok

@@ -328,12 +328,13 @@ class Repl:
             # A refusal or a blocked prompt: the provider's reason was shown as a notice above.
             self.say("no answer: this question will not be sent again; /undo removes it from history", "yellow")
 
-    def _approver(self, renderer: Renderer, answer: ToolAnswer) -> Callable[[ToolCall, str], bool]:
+    def _approver(self, renderer: Renderer, answer: ToolAnswer) -> Callable[[ToolCall, str], bool | None]:
         # The answer so far stays on screen and the question goes below it; the model goes on after.
-        return self.approver(renderer.abort, lambda: renderer.begin(answer.model.name))
+        # pause, not abort: the round's reasoning folds to "Thought for …" as every later round's does.
+        return self.approver(renderer.pause, lambda: renderer.begin(answer.model.name))
 
     def approver(self, pause: Callable[[], None], resume: Callable[[], None],
-                 who: str = "") -> Callable[[ToolCall, str], bool]:
+                 who: str = "") -> Callable[[ToolCall, str], bool | None]:
         """Ask about each call: y (run it), n (do not), a (always this tool, this session).
         Piped input never approves: only a user at a terminal can say yes. `who` names the
         model asking when several answer at once (/compare)."""
@@ -341,13 +342,14 @@ class Repl:
 
         tag = f"[{who}] " if who else ""
 
-        def approve(call: ToolCall, server: str) -> bool:
+        def approve(call: ToolCall, server: str) -> bool | None:
             if call.name in self.session.always:
                 return True
             pause()
             if not self.interactive:
-                self.say(f"{tag}not run: {call_text(call, server)} (tools are approved only at a terminal)", "yellow")
-                return False
+                self.say(f"{tag}not run: {call_text(call, server)} (tools are approved only at a terminal, "
+                         f"or by [mcp.{server}] trust)", "yellow")
+                return None  # no one could be asked: not the user's no
             self.say(f"{tag}⚙ {call_text(call, server)}", "bold")
             while True:
                 try:

@@ -331,8 +331,10 @@ def _turn_markdown(t: Turn, *, reasoning: bool, details: bool) -> str:
             where = f"{result.server}." if result.server else ""
             said = " ".join(result.content.split())
             said = said if len(said) <= 200 else said[:199] + "…"
-            how = _CANCEL_WORDS.get(result.content) or ("declined" if result.approved is False else
-                                                        "failed" if result.is_error else "ran")
+            how = _CANCEL_WORDS.get(result.content) or ("failed" if result.is_error else "ran")
+            if result.approved is False and result.content not in _CANCEL_WORDS:
+                # The user's no, or no one could be asked (its result says so).
+                how = "not run" if result.content.startswith("not run:") else "declined"
             lines += [f"> ⚙ `{where}{call.name}` `{call.arguments}` ({how}): {said}", ""]
     if reasoning and m.reasoning.strip():
         lines += ["> *Reasoning*", ">", _quote(m.reasoning), ""]

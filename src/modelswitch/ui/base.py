@@ -54,6 +54,13 @@ class Renderer:
         """Tools run between two rounds of one answer: keep what is drawn, and take the next
         round's reasoning and text as if the answer began again."""
 
+    def tool(self, event: ToolActivity) -> None:
+        """A tool call between two rounds: running (only said by a live renderer), then what
+        came of it, one line."""
+        self.pause()  # the next round's reasoning is shown live again
+        if event.state != "running":
+            self.notice(tool_line(event))
+
 
 def footer_text(message: Message, cost: Cost | None) -> str:
     """"hy · 0.4 s to first token · 61 tok/s · 230 tokens · ¥0.0012" and what went wrong."""
@@ -187,11 +194,21 @@ def _release_all() -> None:
         hold.release(show_cursor=True)
 
 
+def stderr_on(out: IO[str]) -> bool:
+    """True when stderr writes to the same terminal as `out` (a live region there would be
+    drawn over by it); a StringIO (a test) counts as that screen."""
+    try:
+        return os.isatty(2) and os.path.samestat(os.fstat(2), os.fstat(out.fileno()))
+    except (AttributeError, ValueError, OSError):
+        return True
+
+
 def nothing() -> None:
     pass
 
 
-_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled"}
+_STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled",
+                "unapproved": "not run (needs --yes or trust)"}
 
 
 def call_text(call: ToolCall, server: str, width: int = 80) -> str:

@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import notify
 from ..conversation import sources_text
 from ..interrupts import deferred
 from ..safetext import visible
-from .base import footer_text, hold_terminal, nothing, search_text, sources_block, thought_text, tool_line
+from .base import footer_text, hold_terminal, nothing, search_text, sources_block, stderr_on, thought_text, tool_line
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -45,6 +46,15 @@ class _Lane:
     done: bool = False
     # The answer's sources, by URL in first-cited order (the [n] numbers), as the answer keeps them.
     citations: dict[str, Citation] = field(default_factory=dict)
+    # The answer's text and its notices in the order they came (a tool's line between the rounds'
+    # text), for the final view: ("text", its chunks) or ("notice", [the line]).
+    pieces: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def add(self, kind: str, text: str) -> None:
+        if kind == "text" and self.pieces and self.pieces[-1][0] == "text":
+            self.pieces[-1][1].append(text)  # chunks joined once, at the end: linear in the answer
+        else:
+            self.pieces.append((kind, [text]))
 
     def thought(self) -> str:
         if self.r_start is None:
@@ -73,6 +83,7 @@ class CompareView:
         self._closed = False
         self._paused_at: float | None = None
         self._restore_terminal: Callable[[], None] = nothing
+        self._warn_route: notify.Warn | None = None
         if terminal:
             from rich.console import Console
 
@@ -96,9 +107,7 @@ class CompareView:
         keep everything, and `resume` draws them again."""
         with self._lock:
             if self._live is not None:
-                self._live.stop()
-                self._restore_terminal()  # the question below needs the keys echoed
-                self._live = None
+                self._stop()
                 self._paused_at = time.monotonic()
 
     def resume(self) -> None:
@@ -120,6 +129,27 @@ class CompareView:
             with deferred():  # a start cut in half by Ctrl-C could not be stopped: no cursor, no echo
                 self._restore_terminal = hold_terminal(self.out)
                 self._live.start()
+            self._warn_route = notify.route_warnings(self._warning)
+
+    def _stop(self) -> None:
+        with deferred():  # a stop cut in half by a second Ctrl-C would leave the cursor hidden
+            self._live.stop()
+            self._restore_terminal()  # a question below needs the keys echoed
+        self._live = None
+        notify.route_warnings(self._warn_route)
+        self._warn_route = None
+
+    def _warning(self, text: str) -> None:
+        """A warning (notify.warn) while the columns are live: printed above them (rich's Live
+        prints above its region), not into them, where the next redraw would wipe it."""
+        from rich.text import Text
+
+        with self._lock:
+            if self._live is None or not stderr_on(self.out):
+                sys.stderr.write(visible(text) + "\n")
+                sys.stderr.flush()
+                return
+            self._console.print(Text(visible(text)))
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:
@@ -127,6 +157,7 @@ class CompareView:
         if lane.r_start is not None and lane.r_end is None:
             lane.r_end = time.monotonic()
         lane.text.append(text)
+        lane.add("text", text)
 
     def reasoning(self, i: int, text: str) -> None:
         lane = self.lanes[i]
@@ -138,6 +169,7 @@ class CompareView:
             return
         self.lanes[i].notice = text
         self.lanes[i].notices.append(text)
+        self.lanes[i].add("notice", text)
 
     def search(self, i: int, query: str) -> None:
         """The provider searches for this lane ("searching: …", as under a normal answer)."""
@@ -152,6 +184,7 @@ class CompareView:
         lane.notice = tool_line(event)
         if event.state != "running":
             lane.notices.append(lane.notice)
+            lane.add("notice", lane.notice)
 
     def citation(self, i: int, citation: Citation) -> None:
         self.lanes[i].citations.setdefault(citation.url, citation)
@@ -181,10 +214,7 @@ class CompareView:
         with self._lock:
             self._closed = True
             if self._live is not None:
-                with deferred():  # a stop cut in half by a second Ctrl-C would leave the cursor hidden
-                    self._live.stop()
-                    self._restore_terminal()
-                self._live = None
+                self._stop()
             if self._console is not None:
                 if self._paused_at is not None:
                     # Still paused: the question was cut short (Ctrl-C), its line not ended.
@@ -230,11 +260,14 @@ class CompareView:
             if lane.citations:
                 parts.append(sources_block(tuple(lane.citations.values())))
         else:
-            if text:
-                parts.append(Markdown(text, code_theme="monokai"))
+            for kind, chunks in lane.pieces:
+                piece = "".join(chunks)
+                if kind == "notice":
+                    parts.append(Text(visible(piece), style="dim"))
+                elif piece.strip():
+                    parts.append(Markdown(visible(piece), code_theme="monokai"))
             if lane.citations:
                 parts.append(sources_block(tuple(lane.citations.values())))
-            parts.extend(Text(visible(notice), style="dim") for notice in lane.notices)
         if lane.error:
             parts.append(Text(f"error: {visible(lane.error)}", style="red"))
         if lane.footer:

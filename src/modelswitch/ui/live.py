@@ -8,15 +8,19 @@ grows with the answer and not with its square, and nothing is duplicated or crop
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, thought_text
+from .base import (Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, stderr_on, thought_text,
+                   tool_line)
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 
     from ..conversation import Message
     from ..config.pricing import Cost
+    from ..events import ToolActivity
 
 _REFRESH_S = 1 / 12
 _CODE_THEME = "monokai"
@@ -105,6 +110,9 @@ class TerminalRenderer(Renderer):
         self._ticker: threading.Thread | None = None
         self._stop_ticking = threading.Event()
         self._restore_terminal: Callable[[], None] = nothing
+        self._warn_route: notify.Warn | None = None
+        # Calls running now (by call id): their lines are live until each one's outcome arrives.
+        self._tools: dict[str, tuple[ToolActivity, float]] = {}
         self._reset("")
 
     def _reset(self, model_name: str) -> None:
@@ -116,6 +124,7 @@ class TerminalRenderer(Renderer):
         self._blocks = 0  # blocks of this answer printed or queued: the first needs no gap
         self._dirty = False  # text arrived since the last frame
         self._spinner: Any = None
+        self._tool_spinner: Any = None
         self._r_pieces: list[str] = []
         self._r_line: list[str] = []  # "show": the reasoning line not yet printed
         self._r_line_len = 0
@@ -174,6 +183,23 @@ class TerminalRenderer(Renderer):
             else:
                 self._print_queue()
 
+    def tool(self, event: ToolActivity) -> None:
+        if not self._tools:
+            self.pause()  # the round that called is over: its reasoning folds, its text stays
+        with self._lock:
+            if event.state == "running":
+                self._tools[event.call.id] = (event, time.monotonic())
+                if self._live is None:
+                    self._start_live()
+                self._flush()
+                return
+            self._tools.pop(event.call.id, None)
+            self._queue.append(self._dim(tool_line(event)))
+            if self._live is not None:
+                self._flush()  # the spinner of the next round's wait, or the calls still running
+            else:
+                self._print_queue()
+
     def end(self, message: Message, cost: Cost | None) -> None:
         self._stop_ticker()
         with self._lock:
@@ -204,6 +230,9 @@ class TerminalRenderer(Renderer):
             if self._aborted or self._live is None:
                 return  # nothing is live: nothing to stop
             self._aborted = True
+            for event, _ in self._tools.values():  # Ctrl-C stopped them: say so, not "running"
+                self._queue.append(self._dim(tool_line(replace(event, state="cancelled", detail=""))))
+            self._tools.clear()
             # The partial answer is printed whole (its tail was live, maybe cut to the screen);
             # a collapsed chain of thought stays as drawn; a spinner is not worth keeping.
             keep = self._phase == "reasoning" and self._mode == "collapse"
@@ -278,6 +307,7 @@ class TerminalRenderer(Renderer):
         with deferred():  # Live.start cut in half by Ctrl-C cannot be stopped: the cursor stays hidden
             self._restore_terminal = hold_terminal(self._console.file)
             self._live.start(refresh=True)
+            self._warn_route = notify.route_warnings(self._warning)
         self._stop_ticking = threading.Event()
         self._ticker = threading.Thread(target=self._tick, args=(self._stop_ticking,), daemon=True)
         self._ticker.start()
@@ -297,7 +327,7 @@ class TerminalRenderer(Renderer):
         with self._lock:
             if self._live is None:
                 return
-            animated = self._phase == "waiting" or (
+            animated = bool(self._tools) or self._phase == "waiting" or (
                 self._phase == "reasoning" and self._mode != "show"
             )
             if self._queue or self._dirty or animated:  # an unchanged tail is not redrawn
@@ -337,12 +367,29 @@ class TerminalRenderer(Renderer):
             live.stop()
             self._restore_terminal()
             self._restore_terminal = nothing
+            notify.route_warnings(self._warn_route)
+            self._warn_route = None
+
+    def _warning(self, text: str) -> None:
+        """A warning (notify.warn) while the region is live: printed above it, so no redraw
+        wipes it. Only when stderr is this terminal: a stderr sent elsewhere gets it as ever."""
+        with self._lock:
+            if self._live is None or not stderr_on(self._console.file):
+                sys.stderr.write(visible(text) + "\n")
+                sys.stderr.flush()
+                return
+            from rich.text import Text
+
+            self._queue.append(Text(visible(text)))
+            self._flush()
 
     def _view(self) -> RenderableType:
         """What the Live region shows now."""
         from rich.text import Text
 
         phase = self._phase
+        if self._tools:
+            return self._tools_view()
         if phase == "answer":
             return self._tail_view()
         if phase == "reasoning" and self._mode == "collapse":
@@ -361,6 +408,22 @@ class TerminalRenderer(Renderer):
         else:
             self._spinner.text = self._dim(label)
         return self._spinner
+
+    def _tools_view(self) -> RenderableType:
+        """One line per call still running, with how long it has run so far."""
+        from rich.text import Text
+
+        now = time.monotonic()
+        lines = Text("\n").join(
+            Text(visible(f"{tool_line(replace(event, detail=''))}… {now - since:.0f} s (Ctrl-C cancels)"), style="dim")
+            for event, since in self._tools.values()
+        )
+        if self._tool_spinner is None:
+            from rich.spinner import Spinner
+
+            self._tool_spinner = Spinner("dots", style="dim")
+        self._tool_spinner.text = lines
+        return self._tool_spinner
 
     def _tail_view(self) -> RenderableType:
         from rich.console import Group

@@ -136,9 +136,7 @@ def draw(renderer: Renderer, events: Iterable[Event]) -> None:
         elif isinstance(event, SearchQuery):
             renderer.search(event.query)
         elif isinstance(event, ToolActivity):
-            renderer.pause()  # the next round's reasoning is shown live again
-            if event.state != "running":
-                renderer.notice(tool_line(event))
+            renderer.tool(event)
 
 
 # -- everything else the CLI and REPL print -------------------------------------------------

@@ -40,6 +40,9 @@ class _Server:
     stop: asyncio.Event | None = None
     errlog: TextIO | None = None
     task: asyncio.Future[None] | None = None
+    # False once its process died or a call found it gone: turning it on again must start a
+    # fresh process, never reuse the dead session.
+    alive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,10 @@ class McpToolbox:
     """The configured MCP servers' tools, started when first needed."""
 
     def __init__(self, servers: tuple[McpServerSpec, ...], settings: ToolSettings = ToolSettings(),
-                 warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S) -> None:
+                 warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S, config_path: str = "") -> None:
         self.settings = settings
+        self.config_path = config_path  # named when a server's command cannot run
+        self.paused = False  # `/tools off` alone: no tool is offered this session
         self.start_timeout = start_timeout
         self.warn = warn
         self._servers = {s.name: _Server(s, state="not started" if s.enabled else "off") for s in servers}
@@ -72,6 +77,8 @@ class McpToolbox:
 
     # -- the Toolbox protocol ----------------------------------------------------------------
     def specs(self) -> tuple[ToolSpec, ...]:
+        if self.paused:
+            return ()
         self.start()
         seen: dict[str, str] = {}
         out: list[ToolSpec] = []
@@ -87,6 +94,8 @@ class McpToolbox:
         return tuple(out)
 
     def server_of(self, name: str) -> str | None:
+        if self.paused:
+            return None
         for srv in self._servers.values():
             if srv.state == "ready" and name not in srv.disabled and any(t.name == name for t in srv.tools):
                 return srv.spec.name
@@ -166,21 +175,60 @@ class McpToolbox:
         ]
 
     def set_enabled(self, name: str, on: bool) -> str:
-        """`/tools on|off NAME`: a server (by its name) or one of its tools. Says what changed;
-        KeyError when nothing has that name."""
+        """`/tools on|off NAME`: a server (by its name) or one of its tools (`server.tool`,
+        `server/tool` or the bare tool name). Says what changed; KeyError when nothing has that name."""
         srv = self._servers.get(name)
         if srv is not None:
             if not on:
                 srv.state = "off"
             elif srv.state in ("off", "failed"):
-                srv.state, srv.error = ("ready", "") if srv.session is not None else ("not started", "")
-                self.start()
-            return f"server {name}: {srv.state}"
+                if srv.alive and srv.session is not None:
+                    srv.state, srv.error = "ready", ""
+                else:
+                    self._restart(srv)
+            return f"server {name}: {srv.state}" + (f" ({srv.error})" if srv.error else "")
+        # A tool's name is known once its server has started: a fresh chat starts them first.
+        self.start()
+        srv, tool = self.find_tool(name)
+        (srv.disabled.discard if on else srv.disabled.add)(tool)
+        return f"tool {srv.spec.name}.{tool}: {'on' if on else 'off'}"
+
+    def find_tool(self, name: str) -> tuple[_Server, str]:
+        """A tool as the user names it: `server.tool`, `server/tool` or bare `tool`; KeyError if none."""
+        for sep in "./":
+            server, found, tool = name.partition(sep)
+            srv = self._servers.get(server)
+            if found and srv is not None and any(t.name == tool for t in srv.tools):
+                return srv, tool
         for srv in self._servers.values():
             if any(t.name == name for t in srv.tools):
-                (srv.disabled.discard if on else srv.disabled.add)(name)
-                return f"tool {name} ({srv.spec.name}): {'on' if on else 'off'}"
+                return srv, name
         raise KeyError(name)
+
+    def names(self) -> str:
+        """What `/tools on|off NAME` accepts, for an error that says what exists."""
+        servers = ", ".join(self._servers) or "none"
+        tools = ", ".join(f"{s.spec.name}.{t.name}" for s in self._servers.values() for t in s.tools)
+        return f"servers: {servers}" + (f"; tools: {tools}" if tools else "")
+
+    def set_all(self, on: bool) -> str:
+        """`/tools on|off` alone: offer no tool at all this session, or offer them again as they were."""
+        self.paused = not on
+        return "tools on: the enabled servers' tools are offered again" if on else \
+            "tools off: no tool is offered this session (/tools on offers them again)"
+
+    def _restart(self, srv: _Server) -> None:
+        """A dead or failed server starts again as a fresh process; its old task is ended first so
+        it cannot report on, or clear, the new session."""
+        loop = self._loop
+        if loop is not None and srv.task is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(_end(srv), loop).result(30)
+            except Exception:  # noqa: BLE001 - the old process is gone either way
+                pass
+        srv.session, srv.task, srv.tools = None, None, []
+        srv.state, srv.error = "not started", ""
+        self.start()
 
     def close(self) -> None:
         """Stop every server (each closes its session and its child process) and the loop."""
@@ -251,7 +299,7 @@ class McpToolbox:
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
                 srv.tools = await _list_tools(session)
-                srv.session = session
+                srv.session, srv.alive = session, True
                 ready.set_result(None)
                 assert srv.stop is not None
                 await srv.stop.wait()
@@ -263,13 +311,28 @@ class McpToolbox:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         finally:
-            srv.session = None if srv.state != "ready" else srv.session
+            if srv.task is None or srv.task is asyncio.current_task():  # not a restarted server's
+                srv.alive = False
+                srv.session = None if srv.state != "ready" else srv.session
 
     def _lost(self, srv: _Server, exc: BaseException) -> None:
+        srv.alive = False
         if srv.state == "failed":
             return
         srv.state, srv.error = "failed", _one_line(exc) or type(exc).__name__
-        self.warn(f"MCP server {srv.spec.name!r} stopped: {srv.error}; the chat goes on without its tools")
+        self.warn(f"MCP server {srv.spec.name!r} stopped: {srv.error}; the chat goes on without its tools "
+                  f"(/tools on {srv.spec.name} restarts it)")
+
+
+async def _end(srv: _Server) -> None:
+    """Let a server's task close its session and process; cancel it if it will not."""
+    task = srv.task
+    if srv.stop is not None:
+        srv.stop.set()
+    if task is not None and not task.done():
+        await asyncio.wait([task], timeout=10)
+        if not task.done():
+            task.cancel()
 
 
 async def _list_tools(session: Any) -> list[Any]:

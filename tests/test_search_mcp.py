@@ -60,7 +60,7 @@ def test_ask_search_without_a_terminal_says_how_to_use_the_mcp_tool(tmp_path: Pa
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("v4 cannot search the web here;")
-    assert lines[1] == ('the MCP tool web/web_search can search instead: ask --search -T --yes, or list '
+    assert lines[1] == ('the MCP tool web.web_search can search instead: ask --search -T --yes, or list '
                         '"web_search" in [mcp.web] trust and pass -T')
     assert "tools" not in fake.accepted[0]  # nothing offered without -T: the question is answered as is
 
@@ -93,9 +93,9 @@ def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Pa
 
     dispatch(repl, "/search on")
     assert said[0].startswith("v4 cannot search the web here;")
-    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web/web_search instead?"
+    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web.web_search instead?"
                        " — not asked in a piped chat: no")
     assert session.search_offered and not session.search_tool
     assert repl.toolbar().endswith("search on (this model cannot)")
-    session.search_tool = "web/web_search"
-    assert repl.toolbar().endswith("search on (MCP web/web_search)")
+    session.search_tool = "web.web_search"
+    assert repl.toolbar().endswith("search on (MCP web.web_search)")

@@ -40,9 +40,9 @@ def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: Loopb
     child.expect("v4 ›")
     child.send("/search on\r")
     child.expect("v4 cannot search the web here")
-    child.expect(r"v4 cannot search the web itself; use the MCP tool web/web_search instead\? \[y/N\]")
+    child.expect(r"v4 cannot search the web itself; use the MCP tool web.web_search instead\? \[y/N\]")
     child.send("y\r")
-    child.expect("v4 is offered web/web_search to search the web; each call asks y/n/a unless trusted")
+    child.expect("v4 is offered web.web_search to search the web; each call asks y/n/a unless trusted")
     child.expect("v4 ›")
     child.send("pelicans?\r")
     # The call still asks: taking the tool for search did not trust it.
@@ -56,7 +56,7 @@ def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: Loopb
     child.expect("web search off")
     child.expect("v4 ›")
     child.send("/search on\r")  # asked once a session: now only said
-    child.expect(r"web search on \(v4 cannot search itself: it is offered the MCP tool web/web_search\)")
+    child.expect(r"web search on \(v4 cannot search itself: it is offered the MCP tool web.web_search\)")
     child.expect("v4 ›")
     child.send("/exit\r")
     child.expect(pexpect.EOF)

@@ -58,7 +58,7 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
     child.expect(r"add \(always this session\)")
     child.expect("v4 ›")
     child.send("/tools off add\r")
-    child.expect(r"tool add \(calc\): off")
+    child.expect(r"tool calc\.add: off")
     child.expect("v4 ›")
 
     child.send("shout it\r")  # add is off, so the model's first tool is shout
@@ -93,3 +93,4 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert "cancelled: the user interrupted this tool call" in tool_messages[-2]["content"]
     assert tool_messages[0]["content"] == "5"
+

@@ -134,7 +134,7 @@ def run_ask(opts: AskOptions) -> int:
         found = mcp_search_tool(config)
         if found is not None and not opts.tools:
             server, tool = found
-            warn(f"the MCP tool {server}/{tool} can search instead: ask --search -T --yes, or list "
+            warn(f"the MCP tool {server}.{tool} can search instead: ask --search -T --yes, or list "
                  f"\"{tool}\" in [mcp.{server}] trust and pass -T")
     toolbox = None
     answer: Answer | ToolAnswer
@@ -180,7 +180,7 @@ def cli_toolbox(config: Config) -> McpToolbox:
         raise errors.UsageError("--tools: no MCP servers are configured; add an [mcp.NAME] table to the config")
     from ..engine.mcpclient import McpToolbox
 
-    return McpToolbox(config.mcp, config.tools, warn=warn)
+    return McpToolbox(config.mcp, config.tools, warn=warn, config_path=str(config.path))
 
 
 def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool]:

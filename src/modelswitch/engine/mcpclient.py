@@ -150,7 +150,7 @@ class McpToolbox:
         with self._start_lock:
             self._start_waiting()
 
-    def _start_waiting(self) -> None:
+    def _start_waiting(self, quiet: bool = False) -> None:
         waiting = [s for s in self._servers.values() if s.state == "not started"]
         if not waiting:
             return
@@ -162,12 +162,14 @@ class McpToolbox:
                 srv.state = "ready"
             except Exception as exc:  # noqa: BLE001 - one line, the chat goes on
                 future.cancel()
-                srv.state, srv.error = "failed", _start_error(srv, exc)
-                self.warn(f"MCP server {srv.spec.name!r} did not start: {srv.error}")
+                srv.state, srv.error = "failed", _start_error(srv, exc, self.config_path)
+                if not quiet:  # /tools shows the error in its list: once is enough
+                    self.warn(f"MCP server {srv.spec.name!r} did not start: {srv.error}")
 
     def status(self) -> list[ServerStatus]:
         """Every configured server (started first, so its tools are known) and its tools."""
-        self.start()
+        with self._start_lock:
+            self._start_waiting(quiet=True)
         return [
             ServerStatus(s.spec.name, s.state, s.error, tuple((t.name, t.name not in s.disabled) for t in s.tools),
                          s.spec.trust)
@@ -305,7 +307,8 @@ class McpToolbox:
                 await srv.stop.wait()
         except BaseException as exc:  # noqa: BLE001 - reported once, below or by start()
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                cause = _innermost(exc)
+                ready.set_exception(cause if isinstance(cause, Exception) else RuntimeError(_one_line(cause)))
             elif srv.state == "ready":
                 self._lost(srv, exc)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -364,7 +367,7 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
-def _start_error(srv: _Server, exc: BaseException) -> str:
+def _start_error(srv: _Server, exc: BaseException, config_path: str = "") -> str:
     said = ""
     if srv.errlog is not None:
         try:
@@ -373,13 +376,27 @@ def _start_error(srv: _Server, exc: BaseException) -> str:
             said = lines[-1] if lines else ""
         except (OSError, ValueError):
             said = ""
-    if isinstance(exc, concurrent.futures.TimeoutError):
+    cause = _innermost(exc)
+    if isinstance(cause, OSError) and srv.spec.command and cause.filename is not None:
+        # The program itself cannot run: only the config can fix that, so name the line and file.
+        where = f" in {config_path}" if config_path else ""
+        why = cause.strerror or type(cause).__name__
+        return f"cannot run {srv.spec.command[0]!r}: {why} (fix [mcp.{srv.spec.name}] command{where})"
+    if isinstance(cause, concurrent.futures.TimeoutError):
         return "no answer in time" + (f" ({said[:200]})" if said else "")
-    return _one_line(exc) + (f" ({said[:200]})" if said else "")
+    # What the server wrote to stderr is the reason; the SDK's own words ("Connection closed") follow.
+    return f"{said[:200]} ({_one_line(cause)})" if said else _one_line(cause)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The real cause inside the SDK's (nested) task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        real = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        exc = (real or list(exc.exceptions))[0]
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
+    exc = _innermost(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]

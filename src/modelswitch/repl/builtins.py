@@ -94,16 +94,15 @@ def offer_search_tool(repl: Repl) -> None:
         return
     s.search_offered = True
     server, tool = found
-    if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}/{tool} instead?"):
+    if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}.{tool} instead?"):
         return
     box.set_enabled(server, True)
-    box.start()
     try:
-        box.set_enabled(tool, True)
+        box.set_enabled(f"{server}.{tool}", True)
     except KeyError:
         repl.say(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search names it)", "yellow")
         return
-    s.search_tool = f"{server}/{tool}"
+    s.search_tool = f"{server}.{tool}"
     repl.say(f"{s.model.name} is offered {s.search_tool} to search the web; each call asks y/n/a unless trusted",
              "green")
 
@@ -413,8 +412,12 @@ def _cost(repl: Repl, arg: str) -> None:
     print_table(STATS_HEADERS, rows)
 
 
-@command("tools", "/tools [on|off NAME]", "MCP servers and their tools; turn a server or a tool on or off",
-         args="text")
+TOOLS_USAGE = ("/tools lists the MCP servers and tools; /tools on|off NAME: NAME is a server or a tool "
+               "(server.tool); /tools on|off alone: every tool, this session")
+
+
+@command("tools", "/tools [on|off [NAME]]", "MCP servers and their tools; turn a server or a tool (server.tool) "
+         "on or off; without NAME: every tool, this session", args="text")
 def _tools(repl: Repl, arg: str) -> None:
     from ..engine.mcpclient import McpToolbox
 
@@ -423,14 +426,22 @@ def _tools(repl: Repl, arg: str) -> None:
         repl.say("no MCP servers configured: add an [mcp.NAME] table (command = [...] or url = ...) to the config")
         return
     words = arg.split()
-    if words and words[0] in ("on", "off") and len(words) == 2:
+    if words and words[0] in ("on", "off") and len(words) <= 2:
+        on = words[0] == "on"
+        if len(words) == 1:
+            repl.say(box.set_all(on), "green")
+            return
         try:
-            repl.say(box.set_enabled(words[1], words[0] == "on"), "green")
+            repl.say(box.set_enabled(words[1], on), "green")
         except KeyError:
-            raise UsageError(f"no MCP server or tool named {words[1]!r} (see /tools)") from None
+            raise UsageError(f"no MCP server or tool named {words[1]!r} ({box.names()})") from None
+        if on and box.paused:
+            repl.say("every tool is still off this session: /tools on offers them again", "yellow")
         return
     if words:
-        raise UsageError("/tools, /tools on NAME or /tools off NAME")
+        raise UsageError(f"{TOOLS_USAGE} ({box.names()})")
+    if box.paused:
+        repl.say("every tool is off this session (/tools on offers them again)", "yellow")
     searches = {m.name: m.search for m in repl.session.config.mcp}
     for status in box.status():
         why = f": {status.error}" if status.error else ""
@@ -447,6 +458,7 @@ def _tools(repl: Repl, arg: str) -> None:
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))
+    repl.say("/tools off server.tool turns one tool off, /tools off server a server, /tools off every tool", "dim")
     if repl.session.tools_refused():
         from ..engine.catalog import no_tools_line
 

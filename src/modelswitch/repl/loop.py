@@ -53,7 +53,7 @@ def run_chat(opts: ChatOptions) -> int:
     if config.mcp:
         from ..engine.mcpclient import McpToolbox  # mcp itself loads when a server first starts
 
-        session.toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
+        session.toolbox = McpToolbox(config.mcp, config.tools, warn=warn, config_path=str(config.path))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         return Repl(session, color=opts.color, interactive=interactive).run()

@@ -349,6 +349,8 @@ class Repl:
                     reply = "n"
                 if reply in ("y", "yes", "n", "no", "", "a", "always"):
                     break
+                self.say("a command cannot run during a tool question: answer y, n or a first" if reply.startswith("/")
+                         else "answer y, n or a", "yellow")
             resume()
             if reply in ("a", "always"):
                 self.session.always.add(call.name)

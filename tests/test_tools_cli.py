@@ -170,3 +170,12 @@ def test_a_piped_chat_never_approves_a_call(tmp_path: Path, server: LoopbackServ
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert tool_messages and all("declined" in m["content"] for m in tool_messages)
     assert not fake.rejected
+
+
+def test_ask_yes_without_tools_says_it_does_nothing_and_still_answers(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    result = ask(["--yes", "hi"], write_config(tmp_path, server.url, calc_table()))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("deepseek-v4-flash answer")
+    assert result.stderr.strip().splitlines() == ["--yes only matters with -T/--tools"]

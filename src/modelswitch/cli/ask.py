@@ -102,6 +102,8 @@ def run_ask(opts: AskOptions) -> int:
         raise errors.UsageError("choose one of --json and --jsonl")
     if opts.reasoning is not None and opts.reasoning not in REASONING_MODES:
         raise errors.UsageError(f"--reasoning must be one of {', '.join(REASONING_MODES)}, not '{opts.reasoning}'")
+    if opts.yes and not opts.tools:
+        warn("--yes only matters with -T/--tools")  # said, not refused: the answer still comes
     config = load_config(opts.config_path)
     text = join_prompt(read_stdin(), opts.prompt.strip())
     attachments = load_files(opts.files, opts.run_commands)

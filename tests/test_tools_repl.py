@@ -109,3 +109,9 @@ def test_a_wrong_command_names_the_config_line_and_file(tmp_path: Path) -> None:
 
 
 
+
+def test_help_says_the_tool_basics(chat: Chat, capsys: pytest.CaptureFixture[str]) -> None:
+    chat.run("/help")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "y / n / a" in out and "always this tool" in out and "Ctrl-C cancels a running tool" in out
+    assert "/tools [on|off [NAME]]" in out and "a tool (server.tool)" in out and "every tool" in out

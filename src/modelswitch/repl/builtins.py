@@ -470,7 +470,9 @@ def _help(repl: Repl, arg: str) -> None:
     from ..ui.render import print_table
 
     print_table(["command", "what it does"], help_rows() + [["@NAME TEXT", "one turn on another model; the current model stays"],
-                                                          ["Alt+Enter", "new line; Enter sends; Ctrl-C stops an answer; Ctrl-D quits"]])
+                                                          ["Alt+Enter", "new line; Enter sends; Ctrl-C stops an answer; Ctrl-D quits"],
+                                                          ["y / n / a", "a tool call's question: run it, do not, always this tool "
+                                                           "this session; Ctrl-C cancels a running tool"]])
 
 
 @command("exit", "/exit", "quit", aliases=("quit", "q"))

@@ -40,7 +40,7 @@ def _model(repl: Repl, arg: str) -> None:
 
 @command("models", "/models", "list every model and whether its key is set")
 def _models(repl: Repl, arg: str) -> None:
-    from ..engine.catalog import TABLE_HEADERS, all_models, table_rows
+    from ..engine.catalog import TABLE_HEADERS, all_models, table_min_widths, table_notes, table_rows
     from ..ui.render import print_table
 
     from ..store.db import Store
@@ -50,7 +50,12 @@ def _models(repl: Repl, arg: str) -> None:
     models = all_models(repl.session.config)
     health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
     rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
-    print_table(TABLE_HEADERS + HEALTH_COLUMNS, rows)
+    headers = TABLE_HEADERS + HEALTH_COLUMNS
+    # The health columns stay out until there is some health to show: they cost the ids their room.
+    print_table(headers, rows, min_widths=table_min_widths(headers, rows),
+                hide_blank=range(len(TABLE_HEADERS), len(headers)))
+    for note in table_notes(models):
+        repl.say(note, "dim")
 
 
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",

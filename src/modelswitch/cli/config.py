@@ -91,8 +91,8 @@ def validate(explicit: str | None) -> int:
         print_info(f"no config file at {config.path}; built-in presets are valid")
         return 0
     for server in config.mcp:
-        if (problem := _command_problem(server.command, server.cwd)) is not None:
-            warn(f"warning: [mcp.{server.name}] command: {problem}")
+        if (why := _command_problem(server.command, server.cwd)) is not None:
+            warn(f"warning: [mcp.{server.name}] command: {why}")
     user_models = sum(len(p.models) for p in config.providers.values() if not p.from_preset)
     noun = "model" if user_models == 1 else "models"
     print_info(f"ok: {config.path} ({user_models} {noun} configured"

@@ -204,8 +204,8 @@ def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None
         console = _console(stream)
         table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False,
                       pad_edge=not min_widths, collapse_padding=bool(min_widths))
-        widths = _fit_widths(headers, rows, min_widths, console.width) if min_widths else [None] * len(headers)
-        for header, width in zip(headers, widths):
+        fitted = _fit_widths(headers, rows, min_widths, console.width) if min_widths else [None] * len(headers)
+        for header, width in zip(headers, fitted):
             table.add_column(header, width=width, overflow="fold" if width else "ellipsis")
         for row in rows:
             table.add_row(*row)

@@ -59,11 +59,12 @@ class ServerStatus:
 class McpToolbox:
     """The configured MCP servers' tools, started when first needed."""
 
+    paused = False  # `/tools off` alone: no tool is offered this session
+
     def __init__(self, servers: tuple[McpServerSpec, ...], settings: ToolSettings = ToolSettings(),
                  warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S, config_path: str = "") -> None:
         self.settings = settings
         self.config_path = config_path  # named when a server's command cannot run
-        self.paused = False  # `/tools off` alone: no tool is offered this session
         self.start_timeout = start_timeout
         self.warn = warn
         self._servers = {s.name: _Server(s, state="not started" if s.enabled else "off") for s in servers}

@@ -448,7 +448,8 @@ def _tools(repl: Repl, arg: str) -> None:
     if box.paused:
         repl.say("every tool is off this session (/tools on offers them again)", "yellow")
     searches = {m.name: m.search for m in repl.session.config.mcp}
-    for status in box.status():
+    statuses = box.status()
+    for status in statuses:
         why = f": {status.error}" if status.error else ""
         repl.say(f"{status.name} ({status.state}{why})", "bold")
         for name, enabled in status.tools:
@@ -463,7 +464,8 @@ def _tools(repl: Repl, arg: str) -> None:
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))
-    repl.say("/tools off server.tool turns one tool off, /tools off server a server, /tools off every tool", "dim")
+    if any(status.tools for status in statuses):
+        repl.say("/tools off server.tool turns one tool off, /tools off server a server, /tools off every tool", "dim")
     if repl.session.tools_refused():
         from ..engine.catalog import no_tools_line
 

@@ -198,11 +198,11 @@ class McpToolbox:
 
     def find_tool(self, name: str) -> tuple[_Server, str]:
         """A tool as the user names it: `server.tool`, `server/tool` or bare `tool`; KeyError if none."""
-        for sep in "./":
-            server, found, tool = name.partition(sep)
-            srv = self._servers.get(server)
-            if found and srv is not None and any(t.name == tool for t in srv.tools):
-                return srv, tool
+        for server, srv in self._servers.items():  # by prefix: a server's name may hold a dot itself
+            for sep in "./":
+                tool = name.removeprefix(server + sep)
+                if tool != name and any(t.name == tool for t in srv.tools):
+                    return srv, tool
         for srv in self._servers.values():
             if any(t.name == name for t in srv.tools):
                 return srv, name

@@ -112,6 +112,9 @@ def test_slash_models_marks_the_current_model_and_its_tools(capsys: pytest.Captu
     class Repl:
         session = ChatSession(cfg, cfg.resolve("no"))
 
+        def say(self, text: str, style: str | None = None) -> None:
+            print(text)
+
     builtins._models(Repl(), "")  # type: ignore[arg-type]
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -119,6 +122,7 @@ def test_slash_models_marks_the_current_model_and_its_tools(capsys: pytest.Captu
     row = {ln.split()[0]: ln for ln in lines[1:] if ln.split()}
     assert row["no"].split()[1] == "*" and row["no"][at : at + 5].strip() == "no"
     assert row["yes"][at : at + 5].strip() == "yes" and row["unsaid"][at : at + 5].strip() == ""
+    assert lines[-1] == "tools: blank = not declared, offered and the API decides"
 
 
 # -- tools: never sent to a model declared without ------------------------------------------------

@@ -444,3 +444,14 @@ def test_out_of_range_usage_on_a_priced_model_is_unknown_not_a_wrong_cost(env: d
     out = json.loads(result.stdout)
     assert out["content"] == "ok"
     assert out["usage"] is None and out["cost"] is None
+
+
+def test_config_validate_warns_about_an_mcp_command_that_cannot_be_found(tmp_path: Path) -> None:
+    cfg = tmp_path / "mcp.toml"
+    cfg.write_text(f'[mcp.calc]\ncommand = ["/nonexistent/mcp-calc"]\n[mcp.gone]\ncommand = ["no-such-mcp-xyz"]\n'
+                   f'[mcp.ok]\ncommand = [{json.dumps(sys.executable)}, "-V"]\n')
+    result = invoke(["--config", str(cfg), "config", "validate"])
+    assert result.exit_code == 0  # a warning: the program may be installed later
+    assert "[mcp.calc] command: '/nonexistent/mcp-calc' does not exist" in result.stderr
+    assert "[mcp.gone] command: 'no-such-mcp-xyz' is not on PATH" in result.stderr
+    assert "[mcp.ok]" not in result.stderr

@@ -94,7 +94,7 @@ def test_a_server_that_cannot_start_is_one_line(warnings: list[str]) -> None:
 
 def test_tools_and_servers_can_be_turned_off_and_on(box: McpToolbox) -> None:
     box.specs()
-    assert box.set_enabled("shout", False) == "tool shout (calc): off"
+    assert box.set_enabled("shout", False) == "tool calc.shout: off"
     assert "shout" not in {s.name for s in box.specs()} and box.server_of("shout") is None
     box.set_enabled("shout", True)
     assert "shout" in {s.name for s in box.specs()}
@@ -194,3 +194,41 @@ def test_two_threads_asking_for_tools_at_once_start_the_server_once(warnings: li
         assert not box.call(ToolCall("c1", "add", json.dumps({"a": 1, "b": 2})), CALL).is_error
     finally:
         box.close()
+
+
+def test_a_dead_server_turned_on_again_is_a_fresh_process(box: McpToolbox, warnings: list[str]) -> None:
+    box.specs()
+    box.call(ToolCall("d", "die", "{}"), CALL)
+    assert "/tools on calc restarts it" in warnings[0]
+    assert box.set_enabled("calc", True) == "server calc: ready"
+    assert box.call(ToolCall("c", "add", '{"a": 20, "b": 22}'), CALL).content == "42"
+    # off then on after a death restarts it too, and the old process's end reports nothing new
+    box.call(ToolCall("d2", "die", "{}"), CALL)
+    box.set_enabled("calc", False)
+    assert box.set_enabled("calc", True) == "server calc: ready"
+    assert box.call(ToolCall("c2", "add", '{"a": 1, "b": 1}'), CALL).content == "2"
+    assert len(warnings) == 2
+
+
+def test_a_tool_is_found_by_name_before_any_server_started(box: McpToolbox) -> None:
+    assert box.set_enabled("add", False) == "tool calc.add: off"  # the first thing a chat does
+    assert box.server_of("add") is None
+
+
+@pytest.mark.parametrize("name", ["calc.shout", "calc/shout", "shout"])
+def test_a_tool_is_named_server_dot_tool_server_slash_tool_or_bare(box: McpToolbox, name: str) -> None:
+    assert box.set_enabled(name, False) == "tool calc.shout: off"
+    assert "shout" not in {s.name for s in box.specs()}
+    assert box.set_enabled(name, True) == "tool calc.shout: on"
+    with pytest.raises(KeyError):
+        box.set_enabled("calc.nothing", False)
+    assert "calc.shout" in box.names() and "servers: calc" in box.names()
+
+
+def test_all_tools_off_and_back_on_for_the_session(box: McpToolbox) -> None:
+    box.set_enabled("shout", False)
+    box.set_all(False)
+    assert box.specs() == () and box.server_of("add") is None
+    box.set_all(True)
+    names = {s.name for s in box.specs()}
+    assert "add" in names and "shout" not in names  # as it was before

@@ -60,7 +60,7 @@ def test_ask_search_without_a_terminal_says_how_to_use_the_mcp_tool(tmp_path: Pa
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("v4 cannot search the web here;")
-    assert lines[1] == ('the MCP tool web/web_search can search instead: ask --search -T --yes, or list '
+    assert lines[1] == ('the MCP tool web.web_search can search instead: ask --search -T --yes, or list '
                         '"web_search" in [mcp.web] trust and pass -T')
     assert "tools" not in fake.accepted[0]  # nothing offered without -T: the question is answered as is
 
@@ -102,7 +102,7 @@ def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Pa
     repl, said = _repl(tmp_path, interactive=False)
     dispatch(repl, "/search on")
     assert said[0].startswith("v4 cannot search the web here;")
-    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web/web_search instead?"
+    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web.web_search instead?"
                        " — not asked in a piped chat: no")
     assert repl.session.search_offered and not repl.session.search_tool
     assert repl.toolbar().endswith("search on (this model cannot)")
@@ -112,9 +112,9 @@ def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Pa
     repl.confirm = lambda question: True  # type: ignore[method-assign]
     try:
         dispatch(repl, "/search on")
-        assert said[-1] == "v4 is offered web/web_search to search the web; each call asks y/n/a unless trusted"
+        assert said[-1] == "v4 is offered web.web_search to search the web; each call asks y/n/a unless trusted"
         assert _offered(repl) == ["web_search"]
-        assert repl.toolbar().endswith("search on (MCP web/web_search)")
+        assert repl.toolbar().endswith("search on (MCP web.web_search)")
     finally:
         repl.session.toolbox.close()
 
@@ -134,10 +134,10 @@ def test_the_search_stand_in_follows_the_toolbox_and_search_off_withdraws_it(tmp
         assert said[-1] == "web search off"
         dispatch(repl, "/search on")  # the earlier yes holds: offered again, not asked twice
         assert len(asked) == 1
-        assert said[-1] == "web search on (v4 cannot search itself: it is offered the MCP tool web/web_search again)"
-        assert _offered(repl) == ["web_search"] and repl.toolbar().endswith("search on (MCP web/web_search)")
+        assert said[-1] == "web search on (v4 cannot search itself: it is offered the MCP tool web.web_search again)"
+        assert _offered(repl) == ["web_search"] and repl.toolbar().endswith("search on (MCP web.web_search)")
         dispatch(repl, "/search off")  # what the yes turned on goes off with search
-        assert said[-1] == "web search off; the MCP tool web/web_search is no longer offered (/search on offers it again)"
+        assert said[-1] == "web search off; the MCP tool web.web_search is no longer offered (/search on offers it again)"
         assert _offered(repl) == [] and "search on" not in repl.toolbar()
     finally:
         repl.session.toolbox.close()

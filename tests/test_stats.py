@@ -153,7 +153,7 @@ def test_models_table_gains_health_columns_and_creates_no_database(tmp_path: Pat
     db = tmp_path / "data" / "modelswitch" / "modelswitch.db"
     first = subprocess.run([exe, "models"], env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    assert "ttft p50" in first.stdout and not db.exists()
+    assert "ttft p50" not in first.stdout and not db.exists()  # no history yet: no health columns
     with Store.open(db) as store:
         sid = store.create_session().id
         ref = ModelRef("p", "m1", "openai", "fast")

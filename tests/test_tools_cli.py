@@ -209,3 +209,12 @@ tools = false
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert sent[1]["content"].startswith('[tool call] add {"a": 2, "b": 3} returned:\n5\n\n')
     assert json.loads(again.stdout)["status"] == "complete"
+
+
+def test_ask_yes_without_tools_says_it_does_nothing_and_still_answers(
+    tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek
+) -> None:
+    result = ask(["--yes", "hi"], write_config(tmp_path, server.url, calc_table()))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("deepseek-v4-flash answer")
+    assert result.stderr.strip().splitlines() == ["--yes only matters with -T/--tools"]

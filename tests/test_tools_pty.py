@@ -60,7 +60,7 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
     child.expect(r"add \(always this session\)")
     child.expect("v4 ›")
     child.send("/tools off add\r")
-    child.expect(r"tool add \(calc\): off")
+    child.expect(r"tool calc\.add: off")
     child.expect("v4 ›")
 
     child.send("shout it\r")  # add is off, so the model's first tool is shout
@@ -95,3 +95,22 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert "cancelled: the user interrupted this tool call" in tool_messages[-2]["content"]
     assert tool_messages[0]["content"] == "5"
+
+
+def test_the_tool_question_says_what_it_takes(tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek) -> None:
+    child = spawn(tmp_path, server.url)
+    child.send("add 2 and 3\r")
+    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.send("x\r")
+    child.expect("answer y, n or a")
+    child.expect(r"run it\?")
+    child.send("/tools\r")
+    child.expect("a command cannot run during a tool question: answer y, n or a first")
+    child.expect(r"run it\?")
+    child.send("y\r")
+    child.expect(r"calc\.add .*: ran")
+    child.expect("v4 ›")
+    child.send("/exit\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert not fake.rejected, fake.rejected

@@ -103,6 +103,8 @@ def run_ask(opts: AskOptions) -> int:
         raise errors.UsageError("choose one of --json and --jsonl")
     if opts.reasoning is not None and opts.reasoning not in REASONING_MODES:
         raise errors.UsageError(f"--reasoning must be one of {', '.join(REASONING_MODES)}, not '{opts.reasoning}'")
+    if opts.yes and not opts.tools:
+        warn("--yes only matters with -T/--tools")  # said, not refused: the answer still comes
     config = load_config(opts.config_path)
     text = join_prompt(read_stdin(), opts.prompt.strip())
     attachments = load_files(opts.files, opts.run_commands)
@@ -135,7 +137,7 @@ def run_ask(opts: AskOptions) -> int:
         found = mcp_search_tool(config)
         if found is not None and not opts.tools:
             server, tool = found
-            warn(f"the MCP tool {server}/{tool} can search instead: ask --search -T --yes, or list "
+            warn(f"the MCP tool {server}.{tool} can search instead: ask --search -T --yes, or list "
                  f"\"{tool}\" in [mcp.{server}] trust and pass -T")
     toolbox = None
     answer: Answer | ToolAnswer
@@ -181,7 +183,7 @@ def cli_toolbox(config: Config) -> McpToolbox:
         raise errors.UsageError("--tools: no MCP servers are configured; add an [mcp.NAME] table to the config")
     from ..engine.mcpclient import McpToolbox
 
-    return McpToolbox(config.mcp, config.tools, warn=warn)
+    return McpToolbox(config.mcp, config.tools, warn=warn, config_path=str(config.path))
 
 
 def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool | None]:

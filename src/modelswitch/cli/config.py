@@ -61,6 +61,19 @@ def show(explicit: str | None) -> int:
     return 0
 
 
+def _command_problem(command: tuple[str, ...], cwd: str | None) -> str | None:
+    """Why an MCP server's program cannot be found (None when it can): checked without running it."""
+    import shutil
+
+    if not command:
+        return None
+    program = os.path.expanduser(command[0])
+    if os.sep in program:
+        where = os.path.join(os.path.expanduser(cwd), program) if cwd else program
+        return None if os.path.exists(where) else f"{command[0]!r} does not exist"
+    return None if shutil.which(program) else f"{command[0]!r} is not on PATH"
+
+
 def validate(explicit: str | None) -> int:
     from ..config.load import problems
 
@@ -77,6 +90,9 @@ def validate(explicit: str | None) -> int:
     if not config.exists:
         print_info(f"no config file at {config.path}; built-in presets are valid")
         return 0
+    for server in config.mcp:
+        if (why := _command_problem(server.command, server.cwd)) is not None:
+            warn(f"warning: [mcp.{server.name}] command: {why}")
     user_models = sum(len(p.models) for p in config.providers.values() if not p.from_preset)
     noun = "model" if user_models == 1 else "models"
     print_info(f"ok: {config.path} ({user_models} {noun} configured"

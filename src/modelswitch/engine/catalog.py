@@ -95,13 +95,40 @@ TABLE_HEADERS = ["alias", "provider/model", "reasoning", "tools", "key", "price 
 _TOOLS_CELL = {True: "yes", False: "no", None: ""}  # None: not declared, tools are tried
 
 
+
+
 def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[ModelSpec], bool]) -> list[list[str]]:
     """The models table (`models`, `/models`); `marked` models get a `*` (default, or current)."""
     return [
         [(m.alias or "") + (" *" if marked(m) else ""), m.full_id,
-         "yes" if m.reasoning not in (None, False) else "", _TOOLS_CELL[m.tools], key_status(p), price_text(m)]
+         "yes" if m.reasoning not in (None, False) else "", _TOOLS_CELL[m.tools], _key_cell(p), price_text(m)]
         for p, m in models
     ]
+
+
+def table_min_widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    """How narrow each column of the models table may get: no word is broken except a model id's
+    (it folds, whole) and the price's."""
+    longest = [max((len(w) for row in [headers, *rows] for w in row[i].split()), default=1) for i in range(len(headers))]
+    longest[1], longest[5] = 14, 8
+    return longest
+
+
+def _key_cell(p: ProviderSpec) -> str:
+    # Short, so the table stays one line a model; how to set a key is said once, under it.
+    if p.needs_key and not p.managed and not key_available(p):
+        return f"needs {p.api_key_env}" if p.api_key_env else "needs a key"
+    return key_status(p)
+
+
+def table_notes(models: list[tuple[ProviderSpec, ModelSpec]]) -> list[str]:
+    """The lines under the models table: how to set a missing key, what a blank tools cell means."""
+    notes = []
+    if any(_key_cell(p).startswith("needs") for p, _ in models):
+        notes.append("set a key: modelswitch keys set PROVIDER, or the environment variable named")
+    if any(m.tools is None for _, m in models):
+        notes.append("tools: blank = not declared, offered and the API decides")
+    return notes
 
 
 def search_vendor(config: Config, spec: ModelSpec) -> str:

@@ -40,6 +40,9 @@ class _Server:
     stop: asyncio.Event | None = None
     errlog: TextIO | None = None
     task: asyncio.Future[None] | None = None
+    # False once its process died or a call found it gone: turning it on again must start a
+    # fresh process, never reuse the dead session.
+    alive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +59,12 @@ class ServerStatus:
 class McpToolbox:
     """The configured MCP servers' tools, started when first needed."""
 
+    paused = False  # `/tools off` alone: no tool is offered this session
+
     def __init__(self, servers: tuple[McpServerSpec, ...], settings: ToolSettings = ToolSettings(),
-                 warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S) -> None:
+                 warn: Warn = default_warn, start_timeout: float = START_TIMEOUT_S, config_path: str = "") -> None:
         self.settings = settings
+        self.config_path = config_path  # named when a server's command cannot run
         self.start_timeout = start_timeout
         self.warn = warn
         self._servers = {s.name: _Server(s, state="not started" if s.enabled else "off") for s in servers}
@@ -72,6 +78,8 @@ class McpToolbox:
 
     # -- the Toolbox protocol ----------------------------------------------------------------
     def specs(self) -> tuple[ToolSpec, ...]:
+        if self.paused:
+            return ()
         self.start()
         seen: dict[str, str] = {}
         out: list[ToolSpec] = []
@@ -87,6 +95,8 @@ class McpToolbox:
         return tuple(out)
 
     def server_of(self, name: str) -> str | None:
+        if self.paused:
+            return None
         for srv in self._servers.values():
             if srv.state == "ready" and name not in srv.disabled and any(t.name == name for t in srv.tools):
                 return srv.spec.name
@@ -141,7 +151,7 @@ class McpToolbox:
         with self._start_lock:
             self._start_waiting()
 
-    def _start_waiting(self) -> None:
+    def _start_waiting(self, quiet: bool = False) -> None:
         waiting = [s for s in self._servers.values() if s.state == "not started"]
         if not waiting:
             return
@@ -153,12 +163,14 @@ class McpToolbox:
                 srv.state = "ready"
             except Exception as exc:  # noqa: BLE001 - one line, the chat goes on
                 future.cancel()
-                srv.state, srv.error = "failed", _start_error(srv, exc)
-                self.warn(f"MCP server {srv.spec.name!r} did not start: {srv.error}")
+                srv.state, srv.error = "failed", _start_error(srv, exc, self.config_path)
+                if not quiet:  # /tools shows the error in its list: once is enough
+                    self.warn(f"MCP server {srv.spec.name!r} did not start: {srv.error}")
 
     def status(self) -> list[ServerStatus]:
         """Every configured server (started first, so its tools are known) and its tools."""
-        self.start()
+        with self._start_lock:
+            self._start_waiting(quiet=True)
         return [
             ServerStatus(s.spec.name, s.state, s.error, tuple((t.name, t.name not in s.disabled) for t in s.tools),
                          s.spec.trust)
@@ -166,21 +178,60 @@ class McpToolbox:
         ]
 
     def set_enabled(self, name: str, on: bool) -> str:
-        """`/tools on|off NAME`: a server (by its name) or one of its tools. Says what changed;
-        KeyError when nothing has that name."""
+        """`/tools on|off NAME`: a server (by its name) or one of its tools (`server.tool`,
+        `server/tool` or the bare tool name). Says what changed; KeyError when nothing has that name."""
         srv = self._servers.get(name)
         if srv is not None:
             if not on:
                 srv.state = "off"
             elif srv.state in ("off", "failed"):
-                srv.state, srv.error = ("ready", "") if srv.session is not None else ("not started", "")
-                self.start()
-            return f"server {name}: {srv.state}"
+                if srv.alive and srv.session is not None:
+                    srv.state, srv.error = "ready", ""
+                else:
+                    self._restart(srv)
+            return f"server {name}: {srv.state}" + (f" ({srv.error})" if srv.error else "")
+        # A tool's name is known once its server has started: a fresh chat starts them first.
+        self.start()
+        srv, tool = self.find_tool(name)
+        (srv.disabled.discard if on else srv.disabled.add)(tool)
+        return f"tool {srv.spec.name}.{tool}: {'on' if on else 'off'}"
+
+    def find_tool(self, name: str) -> tuple[_Server, str]:
+        """A tool as the user names it: `server.tool`, `server/tool` or bare `tool`; KeyError if none."""
+        for server, srv in self._servers.items():  # by prefix: a server's name may hold a dot itself
+            for sep in "./":
+                tool = name.removeprefix(server + sep)
+                if tool != name and any(t.name == tool for t in srv.tools):
+                    return srv, tool
         for srv in self._servers.values():
             if any(t.name == name for t in srv.tools):
-                (srv.disabled.discard if on else srv.disabled.add)(name)
-                return f"tool {name} ({srv.spec.name}): {'on' if on else 'off'}"
+                return srv, name
         raise KeyError(name)
+
+    def names(self) -> str:
+        """What `/tools on|off NAME` accepts, for an error that says what exists."""
+        servers = ", ".join(self._servers) or "none"
+        tools = ", ".join(f"{s.spec.name}.{t.name}" for s in self._servers.values() for t in s.tools)
+        return f"servers: {servers}" + (f"; tools: {tools}" if tools else "")
+
+    def set_all(self, on: bool) -> str:
+        """`/tools on|off` alone: offer no tool at all this session, or offer them again as they were."""
+        self.paused = not on
+        return "tools on: the enabled servers' tools are offered again" if on else \
+            "tools off: no tool is offered this session (/tools on offers them again)"
+
+    def _restart(self, srv: _Server) -> None:
+        """A dead or failed server starts again as a fresh process; its old task is ended first so
+        it cannot report on, or clear, the new session."""
+        loop = self._loop
+        if loop is not None and srv.task is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(_end(srv), loop).result(30)
+            except Exception:  # noqa: BLE001 - the old process is gone either way
+                pass
+        srv.session, srv.task, srv.tools = None, None, []
+        srv.state, srv.error = "not started", ""
+        self.start()
 
     def close(self) -> None:
         """Stop every server (each closes its session and its child process) and the loop."""
@@ -251,25 +302,41 @@ class McpToolbox:
                 session = await stack.enter_async_context(ClientSession(read, write))
                 await session.initialize()
                 srv.tools = await _list_tools(session)
-                srv.session = session
+                srv.session, srv.alive = session, True
                 ready.set_result(None)
                 assert srv.stop is not None
                 await srv.stop.wait()
         except BaseException as exc:  # noqa: BLE001 - reported once, below or by start()
             if not ready.done():
-                ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                cause = _innermost(exc)
+                ready.set_exception(cause if isinstance(cause, Exception) else RuntimeError(_one_line(cause)))
             elif srv.state == "ready":
                 self._lost(srv, exc)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         finally:
-            srv.session = None if srv.state != "ready" else srv.session
+            if srv.task is None or srv.task is asyncio.current_task():  # not a restarted server's
+                srv.alive = False
+                srv.session = None if srv.state != "ready" else srv.session
 
     def _lost(self, srv: _Server, exc: BaseException) -> None:
+        srv.alive = False
         if srv.state == "failed":
             return
         srv.state, srv.error = "failed", _one_line(exc) or type(exc).__name__
-        self.warn(f"MCP server {srv.spec.name!r} stopped: {srv.error}; the chat goes on without its tools")
+        self.warn(f"MCP server {srv.spec.name!r} stopped: {srv.error}; the chat goes on without its tools "
+                  f"(/tools on {srv.spec.name} restarts it)")
+
+
+async def _end(srv: _Server) -> None:
+    """Let a server's task close its session and process; cancel it if it will not."""
+    task = srv.task
+    if srv.stop is not None:
+        srv.stop.set()
+    if task is not None and not task.done():
+        await asyncio.wait([task], timeout=10)
+        if not task.done():
+            task.cancel()
 
 
 async def _list_tools(session: Any) -> list[Any]:
@@ -301,7 +368,7 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
-def _start_error(srv: _Server, exc: BaseException) -> str:
+def _start_error(srv: _Server, exc: BaseException, config_path: str = "") -> str:
     said = ""
     if srv.errlog is not None:
         try:
@@ -310,13 +377,27 @@ def _start_error(srv: _Server, exc: BaseException) -> str:
             said = lines[-1] if lines else ""
         except (OSError, ValueError):
             said = ""
-    if isinstance(exc, concurrent.futures.TimeoutError):
+    cause = _innermost(exc)
+    if isinstance(cause, OSError) and srv.spec.command and cause.filename is not None:
+        # The program itself cannot run: only the config can fix that, so name the line and file.
+        where = f" in {config_path}" if config_path else ""
+        why = cause.strerror or type(cause).__name__
+        return f"cannot run {srv.spec.command[0]!r}: {why} (fix [mcp.{srv.spec.name}] command{where})"
+    if isinstance(cause, concurrent.futures.TimeoutError):
         return "no answer in time" + (f" ({said[:200]})" if said else "")
-    return _one_line(exc) + (f" ({said[:200]})" if said else "")
+    # What the server wrote to stderr is the reason; the SDK's own words ("Connection closed") follow.
+    return f"{said[:200]} ({_one_line(cause)})" if said else _one_line(cause)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The real cause inside the SDK's (nested) task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        real = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        exc = (real or list(exc.exceptions))[0]
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
+    exc = _innermost(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]

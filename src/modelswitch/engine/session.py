@@ -144,18 +144,18 @@ class ChatSession:
 
     @property
     def search_tool(self) -> str:
-        """"server/tool": the MCP tool the config names as a web search, if the toolbox offers it
+        """"server.tool": the MCP tool the config names as a web search, if the toolbox offers it
         now (its server serving, the tool on); "". Read from the toolbox each time, so /tools
         on|off and a server that died are never contradicted."""
         found = mcp_search_tool(self.config)
         if found is None or self.toolbox is None:
             return ""
         server, tool = found
-        return f"{server}/{tool}" if self.toolbox.server_of(tool) == server else ""
+        return f"{server}.{tool}" if self.toolbox.server_of(tool) == server else ""
 
     def take_search_tool(self) -> str:
         """The user said yes to the MCP search tool: its server (if off) and the tool go on.
-        Returns "server/tool"; a UsageError if the server has no such tool."""
+        Returns "server.tool"; a UsageError if the server has no such tool."""
         from .mcpclient import McpToolbox
 
         found, box = mcp_search_tool(self.config), self.toolbox
@@ -165,12 +165,12 @@ class ChatSession:
         serving = any(st.name == server and st.state == "ready" for st in box.status())
         box.set_enabled(server, True)
         try:
-            box.set_enabled(tool, True)
+            box.set_enabled(f"{server}.{tool}", True)
         except KeyError:
             raise errors.UsageError(f"the MCP server {server!r} has no tool {tool!r} (see /tools; [mcp.{server}] search "
                                     "names it)") from None
-        self.search_taken = (tool,) if serving else (tool, server)
-        return f"{server}/{tool}"
+        self.search_taken = (f"{server}.{tool}",) if serving else (f"{server}.{tool}", server)
+        return f"{server}.{tool}"
 
     def set_search(self, on: bool) -> str:
         self.settings = replace(self.settings, search=on)

@@ -41,7 +41,7 @@ def _model(repl: Repl, arg: str) -> None:
 
 @command("models", "/models", "list every model and whether its key is set")
 def _models(repl: Repl, arg: str) -> None:
-    from ..engine.catalog import TABLE_HEADERS, all_models, table_rows
+    from ..engine.catalog import TABLE_HEADERS, all_models, table_min_widths, table_notes, table_rows
     from ..ui.render import print_table
 
     from ..store.db import Store
@@ -51,7 +51,12 @@ def _models(repl: Repl, arg: str) -> None:
     models = all_models(repl.session.config)
     health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
     rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
-    print_table(TABLE_HEADERS + HEALTH_COLUMNS, rows)
+    headers = TABLE_HEADERS + HEALTH_COLUMNS
+    # The health columns stay out until there is some health to show: they cost the ids their room.
+    print_table(headers, rows, min_widths=table_min_widths(headers, rows),
+                hide_blank=range(len(TABLE_HEADERS), len(headers)))
+    for note in table_notes(models):
+        repl.say(note, "dim")
 
 
 @command("think", "/think show|hide|collapse", "how reasoning is shown: kept, never, or folded to one line",
@@ -95,7 +100,7 @@ def offer_search_tool(repl: Repl) -> None:
         return
     s.search_offered = True
     server, tool = found
-    if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}/{tool} instead?"):
+    if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}.{tool} instead?"):
         return
     try:
         taken = s.take_search_tool()
@@ -436,8 +441,12 @@ def _cost(repl: Repl, arg: str) -> None:
     print_table(STATS_HEADERS, rows)
 
 
-@command("tools", "/tools [on|off NAME]", "MCP servers and their tools; turn a server or a tool on or off",
-         args="text")
+TOOLS_USAGE = ("/tools lists the MCP servers and tools; /tools on|off NAME: NAME is a server or a tool "
+               "(server.tool); /tools on|off alone: every tool, this session")
+
+
+@command("tools", "/tools [on|off [NAME]]", "MCP servers and their tools; turn a server or a tool (server.tool) "
+         "on or off; without NAME: every tool, this session", args="text")
 def _tools(repl: Repl, arg: str) -> None:
     from ..engine.mcpclient import McpToolbox
 
@@ -446,16 +455,25 @@ def _tools(repl: Repl, arg: str) -> None:
         repl.say("no MCP servers configured: add an [mcp.NAME] table (command = [...] or url = ...) to the config")
         return
     words = arg.split()
-    if words and words[0] in ("on", "off") and len(words) == 2:
+    if words and words[0] in ("on", "off") and len(words) <= 2:
+        on = words[0] == "on"
+        if len(words) == 1:
+            repl.say(box.set_all(on), "green")
+            return
         try:
-            repl.say(box.set_enabled(words[1], words[0] == "on"), "green")
+            repl.say(box.set_enabled(words[1], on), "green")
         except KeyError:
-            raise UsageError(f"no MCP server or tool named {words[1]!r} (see /tools)") from None
+            raise UsageError(f"no MCP server or tool named {words[1]!r} ({box.names()})") from None
+        if on and box.paused:
+            repl.say("every tool is still off this session: /tools on offers them again", "yellow")
         return
     if words:
-        raise UsageError("/tools, /tools on NAME or /tools off NAME")
+        raise UsageError(f"{TOOLS_USAGE} ({box.names()})")
+    if box.paused:
+        repl.say("every tool is off this session (/tools on offers them again)", "yellow")
     searches = {m.name: m.search for m in repl.session.config.mcp}
-    for status in box.status():
+    statuses = box.status()
+    for status in statuses:
         why = f": {status.error}" if status.error else ""
         repl.say(f"{status.name} ({status.state}{why})", "bold")
         for name, enabled in status.tools:
@@ -470,6 +488,8 @@ def _tools(repl: Repl, arg: str) -> None:
             if name in repl.session.always:
                 marks.append("always this session")
             repl.say(f"  {name}" + (f" ({', '.join(marks)})" if marks else ""))
+    if any(status.tools for status in statuses):
+        repl.say("/tools off server.tool turns one tool off, /tools off server a server, /tools off every tool", "dim")
     if repl.session.tools_refused():
         from ..engine.catalog import no_tools_line
 
@@ -481,7 +501,9 @@ def _help(repl: Repl, arg: str) -> None:
     from ..ui.render import print_table
 
     print_table(["command", "what it does"], help_rows() + [["@NAME TEXT", "one turn on another model; the current model stays"],
-                                                          ["Alt+Enter", "new line; Enter sends; Ctrl-C stops an answer; Ctrl-D quits"]])
+                                                          ["Alt+Enter", "new line; Enter sends; Ctrl-C stops an answer; Ctrl-D quits"],
+                                                          ["y / n / a", "a tool call's question: run it, do not, always this tool "
+                                                           "this session; Ctrl-C cancels a running tool"]])
 
 
 @command("exit", "/exit", "quit", aliases=("quit", "q"))

@@ -53,7 +53,7 @@ def run_chat(opts: ChatOptions) -> int:
     if config.mcp:
         from ..engine.mcpclient import McpToolbox  # mcp itself loads when a server first starts
 
-        session.toolbox = McpToolbox(config.mcp, config.tools, warn=warn)
+        session.toolbox = McpToolbox(config.mcp, config.tools, warn=warn, config_path=str(config.path))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         return Repl(session, color=opts.color, interactive=interactive).run()
@@ -358,6 +358,8 @@ class Repl:
                     reply = "n"
                 if reply in ("y", "yes", "n", "no", "", "a", "always"):
                     break
+                self.say("a command cannot run during a tool question: answer y, n or a first" if reply.startswith("/")
+                         else "answer y, n or a", "yellow")
             resume()
             if reply in ("a", "always"):
                 self.session.always.add(call.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TextIO
 
@@ -196,19 +196,32 @@ def print_info(message: str, *, style: str | None = None, out: TextIO | None = N
     stream.flush()
 
 
-def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None) -> None:
-    """A table: rich in a terminal, plain columns separated by two spaces otherwise."""
+def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None,
+                min_widths: Sequence[int] = (), hide_blank: Sequence[int] = ()) -> None:
+    """A table: rich in a terminal, plain columns separated by two spaces otherwise. `min_widths`:
+    per column, the width it keeps in a narrow terminal (its text folds, nothing is cut or dropped);
+    `hide_blank`: columns left out when every cell in them is blank."""
     stream = out or sys.stdout
+    gone = {i for i in hide_blank if all(not row[i].strip() for row in rows if i < len(row))}
+    if gone:
+        keep = [i for i in range(len(headers)) if i not in gone]
+        headers, rows = [headers[i] for i in keep], [[row[i] for i in keep if i < len(row)] for row in rows]
+        min_widths = [min_widths[i] for i in keep if i < len(min_widths)]
     if _is_tty(stream) or _is_stderr(stream):  # model ids and session names may come from servers
         rows = [[visible(cell) for cell in row] for row in rows]
     if _is_tty(stream):
         from rich import box
         from rich.table import Table
 
-        table = Table(*headers, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
+        console = _console(stream)
+        table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False,
+                      pad_edge=not min_widths, collapse_padding=bool(min_widths))
+        fitted = _fit_widths(headers, rows, min_widths, console.width) if min_widths else [None] * len(headers)
+        for header, width in zip(headers, fitted):
+            table.add_column(header, width=width, overflow="fold" if width else "ellipsis")
         for row in rows:
             table.add_row(*row)
-        _console(stream).print(table)
+        console.print(table)
         return
     widths = [_cells(h) for h in headers]
     for row in rows:
@@ -218,6 +231,20 @@ def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None
         cells = [c + " " * (widths[i] - _cells(c)) for i, c in enumerate(row[: len(widths)])]
         stream.write("  ".join(cells).rstrip() + "\n")
     stream.flush()
+
+
+def _fit_widths(headers: list[str], rows: list[list[str]], mins: Sequence[int], total: int) -> list[int | None]:
+    """Column widths for a terminal `total` wide: the widest column gives way first, none below its
+    minimum (rich's own fitting drops whole columns or cuts model ids in a narrow terminal)."""
+    widths = [max([_cells(h), *(_cells(r[i]) for r in rows if i < len(r))]) for i, h in enumerate(headers)]
+    floor = [mins[i] if i < len(mins) else 1 for i in range(len(widths))]
+    room = total - 2 * (len(widths) - 1)  # two blanks between columns, none at the edges
+    while sum(widths) > room:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+    return list(widths)
 
 
 def print_markdown(text: str, *, out: TextIO | None = None) -> None:

@@ -238,3 +238,53 @@ def test_mask_url_masks_userinfo_with_or_without_a_scheme() -> None:
     assert mask_url("https://bob:p@ss@host/mcp") == "https://***@host/mcp"
     assert mask_url("api.example.com/v1?to=a@b") == "api.example.com/v1?to=a@b"  # not userinfo
     assert mask_url("localhost:8080/v1") == "localhost:8080/v1"
+
+
+def test_an_mcp_servers_secret_env_and_headers_are_masked_everywhere(tmp_path: Path) -> None:
+    """A tool may echo its own credential ("Bad credentials ghp_…"): an [mcp.X] env value named like
+    a secret, and a secret header, are masked as provider keys are; a path in env is not."""
+    from modelswitch.engine.choice import load_config
+    from modelswitch.redaction import redact
+
+    cfg = tmp_path / "mcp.toml"
+    cfg.write_text('''
+[mcp.gh]
+command = ["true"]
+env = { GITHUB_TOKEN = "ghp_REALSECRETTOKEN1234567890", ALLOWED_DIR = "/home/someone/projects" }
+[mcp.remote]
+url = "https://mcp.example.com/mcp"
+headers = { Authorization = "Bearer mcp-REALHEADERTOKEN99" }
+''', "utf-8")
+    load_config(str(cfg))
+    said = redact("Bad credentials ghp_REALSECRETTOKEN1234567890 / mcp-REALHEADERTOKEN99 in /home/someone/projects")
+    assert "REALSECRET" not in said and "REALHEADER" not in said
+    assert "/home/someone/projects" in said
+    shown = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
+    assert shown.exit_code == 0, shown.output
+    assert "REALSECRET" not in shown.output and "REALHEADER" not in shown.output
+    assert "/home/someone/projects" in shown.output
+
+
+@pytest.mark.parametrize("password", ["Zm9v/YmFy+AAAA", "s3cr#etvalue", "q?uestion1234", "at@sign12345"])
+def test_a_password_with_an_unencoded_slash_hash_question_or_at_is_masked(tmp_path: Path, password: str) -> None:
+    """urlsplit ends the userinfo at an unencoded `/`, `#` or `?`: the error line quoting the
+    address must still not show the password, nor `config show`."""
+    from modelswitch.redaction import mask_url, mask_urls
+
+    url = f"https://bob:{password}@api.example.com/v1"
+    assert password not in mask_urls(f"connection refused at {url} (after 1 s)")
+    assert password not in mask_url(f"https//bob:{password}@host/mcp")
+    cfg = tmp_path / "pw.toml"
+    cfg.write_text(f'[providers.p]\ntype = "openai"\nbase_url = "{url}"\n[providers.p.models.m]\nid = "m"\n', "utf-8")
+    for args in (["config", "validate"], ["config", "show"]):
+        out = CliRunner().invoke(app, ["--config", str(cfg), *args])
+        assert password not in out.output, (args, out.output)
+
+
+def test_a_base_url_with_a_space_is_refused_without_showing_the_password(tmp_path: Path) -> None:
+    cfg = tmp_path / "space.toml"
+    cfg.write_text('[providers.p]\ntype = "openai"\nbase_url = "http://bob:s3cr et99@127.0.0.1:9/v1"\n'
+                   '[providers.p.models.m]\nid = "m"\n', "utf-8")
+    out = CliRunner().invoke(app, ["--config", str(cfg), "config", "validate"])
+    assert out.exit_code != 0 and "has a space in it" in out.output
+    assert "s3cr" not in out.output

@@ -18,13 +18,13 @@ _longest = 0
 # Substrings, so "auth" also covers Authorization, X-Auth-Token, Proxy-Authenticate-style names.
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "password", "passwd", "cookie", "session",
                         "signature", "credential", "bearer", "jwt")
-# `scheme://user:password@`: the userinfo of any URL in a message (base_url, a proxy), up to the
-# last `@` before the path, so an unencoded `@` in the password is masked too.
-_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#\s]*@")
-# The same in one configured address, which may have no scheme or a mangled one
-# (`user:pw@host/v1`, `https//user:pw@host`): the userinfo is what precedes an `@` back to the
-# start or to a `/`. Only for a value known to be an address: in free text `a:b@c` is no secret.
-_BARE_USERINFO = re.compile(r"(^|/)[^/?#\s]*@")
+# `scheme://user:password@`: the userinfo of any URL in a message (base_url, a proxy). It runs to
+# the LAST `@` of the address: a password may hold an unencoded `@`, `/`, `#` or `?` (base64),
+# which would otherwise end the match early and leave the password in view. Masking a path's `@`
+# too (`/@user/`) is the safe way to be wrong in an error line.
+_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s\"']*@")
+# The scheme, or a mangled one (`https//`, `https:/`), before the userinfo of one configured address.
+_SCHEME_HEAD = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*:?/+")
 
 
 def mask(key: str) -> str:
@@ -51,9 +51,20 @@ def mask_urls(text: str) -> str:
 
 def mask_url(url: str) -> str:
     """One configured address (a base_url, an MCP url, a proxy) fit to show: its user:password
-    masked as `***@` even where it lacks the `scheme://` that `mask_urls` needs to find a URL."""
-    url = mask_urls(url)
-    return url if "://" in url else _BARE_USERINFO.sub(r"\1***@", url, count=1)
+    masked as `***@`, also without the `scheme://` that `mask_urls` needs to find a URL, or with a
+    password holding a space. Only for a value known to be an address: in free text `a:b@c` is no
+    secret."""
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    sep = url.find("://")
+    head = None if sep >= 0 else _SCHEME_HEAD.match(url)  # none, or a mangled one (`https//`)
+    start = sep + 3 if sep >= 0 else head.end() if head else 0
+    # user:password comes before the host: a `:` before the first `/`. Without one the `@` is in a
+    # path or a query (`host/v1?to=a@b`), not credentials.
+    if ":" not in url[start:at].split("/", 1)[0]:
+        return url
+    return url[:start] + "***" + url[at:]
 
 
 def redact_json(value: object) -> object:

@@ -40,7 +40,7 @@ def _redacted(value: object, key: str = "", parent: str = "") -> object:
         return {k: _redacted(v, k, key) for k, v in value.items()}
     if isinstance(value, list):
         return [_redacted(v, "", key) for v in value]
-    secret = key == "api_key" or (parent == "headers" and is_secret_header(key))
+    secret = key == "api_key" or (parent in ("headers", "env") and is_secret_header(key))
     if secret and isinstance(value, str):
         return mask(value)
     return value

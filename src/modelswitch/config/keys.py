@@ -8,11 +8,25 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable
+from typing import Protocol
 
 from ..errors import ConfigError
 from ..redaction import is_secret_header, redact, remember
 from .keystore import keys_path, read_keys
 from .specs import ProviderSpec
+
+
+class _ServerSecrets(Protocol):
+    """What of an `[mcp.NAME]` server may hold a secret (load.McpServerSpec; load imports this module)."""
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def env(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def url(self) -> str | None: ...
 
 API_KEY_CMD_TIMEOUT = 10.0
 UNSENDABLE = ("holds control characters or non-ASCII text, which cannot be sent in an HTTP header "
@@ -26,36 +40,49 @@ def unsendable(value: str) -> bool:
     return not value.isascii() or any(not c.isprintable() for c in value)
 
 
-def remember_configured(providers: Iterable[ProviderSpec]) -> None:
+def remember_configured(providers: Iterable[ProviderSpec], mcp: Iterable[_ServerSecrets] = ()) -> None:
     """Register every key the config names without running anything: inline keys, the values of
-    the api_key_env variables and of secret-looking headers, so a key pasted into a prompt (or
-    echoed in an error body) is masked even before it is used."""
+    the api_key_env variables and of secret-looking headers, and an MCP server's secret-looking
+    env values and headers (a tool may echo its own token), so a key pasted into a prompt (or
+    echoed in an error body or a tool result) is masked even before it is used."""
     for p in providers:
         password = _url_password(p.base_url)
         if password:  # connect errors mask the whole URL; this is for a server that echoes it
             remember(password)
-        for name, value in p.headers:
-            if is_secret_header(name):
-                remember(value.strip())
-                # `Bearer sk-...`: the server may echo the token alone, without the scheme.
-                remember(value.strip().rpartition(" ")[2])
+        _remember_headers(p.headers)
         if p.api_key:
             remember(p.api_key.strip())
         if p.api_key_env:
             value = os.environ.get(p.api_key_env, "").strip()
             if value:
                 remember(value)
+    for server in mcp:
+        _remember_headers(server.headers)
+        # By name only (GITHUB_TOKEN, BRAVE_API_KEY): an env value such as a path is no secret,
+        # and masking it would rewrite every mention of it.
+        _remember_headers(server.env)
+        password = _url_password(server.url or "")
+        if password:
+            remember(password)
     for value in read_keys().values():
         remember(value)
 
 
-def _url_password(url: str) -> str:
-    from urllib.parse import unquote, urlsplit
+def _remember_headers(pairs: Iterable[tuple[str, str]]) -> None:
+    for name, value in pairs:
+        if is_secret_header(name):
+            remember(value.strip())
+            # `Bearer sk-...`: the server may echo the token alone, without the scheme.
+            remember(value.strip().rpartition(" ")[2])
 
-    try:
-        return unquote(urlsplit(url).password or "")
-    except ValueError:  # a malformed URL is reported where it is used, not here
-        return ""
+
+def _url_password(url: str) -> str:
+    """The password of an address, also when it holds an unencoded `/`, `#` or `?` (urlsplit
+    would cut it there): everything between the first `:` of the userinfo and the last `@`."""
+    from urllib.parse import unquote
+
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    return unquote(userinfo.partition(":")[2]) if at else ""
 
 
 def check_header_value(value: str, *, where: str) -> None:

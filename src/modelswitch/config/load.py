@@ -181,6 +181,8 @@ def _url_problem(url: str) -> str | None:
     from urllib.parse import urlsplit
 
     shown = mask_url(url)
+    if any(c.isspace() for c in url):
+        return f"'{shown}' has a space in it: an address has none (a password with one must be written %20)"
     scheme, sep, _ = url.partition("://")
     if not sep:
         return f"'{shown}' {_scheme_advice(shown)}"

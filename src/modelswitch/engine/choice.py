@@ -25,13 +25,13 @@ def remember_keys() -> None:
         config = load(paths.config_path(None), required=paths.config_named(None))
     except errors.ModelSwitchError:
         return  # a broken config is reported by the commands that use it, not by an import
-    remember_configured(config.providers.values())
+    remember_configured(config.providers.values(), config.mcp)
 
 
 def _loaded(config: Config) -> Config:
     from ..config.keys import remember_configured
 
-    remember_configured(config.providers.values())  # masked wherever they turn up, even unused
+    remember_configured(config.providers.values(), config.mcp)  # masked wherever they turn up, even unused
     for w in config.warnings:
         warn(f"warning: {w}")
     return config

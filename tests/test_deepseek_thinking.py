@@ -210,3 +210,22 @@ def test_in_the_repl_set_reasoning_off_on_r1_sends_thinking_disabled(server: Loo
     child.close()
     assert fake.rejected == []
     assert [b["thinking"] for b in fake.accepted] == [{"type": "enabled"}, {"type": "disabled"}]
+
+
+@pytest.mark.parametrize("declared, base_url, sent", [
+    (None, "https://api.deepseek.com", {"type": "disabled"}),  # a user's own entry for DeepSeek
+    (None, "https://api.deepseek.com/v1", {"type": "disabled"}),
+    (None, "http://127.0.0.1:9/v1", None),  # undeclared elsewhere: never (OpenAI answers 400)
+    (False, "https://api.deepseek.com", None),  # declared off wins over the host
+    (True, "http://127.0.0.1:9/v1", {"type": "disabled"}),
+])
+def test_undeclared_thinking_toggle_follows_deepseeks_host(declared: bool | None, base_url: str, sent: object) -> None:
+    """`[providers.ds] base_url = "https://api.deepseek.com"` with `reasoning = false`: without the
+    field DeepSeek's default (thinking on) would think and bill reasoning the user turned off."""
+    from modelswitch.conversation import Conversation, Message
+    from modelswitch.providers import get_protocol
+    from modelswitch.providers.base import Target
+
+    target = Target("ds", base_url, "deepseek-flash", api_key="sk-x", reasoning=False, thinking_toggle=declared)
+    body = get_protocol("openai").build_request(target, Conversation().add(Message("user", "hi"))).body
+    assert body.get("thinking") == sent

@@ -86,7 +86,8 @@ class ProviderSpec:
     # `reasoning_passback` overrides); None: only a base_url on api.deepseek.com does.
     reasoning_passback: bool | None = None
     # The provider takes DeepSeek's `thinking` field, so `reasoning` on/off is sent as it (a model's
-    # own `thinking_toggle` overrides); None or False: never sent (OpenAI answers 400 to it).
+    # own `thinking_toggle` overrides); False: never sent (OpenAI answers 400 to it); None: only to
+    # a base_url on api.deepseek.com.
     thinking_toggle: bool | None = None
 
     @property

@@ -76,7 +76,7 @@ def target_for(config: Config, spec: ModelSpec, settings: Settings = Settings(),
         # Only where a mechanism is known: elsewhere the request is sent as it always was.
         search=search_vendor(config, spec) if pick(settings.search, spec.search) else "",
         reasoning_passback=pick(spec.reasoning_passback, provider.reasoning_passback),
-        thinking_toggle=bool(pick(spec.thinking_toggle, provider.thinking_toggle)),
+        thinking_toggle=pick(spec.thinking_toggle, provider.thinking_toggle),
     )
 
 

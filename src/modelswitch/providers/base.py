@@ -40,9 +40,10 @@ class Target:
     # This answer's provider state so far, sent after the conversation when the provider paused
     # the answer to be resumed (Done(RESUME)): Kimi's $web_search round, echoed back.
     resume: tuple[ReplayState, ...] = ()
-    # Send `reasoning` on/off as DeepSeek's `{"thinking": {"type": ...}}` (declared in config):
-    # without it False/True send nothing, as OpenAI and most others reject the unknown field.
-    thinking_toggle: bool = False
+    # Send `reasoning` on/off as DeepSeek's `{"thinking": {"type": ...}}` (declared in config);
+    # None: undeclared, the protocol decides by the host (see openai.toggles_thinking). Without it
+    # False/True send nothing, as OpenAI and most others reject the unknown field.
+    thinking_toggle: bool | None = None
 
 
 # Done.finish_reason of a stream the provider paused after running its own tool (Kimi's

@@ -80,7 +80,7 @@ class OpenAIProtocol:
             body["max_tokens"] = target.max_tokens
         if isinstance(target.reasoning, str):
             body["reasoning_effort"] = target.reasoning
-        if target.thinking_toggle and target.reasoning is not None:
+        if toggles_thinking(target) and target.reasoning is not None:
             body["thinking"] = {"type": "enabled" if _thinks(target.reasoning) else "disabled"}
         if target.search:
             fields = _search.request_fields(target.search)
@@ -173,9 +173,18 @@ def _parts(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return content
-# The one host whose rule is known without being declared: a user's own provider entry for
-# DeepSeek (no `reasoning_passback` written) still gets what DeepSeek requires.
+# The one host whose rules are known without being declared: a user's own provider entry for
+# DeepSeek (no `reasoning_passback` or `thinking_toggle` written) still gets what DeepSeek requires.
 _PASSBACK_HOSTS = frozenset({"api.deepseek.com"})
+
+
+def toggles_thinking(target: Target) -> bool:
+    """Whether `reasoning` on/off goes as DeepSeek's `thinking` field: where the config declares
+    `thinking_toggle`, or, undeclared, to DeepSeek's own API (a user's own provider entry for it
+    must not think and bill reasoning when it said `reasoning = false`)."""
+    if target.thinking_toggle is not None:
+        return target.thinking_toggle
+    return (urlsplit(target.base_url).hostname or "").lower() in _PASSBACK_HOSTS
 
 
 def passes_reasoning_back(target: Target) -> bool:

@@ -288,3 +288,25 @@ def test_a_base_url_with_a_space_is_refused_without_showing_the_password(tmp_pat
     out = CliRunner().invoke(app, ["--config", str(cfg), "config", "validate"])
     assert out.exit_code != 0 and "has a space in it" in out.output
     assert "s3cr" not in out.output
+
+
+def test_most_of_a_key_glued_to_a_word_and_cut_off_is_masked() -> None:
+    """`id42sk-proj-ABCD…` cut by Ctrl-C one character before the key's end: the word-end exemption
+    releases only a tail as short as the mask's own prefix, never most of a key."""
+    key = remember("sk-proj-GLUEDKEY0123456789")
+    stream = StreamMask()
+    shown = stream.feed("your id42" + key[:-1])
+    shown += stream.flush()
+    assert key[:-1] not in shown and "GLUEDKEY" not in shown
+    assert shown.startswith("your id42")
+
+
+def test_history_says_a_call_no_one_could_approve_was_not_run_not_declined() -> None:
+    from modelswitch.conversation import CALL_DECLINED, CALL_UNAPPROVED, ToolResult
+    from modelswitch.ui.base import result_line
+
+    call = ToolCall("c1", "add", '{"a": 2}')
+    assert result_line(call, ToolResult("c1", "add", CALL_UNAPPROVED, is_error=True, server="calc",
+                                        approved=False)).endswith(": not run (needs --yes or trust)")
+    assert result_line(call, ToolResult("c1", "add", CALL_DECLINED, is_error=True, server="calc",
+                                        approved=False)).endswith(": not run (declined)")

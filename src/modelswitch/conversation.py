@@ -116,6 +116,10 @@ class ToolSpec:
 # (at an approval question). Records tell the two apart by these words.
 CALL_CANCELLED = "cancelled: the user interrupted this tool call before it finished"
 CALL_NOT_STARTED = "cancelled before it ran: the user interrupted (Ctrl-C) before this tool call started"
+CALL_DECLINED = "the user declined to run this tool call"
+# Nobody could be asked (`ask` without --yes, a piped chat): not the user's no, and the model is
+# told so, or it would apologise for something the user never said.
+CALL_UNAPPROVED = "not run: tool calls need approval, and none could be given here"
 
 
 @dataclass(frozen=True, slots=True)

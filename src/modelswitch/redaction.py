@@ -114,9 +114,10 @@ class StreamMask:
     def pending(self) -> str:
         """What `flush` would release. A cut-off key (the stream ended, or Ctrl-C came, inside it)
         shows no more than its whole mask would: the `sk-` that mask shows, then `…`."""
-        if self._before.isalnum():
-            # The tail ends a word ("seen" while a key begins `en`): a key is written apart from
-            # the words before it, and masking here would eat the end of an ordinary answer.
+        if self._before.isalnum() and len(self._held) <= _WORD_END:
+            # The tail ends a word ("seen" while a key begins `en`): masking here would eat the
+            # end of an ordinary answer. Only a few characters, though: a longer tail is most of a
+            # key glued to the word before it (`id42sk-proj-ABCD…`), and is masked.
             return self._held
         return _cut_off(self._held)
 
@@ -124,6 +125,9 @@ class StreamMask:
         out = self.pending()
         self._held = self._before = ""
         return out
+
+
+_WORD_END = 3  # as long as the prefix a key's mask shows (`sk-`): releasing it shows no more
 
 
 def _cut_off(held: str) -> str:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .. import errors
 from ..config.load import Config, ModelSpec
-from ..conversation import (CALL_CANCELLED, CALL_NOT_STARTED, Conversation, Message, ModelRef, Timing, ToolResult,
+from ..conversation import (CALL_CANCELLED, CALL_DECLINED, CALL_NOT_STARTED, CALL_UNAPPROVED, Conversation, Message, ModelRef, Timing, ToolResult,
                             ToolRound, ToolSpec)
 from ..events import Event, Notice, ToolActivity, ToolCall, Usage
 from .answer import Answer, Settings, model_ref
@@ -29,10 +29,8 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RESULT_CHARS = 20_000
 CANCELLED = CALL_CANCELLED  # Ctrl-C while the call ran
 NOT_STARTED = CALL_NOT_STARTED  # Ctrl-C before it ran: at its (or an earlier call's) approval question
-DECLINED = "the user declined to run this tool call"
-# Nobody could be asked (`ask` without --yes, a piped chat): not the user's no, and the model is
-# told so, or it would apologise for something the user never said.
-UNAPPROVED = "not run: tool calls need approval, and none could be given here"
+DECLINED = CALL_DECLINED
+UNAPPROVED = CALL_UNAPPROVED
 
 
 class Toolbox(Protocol):

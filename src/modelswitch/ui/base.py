@@ -228,11 +228,12 @@ def tool_line(event: ToolActivity) -> str:
 
 def result_line(call: ToolCall, result: ToolResult) -> str:
     """A call kept in history (/history), in the line it was shown with when it ended."""
-    from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED
+    from ..conversation import CALL_CANCELLED, CALL_NOT_STARTED, CALL_UNAPPROVED
     from ..events import ToolActivity
 
     state, detail = {CALL_NOT_STARTED: ("cancelled", "before running"),
-                     CALL_CANCELLED: ("cancelled", "while running")}.get(result.content, ("", ""))
+                     CALL_CANCELLED: ("cancelled", "while running"),
+                     CALL_UNAPPROVED: ("unapproved", "")}.get(result.content, ("", ""))
     if not state:
         state = "refused" if result.approved is False else "failed" if result.is_error else "done"
     return tool_line(ToolActivity(call, result.server, state, detail))

@@ -323,3 +323,32 @@ def test_ctrl_c_in_a_resumed_request_inside_the_tool_loop_keeps_the_rounds_usage
     assert not fake.rejected and fake.accepted[0]["tools"][-1] == KIMI_TOOL
     (spent,) = answer.losers
     assert spent.usage == Usage(100000, 8) and answer.message.status == "interrupted"
+
+
+def test_a_chats_first_answer_failing_after_a_paid_search_round_keeps_the_round_on_record(
+    costly, tmp_path: Path
+) -> None:
+    """Kimi searched (100,008 tokens billed), then the resumed request failed and nothing else
+    answered: the chat's first exchange failed, yet the paid round must be in the store."""
+    from modelswitch import errors
+    from modelswitch.conversation import Conversation
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.store.chatlog import ChatLog
+    from modelswitch.store.db import Store
+
+    _, _, resumed = costly
+    resumed.append(BUSY)
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    store = Store.open(tmp_path / "sessions.db")
+    log = ChatLog(store, None, Conversation())
+    session = ChatSession(cfg, cfg.resolve("kimi"), log=log)
+    user = Message(role="user", text="tell me about pelicans")
+    answer = session.ask(user, fallback=False)
+    with pytest.raises(errors.ProviderError):
+        list(answer)
+    session.finish(user, answer)
+    assert log.session_id is not None  # the money spent made the session
+    _, turns = store.transcript(log.session_id)
+    paid = [t for t in turns if t.message.usage == Usage(100000, 8)]
+    assert len(paid) == 1 and paid[0].alternate and paid[0].cost is not None
+    store.close()

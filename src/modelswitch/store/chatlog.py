@@ -207,14 +207,16 @@ class ChatLog:
         self._save_exchange("the kept answer", write)
 
     def record_spent(self, answers: list[tuple[Message, Cost | None]]) -> None:
-        """Answers paid for but never part of the chat (hedged routes cancelled): on record as
-        alternates, so costs and stats count them. Only into a session that exists already."""
+        """Answers paid for but never part of the chat (hedged routes cancelled, a search round
+        of a model given up): on record as alternates, so costs and stats count them. One that was
+        paid for makes the session if there is none yet (the chat's first answer failed): money
+        spent is never off the record."""
         from .db import Turn
 
-        sid = self.session_id
-        if sid is not None:
-            self._safely("the cancelled routes",
-                         lambda: self.store.append(sid, *(Turn(m, c, alternate=True) for m, c in answers)))
+        if self.session_id is None and not any(_worth_saving(m) for m, _ in answers):
+            return
+        self._safely("the cancelled routes",
+                     lambda: self.store.append(self._ensure(), *(Turn(m, c, alternate=True) for m, c in answers)))
 
     def record_vote(self, vote: Vote) -> bool:
         """Store an arena vote, linked to this session; False (after a warning) if it could not be."""

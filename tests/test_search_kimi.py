@@ -352,3 +352,28 @@ def test_a_chats_first_answer_failing_after_a_paid_search_round_keeps_the_round_
     paid = [t for t in turns if t.message.usage == Usage(100000, 8)]
     assert len(paid) == 1 and paid[0].alternate and paid[0].cost is not None
     store.close()
+
+
+def test_a_compare_lanes_paid_search_round_is_counted_and_stored(costly, tmp_path: Path) -> None:
+    """In /compare a lane gives up after Kimi's search round (the resumed request fails, compare
+    lanes take no fallback): the round is paid for, so /cost and the store count it."""
+    from modelswitch.conversation import Conversation
+    from modelswitch.engine.session import ChatSession
+    from modelswitch.repl.compare import run_compare
+    from modelswitch.repl.loop import Repl
+    from modelswitch.store.chatlog import ChatLog
+    from modelswitch.store.db import Store
+
+    _, _, resumed = costly
+    resumed.append(BUSY)
+    cfg = config.load(Path(os.environ["MODELSWITCH_CONFIG"]))
+    store = Store.open(tmp_path / "sessions.db")
+    log = ChatLog(store, None, Conversation())
+    session = ChatSession(cfg, cfg.resolve("kimi"), log=log)
+    run_compare(Repl(session, color=False, interactive=False), [cfg.resolve("kimi"), cfg.resolve("expensive")],
+                "tell me about pelicans")
+    assert Usage(100000, 8) in [t.message.usage for t in session.stats()]
+    assert log.session_id is not None
+    _, turns = store.transcript(log.session_id)
+    assert Usage(100000, 8) in [t.message.usage for t in turns]
+    store.close()

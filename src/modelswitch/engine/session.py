@@ -311,16 +311,21 @@ class ChatSession:
         return [Turn(m, self.cost_for(m)) for m in self.conversation.messages if m.role == "assistant"]
 
     def hold_compare(self, user: Message, answers: list[tuple[Message, Cost | None]],
-                     arena: Arena | None = None) -> None:
+                     arena: Arena | None = None, spent: tuple[Message, ...] = ()) -> None:
         """Compared answers wait outside the history (and are saved as alternates) until /keep
-        (or, for a blind arena, /vote)."""
+        (or, for a blind arena, /vote). `spent`: what the lanes paid for besides their answers
+        (hedged routes, a search round given up, a tool round cut short), counted and on record."""
         from ..store.records import Turn
 
         self.answered.extend(Turn(m, c) for m, c in answers)
+        paid = [(m, self.cost_for(m)) for m in spent]
+        self.answered.extend(Turn(m, c) for m, c in paid)
         self.held = (user, tuple(m for m, _ in answers))
         self.arena = arena
         if self.log is not None:
             self.log.record_compare(user, answers)
+            if paid:
+                self.log.record_spent(paid)
 
     def keep(self, ref: str) -> Message:
         """`/keep N` or `/keep NAME`: that compared answer becomes the assistant turn."""

@@ -90,7 +90,8 @@ def run_compare(repl: Repl, specs: Sequence[ModelSpec], text: str, arena: Arena 
                                      settings=session.settings, debug=session.debug,
                                      toolbox=session.toolbox, approve=approve, told=session.told_no_tools)
     with deferred():
-        session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena)
+        session.hold_compare(user, [(o.message, o.cost) for o in outcomes], arena,
+                             spent=tuple(m for o in outcomes for m in o.answer.losers))
     if any(o.error is not None for o in outcomes):
         repl.failed = True
     if interrupt is not None:

@@ -141,3 +141,18 @@ def test_the_search_stand_in_follows_the_toolbox_and_search_off_withdraws_it(tmp
         assert _offered(repl) == [] and "search on" not in repl.toolbar()
     finally:
         repl.session.toolbox.close()
+
+
+def test_with_every_tool_off_the_search_stand_in_is_not_said_to_be_offered(tmp_path: Path) -> None:
+    from modelswitch.repl.commands import dispatch
+
+    repl, said = _repl(tmp_path, 'search = "web_search"', interactive=True)
+    repl.confirm = lambda question: True  # type: ignore[method-assign]
+    try:
+        dispatch(repl, "/tools off")
+        dispatch(repl, "/search on")
+        assert _offered(repl) == []
+        assert not any("is offered web.web_search" in line for line in said), said
+        assert any("/tools on first" in line for line in said), said
+    finally:
+        repl.session.toolbox.close()

@@ -162,6 +162,8 @@ class ChatSession:
         if found is None or not isinstance(box, McpToolbox):
             raise errors.UsageError("no MCP tool is named as a web search ([mcp.NAME] search = \"TOOL\")")
         server, tool = found
+        if box.paused:  # `/tools off` alone: turning one tool on would not offer it
+            raise errors.UsageError(f"every tool is off (/tools off): /tools on first, then {server}.{tool} can search")
         serving = any(st.name == server and st.state == "ready" for st in box.status())
         box.set_enabled(server, True)
         try:

@@ -19,7 +19,7 @@ def show_models(config_path: str | None, *, json_out: bool) -> int:
     from ..store.db import Store
     from ..store.export import HEALTH_COLUMNS, health_columns
 
-    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    health = health_columns(Store.recent_health(by_alias=True), [(m.alias, m.full_id) for _, m in models])
     rows = [row + cells for row, cells in zip(table_rows(models, lambda m: is_default(config, m)), health)]
     headers = TABLE_HEADERS + HEALTH_COLUMNS
     # The health columns stay out until there is some health to show: they cost the ids their room.

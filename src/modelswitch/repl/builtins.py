@@ -49,7 +49,7 @@ def _models(repl: Repl, arg: str) -> None:
 
     current = repl.session.model
     models = all_models(repl.session.config)
-    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    health = health_columns(Store.recent_health(by_alias=True), [(m.alias, m.full_id) for _, m in models])
     rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
     headers = TABLE_HEADERS + HEALTH_COLUMNS
     # The health columns stay out until there is some health to show: they cost the ids their room.

@@ -179,8 +179,10 @@ def print_error(message: str, *, err: TextIO | None = None) -> None:
     """"error: ..." on stderr, the prefix red in a colour terminal; the message (which may quote
     a provider) with its control characters made visible."""
     stream = err or sys.stderr
-    prefix = "\x1b[1;31merror:\x1b[0m " if _color_ok(stream) else "error: "
-    stream.write(prefix + visible(message) + "\n")
+    text = _wrapped(stream, "error: " + visible(message))
+    if _color_ok(stream):
+        text = "\x1b[1;31merror:\x1b[0m" + text[len("error:"):]
+    stream.write(text + "\n")
     stream.flush()
 
 
@@ -193,8 +195,28 @@ def print_info(message: str, *, style: str | None = None, out: TextIO | None = N
 
         _console(stream).print(Text(message, style=style))
         return
-    stream.write(message + "\n")
+    stream.write(_wrapped(stream, message) + "\n")
     stream.flush()
+
+
+def _wrapped(stream: TextIO, text: str) -> str:
+    """`text` word-wrapped to the terminal's width when `stream` is a terminal (its own line
+    breaks and a line's indent kept, no word or id broken); as is on a pipe, one line a message."""
+    if not _is_tty(stream):
+        return text
+    import shutil
+    import textwrap
+
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        width = shutil.get_terminal_size().columns
+    out = []
+    for line in text.split("\n"):
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False,
+                                 break_on_hyphens=False, drop_whitespace=True) if _cells(line) > width else line)
+    return "\n".join(out)
 
 
 def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None,

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from ..conversation import sources_text
 from ..events import Event, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity
@@ -254,13 +254,16 @@ def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None
         shortened = True
         plan = _fit(headers, rows, keep, fold, slash, console.width)
     at_slash = [i in slash for i in keep]
-    _rich_table(console, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows], plan, at_slash)
+    if not fold:  # a table with nothing to fold: rich's own fitting, as it always was
+        plan = None
+    _rich_table(console, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows], plan, at_slash,
+                "fold" if fold else "ellipsis")
     if side:  # the figures the narrow terminal had no room for, for the rows that have any
         label = [row[0].strip() or row[1] for row in rows]
         extra = [[label[r], *(rows[r][i] for i in side)] for r in range(len(rows))
                  if any(rows[r][i].strip() for i in side)]
         console.print()
-        _rich_table(console, [headers[0], *(headers[i] for i in side)], extra, None, [])
+        _rich_table(console, [headers[0], *(headers[i] for i in side)], extra, None, [], "fold")
     if shortened and terse_note:
         print_info(terse_note, style="dim", out=stream)
 
@@ -277,15 +280,15 @@ def _plain_table(headers: list[str], rows: list[list[str]], stream: TextIO) -> N
 
 
 def _rich_table(console: Console, headers: list[str], rows: list[list[str]], widths: list[int] | None,
-                at_slash: list[bool]) -> None:
+                at_slash: list[bool], overflow: Literal["fold", "ellipsis"]) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False,
-                  collapse_padding=True)
-    if widths is None:  # not even the folded table fits: rich's own fitting, the last resort
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=widths is None,
+                  collapse_padding=widths is not None)
+    if widths is None:  # no plan (or not even the folded table fits): rich's own fitting
         for header in headers:
-            table.add_column(header, overflow="fold")
+            table.add_column(header, overflow=overflow)
         rows_shown = rows
     else:
         for header, width, cut in zip(headers, widths, at_slash):

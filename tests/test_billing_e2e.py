@@ -229,7 +229,7 @@ def test_resumed_chat_cost_equals_sessions_show_stats(tmp_path: Path, server: Lo
     assert log is not None
     config = load(Path(env["MODELSWITCH_CONFIG"]))
     session = ChatSession(config, config.resolve("a"), conversation=log.conversation, log=log)
-    assert f"6,520 tokens · {shown['total'][4]}" in Repl(session, color=False, interactive=False).toolbar()
+    assert f"6,520 tokens · {shown['total'][4]}" in Repl(session, color=False, interactive=False).toolbar(200)
 
 
 # -- item 12: usage the provider did not report is unknown, not free -------------------------

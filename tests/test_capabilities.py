@@ -212,7 +212,7 @@ def test_the_repl_says_it_at_the_switch_in_the_toolbar_and_in_slash_tools(
     assert not session.tools_refused()  # no MCP servers: tools are off, nothing to say
     session.toolbox = Box()  # type: ignore[assignment]
     assert session.switch("search").endswith(f"\nsearch {NO_TOOLS}")
-    assert session.tools_refused() and "tools off (this model cannot)" in Repl.toolbar(_Shell(session))  # type: ignore[arg-type]
+    assert session.tools_refused() and "tools off: this model cannot" in Repl.toolbar(_Shell(session), 200)  # type: ignore[arg-type]
 
     from modelswitch.engine import mcpclient
 

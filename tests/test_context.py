@@ -415,7 +415,7 @@ def test_the_toolbar_shows_the_conversation_against_the_current_models_window(ti
 
     long_session()
     s = _chat()
-    bar = Repl(s, color=False, interactive=False).toolbar()
+    bar = Repl(s, color=False, interactive=False).toolbar(200)
     assert re.search(r"context (\d+)/300", bar), bar
     used = int(re.search(r"context (\d+)/300", bar).group(1))
     assert used == s.fit().used and used > 300

@@ -140,16 +140,21 @@ def test_stats_with_no_history(tmp_path: Path) -> None:
         assert (h.model, h.answers, h.ttft_median, h.tokens_per_s, h.costs) == ("p/m", 1, None, None, ())
 
 
-def test_models_table_gains_health_columns_and_creates_no_database(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
+def models_command(tmp_path: Path, models: str) -> tuple[str, dict[str, str]]:
+    """The installed command and its environment, on provider `p` with `models` (TOML tables)."""
     exe = shutil.which("modelswitch", path=str(Path(sys.executable).parent))
     assert exe is not None
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[providers.p]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x-0123456789"\n'
-                   '[providers.p.models.fast]\nid = "m1"\n[providers.p.models.idle]\nid = "m2"\n')
+    cfg.write_text('[providers.p]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x-0123456789"\n' + models)
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
            "MODELSWITCH_CONFIG": str(cfg), "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    return exe, env
+
+
+def test_models_table_gains_health_columns_and_creates_no_database(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    exe, env = models_command(tmp_path, '[providers.p.models.fast]\nid = "m1"\n[providers.p.models.idle]\nid = "m2"\n')
     db = tmp_path / "data" / "modelswitch" / "modelswitch.db"
     first = subprocess.run([exe, "models"], env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
@@ -166,3 +171,27 @@ def test_models_table_gains_health_columns_and_creates_no_database(tmp_path: Pat
     assert "0.70 s" in line and "33%" in line and line.rstrip().endswith("3")
     idle = next(ln for ln in done.stdout.splitlines() if "p/m2" in ln)
     assert " s " not in idle + " " and "%" not in idle
+
+
+def test_models_health_is_per_alias_when_two_aliases_name_one_model(tmp_path: Path) -> None:
+    """v3 and r1 name one model id (thinking off and on): each row shows its own answers' figures,
+    as session stats group them, not the two added together."""
+    from datetime import UTC, datetime
+
+    exe, env = models_command(tmp_path, '[providers.p.models.v3]\nid = "flash"\n[providers.p.models.r1]\nid = "flash"\n')
+    with Store.open(tmp_path / "data" / "modelswitch" / "modelswitch.db") as store:
+        sid = store.create_session().id
+        for alias, ttft, status in (("v3", 0.25, "complete"), ("r1", 3.5, "complete"), ("r1", 4.5, "error")):
+            ref = ModelRef("p", "flash", "openai", alias)
+            store.append(sid, Message("user", "q"), Turn(Message("assistant", "a", model=ref, status=status,  # type: ignore[arg-type]
+                                                                 timing=Timing(ttft, 5.0, 30.0)),
+                                                         created=datetime.now(UTC)))
+        unaliased = ModelRef("p", "flash", "openai", None)
+        store.append(sid, Message("user", "q"), Message("assistant", "a", model=unaliased, timing=Timing(9.0, 9.5, 1.0)))
+        assert {h.model for h in store.health()} == {"p/flash"}  # `stats` still one row a model id
+    done = subprocess.run([exe, "models"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    v3 = next(ln for ln in done.stdout.splitlines() if ln.startswith("v3"))
+    r1 = next(ln for ln in done.stdout.splitlines() if ln.startswith("r1"))
+    assert v3.split()[-4:] == ["0.25", "s", "0%", "1"]
+    assert r1.split()[-4:] == ["3.50", "s", "50%", "2"]

@@ -106,12 +106,13 @@ def table_rows(models: list[tuple[ProviderSpec, ModelSpec]], marked: Callable[[M
     ]
 
 
-def table_min_widths(headers: list[str], rows: list[list[str]]) -> list[int]:
-    """How narrow each column of the models table may get: no word is broken except a model id's
-    (it folds, whole) and the price's."""
-    longest = [max((len(w) for row in [headers, *rows] for w in row[i].split()), default=1) for i in range(len(headers))]
-    longest[1], longest[5] = 14, 8
-    return longest
+TABLE_FOLD = (4, 5, 1)  # in a narrow terminal the key hint wraps first, then the price, the model id last
+TABLE_SHORT_KEY_NOTE = "key: needs = no key set (a wider terminal or models --json names its variable)"
+
+
+def short_key(cell: str) -> str:
+    """The key cell when the terminal has no room for the variable's name: `needs`."""
+    return "needs" if cell.startswith("needs ") else cell
 
 
 def _key_cell(p: ProviderSpec) -> str:

@@ -41,7 +41,7 @@ def _model(repl: Repl, arg: str) -> None:
 
 @command("models", "/models", "list every model and whether its key is set")
 def _models(repl: Repl, arg: str) -> None:
-    from ..engine.catalog import TABLE_HEADERS, all_models, table_min_widths, table_notes, table_rows
+    from ..engine.catalog import TABLE_HEADERS, all_models, TABLE_FOLD, TABLE_SHORT_KEY_NOTE, short_key, table_notes, table_rows
     from ..ui.render import print_table
 
     from ..store.db import Store
@@ -49,12 +49,14 @@ def _models(repl: Repl, arg: str) -> None:
 
     current = repl.session.model
     models = all_models(repl.session.config)
-    health = health_columns(Store.recent_health(), [m.full_id for _, m in models])
+    health = health_columns(Store.recent_health(by_alias=True), [(m.alias, m.full_id) for _, m in models])
     rows = [row + cells for row, cells in zip(table_rows(models, lambda m: m == current), health)]
     headers = TABLE_HEADERS + HEALTH_COLUMNS
-    # The health columns stay out until there is some health to show: they cost the ids their room.
-    print_table(headers, rows, min_widths=table_min_widths(headers, rows),
-                hide_blank=range(len(TABLE_HEADERS), len(headers)))
+    # The health columns stay out until there is some health to show, and move to a table of
+    # their own in a terminal too narrow for them beside the ids.
+    health_at = range(len(TABLE_HEADERS), len(headers))
+    print_table(headers, rows, fold=TABLE_FOLD, slash=(1,), optional=health_at, hide_blank=health_at,
+                terse={4: short_key}, terse_note=TABLE_SHORT_KEY_NOTE)
     for note in table_notes(models):
         repl.say(note, "dim")
 

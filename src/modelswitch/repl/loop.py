@@ -368,19 +368,30 @@ class Repl:
         return approve
 
     # -- the toolbar -----------------------------------------------------------------------
-    def toolbar(self) -> str:
+    def toolbar(self, width: int | None = None) -> str:
+        """The model, then the states a user must not miss (search, tools, files), then the
+        figures; what does not fit `width` (the terminal's) goes: the figures from the end, then
+        the model's provider/id."""
+        import shutil
+
         from ..store.export import model_stats, tokens_text
 
         s = self.session
         _, total = model_stats(s.stats())
-        parts = [f" {s.model.name} ({s.model.full_id})", f"context {s.fit().meter()}", tokens_text(total)]
-        if total.costs:
-            parts.append(" + ".join(str(c) for c in total.costs))
-        if s.attachments:
-            parts.append(f"{len(s.attachments)} file(s) attached")
+        states = [f" {s.model.name} ({s.model.full_id})"]
         if s.searching:
-            parts.append("search on" if can_search(s.config, s.model) else f"search on (MCP {s.search_tool})"
-                         if s.search_tool else "search on (this model cannot)")
+            states.append("search on" if can_search(s.config, s.model) else f"search via {s.search_tool}"
+                          if s.search_tool else "search: this model cannot")
         if s.tools_refused():
-            parts.append("tools off (this model cannot)")
-        return " · ".join(parts)
+            states.append("tools off: this model cannot")
+        if s.attachments:
+            states.append(f"{len(s.attachments)} file(s) attached")
+        figures = [f"context {s.fit().meter()}", tokens_text(total)]
+        if total.costs:
+            figures.append(" + ".join(str(c) for c in total.costs))
+        room = width or shutil.get_terminal_size().columns
+        while figures and len(" · ".join(states + figures)) > room:
+            figures.pop()
+        if len(" · ".join(states + figures)) > room:  # the name the user chose says enough
+            states[0] = f" {s.model.name}"
+        return " · ".join(states + figures)

@@ -515,9 +515,12 @@ class Store:
             for models, outcome, winner, t, session, created in rows
         ]
 
-    def health(self, since: datetime | None = None) -> builtins.list[ModelHealth]:
+    def health(self, since: datetime | None = None, *, by_alias: bool = False) -> builtins.list[ModelHealth]:
         """Per upstream model (provider/id), over every stored answer since `since`: counts,
         median and 95th-percentile time to first token, median tokens/s, cost per currency.
+        `by_alias`: per model the user chose instead (the alias recorded with the answer and the
+        id it named, else provider/id), as session stats group: `v3` and `r1` are one model id
+        with thinking off and on, and each has its own figures (its one alias in `aliases`).
 
         All in SQL: percentiles by ranking each model's times with a window function and taking
         the nearest-rank row (the ceil(p·n)-th), so 50,000 turns never come into Python.
@@ -527,6 +530,8 @@ class Store:
         if since is not None:
             where, args = where + " AND created >= ?", (iso(since),)
         key = "coalesce(provider, '') || '/' || model_id"
+        if by_alias:  # the unit separator cannot be in an alias or an id; split again below
+            key = f"coalesce(model_alias, '') || char(31) || {key}"
         with self._read() as conn:
             counts = conn.execute(
                 f"SELECT {key} AS k, group_concat(DISTINCT model_alias), count(*),"
@@ -553,17 +558,19 @@ class Store:
         out = []
         for k, aliases, n, errs, stopped, fallbacks, out_tokens in counts:
             names = tuple(sorted(set((aliases or "").split(",")) - {""}))
+            model = k.partition("\x1f")[2] if by_alias else k
+            asked = (*names,) if by_alias and names else (model, *names)
             t = ttft.get(k, {})
             out.append(ModelHealth(
-                model=k, aliases=names, answers=n, errors=int(errs), interrupted=int(stopped),
-                fallbacks=int(fallbacks), fell_back=sum(fell.get(a, 0) for a in (k, *names)),
+                model=model, aliases=names, answers=n, errors=int(errs), interrupted=int(stopped),
+                fallbacks=int(fallbacks), fell_back=sum(fell.get(a, 0) for a in asked),
                 ttft_median=t.get(0.5), ttft_p95=t.get(0.95), tokens_per_s=tps.get(k, {}).get(0.5),
                 output_tokens=int(out_tokens), costs=tuple(by_cost.get(k, ())),
             ))
         return out
 
     @classmethod
-    def recent_health(cls, days: int = 30) -> builtins.list[ModelHealth]:
+    def recent_health(cls, days: int = 30, *, by_alias: bool = False) -> builtins.list[ModelHealth]:
         """`health` over the last days from the default database; empty if it cannot be read
         (a table of models must not fail because the history is unavailable)."""
         from datetime import UTC, timedelta
@@ -572,7 +579,7 @@ class Store:
             return []  # looking at models must not create the database
         try:
             with cls.open() as store:
-                return store.health(datetime.now(UTC) - timedelta(days=days))
+                return store.health(datetime.now(UTC) - timedelta(days=days), by_alias=by_alias)
         except StoreError:
             return []
 

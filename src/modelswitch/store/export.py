@@ -524,10 +524,11 @@ def health_json(h: ModelHealth) -> dict[str, Any]:
 HEALTH_COLUMNS = ["ttft p50", "errors", "answers"]  # what `/models` and `models` add, last 30 days
 
 
-def health_columns(rows: Sequence[ModelHealth], full_ids: Sequence[str]) -> list[list[str]]:
-    """For each provider/model-id, its health cells (blank when it has no saved answers)."""
-    by = {h.model: h for h in rows}
+def health_columns(rows: Sequence[ModelHealth], choices: Sequence[tuple[str | None, str]]) -> list[list[str]]:
+    """For each (alias, provider/model-id) row of the models table, its health cells from `rows`
+    grouped by alias (`Store.health(by_alias=True)`); blank when it has no saved answers."""
+    by = {(h.aliases[0] if h.aliases else None, h.model): h for h in rows}
     return [
-        [_seconds(h.ttft_median), f"{h.error_rate:.0%}", str(h.answers)] if (h := by.get(f)) else ["", "", ""]
-        for f in full_ids
+        [_seconds(h.ttft_median), f"{h.error_rate:.0%}", str(h.answers)] if (h := by.get(c)) else ["", "", ""]
+        for c in choices
     ]

@@ -9,10 +9,11 @@ once above a Live region holding only the open tail). rich is imported inside fu
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from ..conversation import sources_text
 from ..events import Event, Notice, ReasoningDelta, SearchQuery, TextDelta, ToolActivity
@@ -178,8 +179,10 @@ def print_error(message: str, *, err: TextIO | None = None) -> None:
     """"error: ..." on stderr, the prefix red in a colour terminal; the message (which may quote
     a provider) with its control characters made visible."""
     stream = err or sys.stderr
-    prefix = "\x1b[1;31merror:\x1b[0m " if _color_ok(stream) else "error: "
-    stream.write(prefix + visible(message) + "\n")
+    text = _wrapped(stream, "error: " + visible(message))
+    if _color_ok(stream):
+        text = "\x1b[1;31merror:\x1b[0m" + text[len("error:"):]
+    stream.write(text + "\n")
     stream.flush()
 
 
@@ -192,37 +195,80 @@ def print_info(message: str, *, style: str | None = None, out: TextIO | None = N
 
         _console(stream).print(Text(message, style=style))
         return
-    stream.write(message + "\n")
+    stream.write(_wrapped(stream, message) + "\n")
     stream.flush()
 
 
+def _wrapped(stream: TextIO, text: str) -> str:
+    """`text` word-wrapped to the terminal's width when `stream` is a terminal (its own line
+    breaks and a line's indent kept, no word or id broken); as is on a pipe, one line a message."""
+    if not _is_tty(stream):
+        return text
+    import shutil
+    import textwrap
+
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        width = shutil.get_terminal_size().columns
+    out = []
+    for line in text.split("\n"):
+        indent = line[: len(line) - len(line.lstrip())]
+        out.append(textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False,
+                                 break_on_hyphens=False, drop_whitespace=True) if _cells(line) > width else line)
+    return "\n".join(out)
+
+
 def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None = None,
-                min_widths: Sequence[int] = (), hide_blank: Sequence[int] = ()) -> None:
-    """A table: rich in a terminal, plain columns separated by two spaces otherwise. `min_widths`:
-    per column, the width it keeps in a narrow terminal (its text folds, nothing is cut or dropped);
-    `hide_blank`: columns left out when every cell in them is blank."""
+                fold: Sequence[int] = (), slash: Sequence[int] = (), optional: Sequence[int] = (),
+                hide_blank: Sequence[int] = (),
+                terse: Mapping[int, Callable[[str], str]] | None = None, terse_note: str = "") -> None:
+    """A table: rich in a terminal, plain columns separated by two spaces otherwise (a pipe gets
+    every cell whole on one line).
+
+    In a terminal no word is ever broken: `fold` columns may wrap between words (`slash` ones
+    after a `/` too: a model id's parts), giving way in the order listed (free text first, a model id last); every other column keeps
+    its full width. When that is not enough: the `optional` columns move to a second table under
+    the first, then the `terse` columns are shortened (and `terse_note` said). `hide_blank`:
+    columns left out when every cell in them is blank.
+    """
     stream = out or sys.stdout
     gone = {i for i in hide_blank if all(not row[i].strip() for row in rows if i < len(row))}
-    if gone:
-        keep = [i for i in range(len(headers)) if i not in gone]
-        headers, rows = [headers[i] for i in keep], [[row[i] for i in keep if i < len(row)] for row in rows]
-        min_widths = [min_widths[i] for i in keep if i < len(min_widths)]
+    keep = [i for i in range(len(headers)) if i not in gone]
     if _is_tty(stream) or _is_stderr(stream):  # model ids and session names may come from servers
         rows = [[visible(cell) for cell in row] for row in rows]
-    if _is_tty(stream):
-        from rich import box
-        from rich.table import Table
-
-        console = _console(stream)
-        table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False,
-                      pad_edge=not min_widths, collapse_padding=bool(min_widths))
-        fitted = _fit_widths(headers, rows, min_widths, console.width) if min_widths else [None] * len(headers)
-        for header, width in zip(headers, fitted):
-            table.add_column(header, width=width, overflow="fold" if width else "ellipsis")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+    if not _is_tty(stream):
+        _plain_table([headers[i] for i in keep], [[row[i] for i in keep if i < len(row)] for row in rows], stream)
         return
+    console = _console(stream)
+    side = [i for i in keep if i in optional]
+    plan = _fit(headers, rows, keep, fold, slash, console.width)
+    if plan is None and side:
+        keep = [i for i in keep if i not in side]
+        plan = _fit(headers, rows, keep, fold, slash, console.width)
+    else:
+        side = []
+    shortened = False
+    if plan is None and terse:
+        rows = [[terse[i](cell) if i in terse else cell for i, cell in enumerate(row)] for row in rows]
+        shortened = True
+        plan = _fit(headers, rows, keep, fold, slash, console.width)
+    at_slash = [i in slash for i in keep]
+    if not fold:  # a table with nothing to fold: rich's own fitting, as it always was
+        plan = None
+    _rich_table(console, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows], plan, at_slash,
+                "fold" if fold else "ellipsis")
+    if side:  # the figures the narrow terminal had no room for, for the rows that have any
+        label = [row[0].strip() or row[1] for row in rows]
+        extra = [[label[r], *(rows[r][i] for i in side)] for r in range(len(rows))
+                 if any(rows[r][i].strip() for i in side)]
+        console.print()
+        _rich_table(console, [headers[0], *(headers[i] for i in side)], extra, None, [], "fold")
+    if shortened and terse_note:
+        print_info(terse_note, style="dim", out=stream)
+
+
+def _plain_table(headers: list[str], rows: list[list[str]], stream: TextIO) -> None:
     widths = [_cells(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row[: len(widths)]):
@@ -233,18 +279,72 @@ def print_table(headers: list[str], rows: list[list[str]], *, out: TextIO | None
     stream.flush()
 
 
-def _fit_widths(headers: list[str], rows: list[list[str]], mins: Sequence[int], total: int) -> list[int | None]:
-    """Column widths for a terminal `total` wide: the widest column gives way first, none below its
-    minimum (rich's own fitting drops whole columns or cuts model ids in a narrow terminal)."""
-    widths = [max([_cells(h), *(_cells(r[i]) for r in rows if i < len(r))]) for i, h in enumerate(headers)]
-    floor = [mins[i] if i < len(mins) else 1 for i in range(len(widths))]
-    room = total - 2 * (len(widths) - 1)  # two blanks between columns, none at the edges
-    while sum(widths) > room:
-        shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
-        if not shrinkable:
+def _rich_table(console: Console, headers: list[str], rows: list[list[str]], widths: list[int] | None,
+                at_slash: list[bool], overflow: Literal["fold", "ellipsis"]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=widths is None,
+                  collapse_padding=widths is not None)
+    if widths is None:  # no plan (or not even the folded table fits): rich's own fitting
+        for header in headers:
+            table.add_column(header, overflow=overflow)
+        rows_shown = rows
+    else:
+        for header, width, cut in zip(headers, widths, at_slash):
+            table.add_column(_wrap(header, width, cut), width=width, no_wrap=True, overflow="fold")
+        rows_shown = [[_wrap(cell, w, cut) for cell, w, cut in zip(row, widths, at_slash)] for row in rows]
+    for row in rows_shown:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _pieces(text: str, at_slash: bool) -> list[tuple[str, str]]:
+    """(separator before, piece): the places a folded cell may break, between words (and after `/`)."""
+    out = []
+    for word in text.split():
+        for j, part in enumerate(re.findall(r"[^/]*/|[^/]+", word) if at_slash else [word]):
+            out.append((" " if j == 0 else "", part))
+    return out
+
+
+def _wrap(text: str, width: int, at_slash: bool) -> str:
+    """`text` in lines at most `width` wide, broken only where _pieces allows (as is if it fits)."""
+    if _cells(text) <= width:
+        return text
+    lines: list[str] = []
+    line = ""
+    for sep, part in _pieces(text, at_slash):
+        if line and _cells(line + sep + part) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = line + sep + part if line else part
+    return "\n".join([*lines, line])
+
+
+def _fit(headers: list[str], rows: list[list[str]], keep: list[int], fold: Sequence[int],
+         slash: Sequence[int], total: int) -> list[int] | None:
+    """Widths for the `keep` columns in a terminal `total` wide, or None when they cannot fit
+    without breaking a word: each column its full width, then the `fold` columns give way in
+    order, none below its longest unbreakable piece (its header's included)."""
+    def natural(i: int) -> int:
+        return max([_cells(headers[i]), *(_cells(r[i]) for r in rows)])
+
+    def floor(i: int) -> int:
+        cells = [headers[i], *(r[i] for r in rows)]
+        return max([1, *(_cells(p) for c in cells for _, p in _pieces(c, i in slash))])
+
+    widths = {i: natural(i) for i in keep}
+    over = sum(widths.values()) + 2 * (len(keep) - 1) - total  # two blanks between columns
+    for i in fold:
+        if over <= 0:
             break
-        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
-    return list(widths)
+        if i in widths:
+            give = min(over, widths[i] - floor(i))
+            widths[i] -= max(give, 0)
+            over -= max(give, 0)
+    return [widths[i] for i in keep] if over <= 0 else None
 
 
 def print_markdown(text: str, *, out: TextIO | None = None) -> None:

@@ -475,7 +475,8 @@ def _tools(repl: Repl, arg: str) -> None:
     statuses = box.status()
     for status in statuses:
         why = f": {status.error}" if status.error else ""
-        repl.say(f"{status.name} ({status.state}{why})", "bold")
+        fix = f" — /tools on {status.name} restarts it" if status.state == "failed" else ""
+        repl.say(f"{status.name} ({status.state}{why}){fix}", "bold")
         for name, enabled in status.tools:
             marks = [] if enabled else ["off"]
             if name in status.trust:

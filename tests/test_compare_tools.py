@@ -275,7 +275,7 @@ def test_compare_in_a_terminal_asks_each_lane_in_turn_and_keep_carries_the_call(
     for _ in range(2):  # one question at a time, each naming the model that asked
         child.expect(r"\[(a|b)\] ⚙ calc\.add \{\"a\": 2, \"b\": 3\}")
         asked.append(child.match.group(1))
-        child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+        child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
         child.send("y\r")
     assert sorted(asked) == ["a", "b"]
     child.expect(r"/keep N puts one answer into the conversation: 1 \(a\), 2 \(b\)")

@@ -47,7 +47,7 @@ def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: Loopb
     child.send("pelicans?\r")
     # The call still asks: taking the tool for search did not trust it.
     child.expect(r"web\.web_search \{\"query\": \"pelicans\"\}")
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     child.send("y\r")
     child.expect(r"web\.web_search .*: ran")
     child.expect("deepseek-v4-flash answer")

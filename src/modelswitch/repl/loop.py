@@ -353,7 +353,7 @@ class Repl:
             self.say(f"{tag}⚙ {call_text(call, server)}", "bold")
             while True:
                 try:
-                    reply = input("  run it? [y]es / [n]o / [a]lways this tool: ").strip().lower()
+                    reply = input("  run it? [y]es / [N]o / [a]lways this tool (Enter = no): ").strip().lower()
                 except EOFError:
                     reply = "n"
                 if reply in ("y", "yes", "n", "no", "", "a", "always"):

@@ -240,8 +240,9 @@ def test_compare_cli_tools_like_ask(tmp_path: Path, server: LoopbackServer, two,
     run = CliRunner().invoke(app, ["--config", config, "compare", "-T", "-m", "a", "-m", "b", "add"], input="y\na\n",
                              catch_exceptions=False)
     assert run.exit_code == 0, run.output
-    assert "[a] not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in run.stderr
-    assert "[b] not run: calc.add (pass --yes" in run.stderr
+    # One line per call, in its lane: what happened and how to allow it, never said twice
+    assert run.stderr.count("not run") == 2, run.stderr
+    assert run.stderr.count(": not run (pass --yes, or list add in [mcp.calc] trust)") == 2, run.stderr
     assert run.stdout.startswith("== a ==\n")
     assert all(not f.rejected for f in two)
     assert all(f.accepted[-1]["messages"][-1]["content"].startswith("not run: tool calls need approval") for f in two)
@@ -256,7 +257,7 @@ def test_piped_compare_never_approves_a_call(tmp_path: Path, server: LoopbackSer
     for lane in ("a", "b"):
         assert f'[{lane}] not run: calc.add {{"a": 2, "b": 3}} (tools are approved only at a terminal, or by [mcp.calc] trust)' in proc.stderr
     assert "== a ==" in proc.stdout and "== b ==" in proc.stdout
-    assert "⚙ calc.add" in proc.stderr and ": not run (needs --yes or trust)" in proc.stderr  # the lanes' tool lines
+    assert "⚙ calc.add" in proc.stderr and ": not run (pass --yes, or list add in [mcp.calc] trust)" in proc.stderr  # the lanes' tool lines
     tool_results = [m["content"] for f in two for body in f.accepted for m in body["messages"] if m["role"] == "tool"]
     assert tool_results and all(c.startswith("not run: tool calls need approval") for c in tool_results)  # "y" was a message, not a yes
 

@@ -192,7 +192,11 @@ class ChatSession:
                 offered, again = self.take_search_tool(), " again"
         if offered:
             return f"web search on ({self.model.name} cannot search itself: it is offered the MCP tool {offered}{again})"
-        return no_search_line(self.config, self.model)
+        # Said whole: that search is on all the same, and the stand-in a config can name.
+        stand_in = "" if mcp_search_tool(self.config) else \
+            '; or name an MCP tool to search for it: [mcp.NAME] search = "TOOL"'
+        return (f"{no_search_line(self.config, self.model)}\n"
+                f"search is on: it applies when you switch to a model that can{stand_in}")
 
     # -- turns -----------------------------------------------------------------------------
     def attach(self, source: str, *, confirm: Confirm | None = None) -> str:

@@ -81,14 +81,15 @@ def _search(repl: Repl, arg: str) -> None:
             raise UsageError(f"/search takes on or off, not {arg.strip()[:40]!r}")
         repl.say(f"web search is {'on' if s.searching else 'off'} (/search on|off)")
         return
-    repl.say(s.set_search(word == "on"), "dim")
-    offer_search_tool(repl)
+    said = s.set_search(word == "on")
+    if not offer_search_tool(repl):  # its question says "cannot search" itself: once is enough
+        repl.say(said, "dim")
 
 
-def offer_search_tool(repl: Repl) -> None:
+def offer_search_tool(repl: Repl) -> bool:
     """Search is on for a model that cannot search: the MCP tool the config names as a web search
     is offered instead, once a session. Yes turns its server and the tool on; each call of it
-    is still approved (y/n/a) unless the server trusts it."""
+    is still approved (y/n/a) unless the server trusts it. True when the offer was made."""
     from ..engine.catalog import can_search, mcp_search_tool
     from ..engine.mcpclient import McpToolbox
 
@@ -97,17 +98,20 @@ def offer_search_tool(repl: Repl) -> None:
     box = s.toolbox
     if (found is None or not isinstance(box, McpToolbox) or not s.searching or s.search_tool or s.search_offered
             or can_search(s.config, s.model)):
-        return
+        return False
     s.search_offered = True
     server, tool = found
     if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}.{tool} instead?"):
-        return
+        # A no (or Ctrl-C) still leaves search on: say so, or it looks like nothing happened.
+        repl.say(f"not taken; search stays on ({s.model.name} cannot search; /search off turns it off)", "dim")
+        return True
     try:
         taken = s.take_search_tool()
     except UsageError as exc:
         repl.say(exc.message, "yellow")
-        return
+        return True
     repl.say(f"{s.model.name} is offered {taken} to search the web; each call asks y/n/a unless trusted", "green")
+    return True
 
 
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")

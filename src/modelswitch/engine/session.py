@@ -130,6 +130,15 @@ class ChatSession:
             self.told_no_tools.add(spec.name)
         return said
 
+    def saved_line(self) -> str:
+        """On leaving: where this chat was saved and how to go on with it; "" if it was not."""
+        log = self.log
+        if log is None or log.session_id is None:
+            return ""
+        n = log.session_id
+        named = f" ({log.name})" if log.name else ""
+        return f"saved as session #{n}{named} — `modelswitch -c` or `modelswitch --session {n}` continues it"
+
     def tools_refused(self, spec: ModelSpec | None = None) -> bool:
         """Tools are on (MCP servers configured) but `spec` (default: the current model) is
         declared not to take them, so its answers come without (see catalog.offered_tools)."""

@@ -172,7 +172,8 @@ def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
 
     toolbox = cli_toolbox(config)
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
-    answer = ToolAnswer(config, conversation, spec, toolbox, unattended(opts.yes, tell=opts.json or opts.jsonl), limits=limits,
+    approve = unattended(opts.yes, tell=opts.json or opts.jsonl)
+    answer = ToolAnswer(config, conversation, spec, toolbox, approve, limits=limits,
                         settings=Settings(search=opts.search), fallback=opts.fallback, debug=opts.debug)
     return toolbox, answer
 

@@ -469,12 +469,12 @@ def _tools(repl: Repl, arg: str) -> None:
         except KeyError:
             raise UsageError(f"no MCP server or tool named {words[1]!r} ({box.names()})") from None
         if on and box.paused:
-            repl.say("every tool is still off this session: /tools on offers them again", "yellow")
+            repl.say("every tool is still off this session: /tools on turns every tool back on", "yellow")
         return
     if words:
         raise UsageError(f"{TOOLS_USAGE} ({box.names()})")
     if box.paused:
-        repl.say("every tool is off this session (/tools on offers them again)", "yellow")
+        repl.say("every tool is off this session (/tools on turns every tool back on)", "yellow")
     searches = {m.name: m.search for m in repl.session.config.mcp}
     statuses = box.status()
     for status in statuses:

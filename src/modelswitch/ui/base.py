@@ -224,7 +224,9 @@ def call_text(call: ToolCall, server: str, width: int = 80) -> str:
 def tool_line(event: ToolActivity) -> str:
     """One line per finished call, among the answer's notices."""
     detail = f" ({redact(event.detail)})" if event.detail else ""
-    words = _STATE_WORDS.get(event.state, event.state).format(tool=visible(redact(event.call.name)), server=event.server)
+    words = _STATE_WORDS.get(event.state, event.state)
+    if event.state == "unapproved":  # only this one names the tool: an unknown state is shown as is
+        words = words.format(tool=visible(redact(event.call.name)), server=event.server)
     return f"⚙ {call_text(event.call, event.server)}: {words}{detail}"
 
 

@@ -63,7 +63,7 @@ def test_the_final_view_starts_on_a_fresh_line_after_a_cut_question() -> None:
     view = CompareView(["v4", "claude"], terminal=True, color=False, out=out, width=100)
     view.start()
     view.pause()
-    out.write("  run it? [y]es / [n]o / [a]lways this tool: ^C")  # the question, cut short
+    out.write("  run it? [y]es / [N]o / [a]lways this tool (Enter = no): ^C")  # the question, cut short
     view.close()
     after = out.getvalue().split("^C", 1)[1]
     assert re.match(r"(\x1b\[[0-9;?]*[a-zA-Z])*\r?\n", after), repr(after[:40])
@@ -93,10 +93,10 @@ def test_ctrl_c_at_a_compare_question_in_a_terminal(tmp_path: Path, server: Loop
     child.send("/compare a b add 2 and 3\r")
     child.expect(r"\[(a|b)\] ⚙ calc\.add")
     first = child.match.group(1)
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     child.send("y\r")
     child.expect(r"\[(a|b)\] ⚙ calc\.add")
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     fake = two[0 if first == "a" else 1]
     deadline = time.monotonic() + WAIT  # a hang guard: the first lane's answer after its call
     while len(fake.accepted) < 2 and time.monotonic() < deadline:

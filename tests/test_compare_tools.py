@@ -240,8 +240,9 @@ def test_compare_cli_tools_like_ask(tmp_path: Path, server: LoopbackServer, two,
     run = CliRunner().invoke(app, ["--config", config, "compare", "-T", "-m", "a", "-m", "b", "add"], input="y\na\n",
                              catch_exceptions=False)
     assert run.exit_code == 0, run.output
-    assert "[a] not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in run.stderr
-    assert "[b] not run: calc.add (pass --yes" in run.stderr
+    # One line per call, in its lane: what happened and how to allow it, never said twice
+    assert run.stderr.count("not run") == 2, run.stderr
+    assert run.stderr.count(": not run (pass --yes, or list add in [mcp.calc] trust)") == 2, run.stderr
     assert run.stdout.startswith("== a ==\n")
     assert all(not f.rejected for f in two)
     assert all(f.accepted[-1]["messages"][-1]["content"].startswith("not run: tool calls need approval") for f in two)
@@ -256,7 +257,7 @@ def test_piped_compare_never_approves_a_call(tmp_path: Path, server: LoopbackSer
     for lane in ("a", "b"):
         assert f'[{lane}] not run: calc.add {{"a": 2, "b": 3}} (tools are approved only at a terminal, or by [mcp.calc] trust)' in proc.stderr
     assert "== a ==" in proc.stdout and "== b ==" in proc.stdout
-    assert "⚙ calc.add" in proc.stderr and ": not run (needs --yes or trust)" in proc.stderr  # the lanes' tool lines
+    assert "⚙ calc.add" in proc.stderr and ": not run (pass --yes, or list add in [mcp.calc] trust)" in proc.stderr  # the lanes' tool lines
     tool_results = [m["content"] for f in two for body in f.accepted for m in body["messages"] if m["role"] == "tool"]
     assert tool_results and all(c.startswith("not run: tool calls need approval") for c in tool_results)  # "y" was a message, not a yes
 
@@ -275,7 +276,7 @@ def test_compare_in_a_terminal_asks_each_lane_in_turn_and_keep_carries_the_call(
     for _ in range(2):  # one question at a time, each naming the model that asked
         child.expect(r"\[(a|b)\] ⚙ calc\.add \{\"a\": 2, \"b\": 3\}")
         asked.append(child.match.group(1))
-        child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+        child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
         child.send("y\r")
     assert sorted(asked) == ["a", "b"]
     child.expect(r"/keep N puts one answer into the conversation: 1 \(a\), 2 \(b\)")

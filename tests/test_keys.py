@@ -119,3 +119,11 @@ def test_starter_config_works_with_only_one_providers_key(isolated_env: Path, mo
     invoke(["keys", "set", "deepseek"], input=KEY)  # DeepSeek's key only, no Hunyuan key
     shown = invoke(["config", "show"]).output
     assert "# default model: v3 (deepseek/deepseek-flash)" in shown or "# default model: r1 (deepseek/deepseek-flash)" in shown
+
+
+def test_keys_set_without_a_provider_lists_the_providers(isolated_env: Path) -> None:
+    result = invoke(["keys", "set"])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: usage: modelswitch keys set PROVIDER; providers that take a key: ")
+    assert "deepseek" in line and "Missing argument" not in result.stderr

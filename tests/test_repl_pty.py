@@ -267,3 +267,24 @@ def test_an_empty_answer_and_a_cut_one_are_said_in_the_repl(chat_env: dict[str, 
     sent = server.requests[2].json["messages"]
     assert [m for m in sent if m["role"] == "assistant"] == [{"role": "assistant", "content": "half"}]
     assert sent[-1] == {"role": "user", "content": "third"}
+
+
+def test_leaving_says_where_the_chat_was_saved_and_how_to_continue(chat_env: dict[str, str],
+                                                                   server: LoopbackServer) -> None:
+    child = spawn(chat_env)
+    child.sendcontrol("d")  # nothing asked: nothing saved, nothing said about it
+    child.expect(pexpect.EOF)
+    assert "saved as session" not in child.before
+    child.close()
+
+    server.add(Reply.sse(oa_chunk(content="Hi."), oa_finish(), path="/deep/"))
+    child = spawn(chat_env, "--session", "notes")
+    child.send("hello\r")
+    child.expect("Hi.")
+    child.expect("r1 ›")
+    child.sendcontrol("d")
+    child.expect(r"saved as session #(\d+) \(notes\) — `modelswitch -c` or `modelswitch --session (\d+)` continues it")
+    assert child.match.group(1) == child.match.group(2)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -101,9 +101,10 @@ def test_piped_repl_is_not_asked_and_the_toolbar_names_a_taken_tool(tmp_path: Pa
 
     repl, said = _repl(tmp_path, interactive=False)
     dispatch(repl, "/search on")
-    assert said[0].startswith("v4 cannot search the web here;")
-    assert said[1] == ("v4 cannot search the web itself; use the MCP tool web.web_search instead?"
+    # Said once, as the question (not "cannot search the web here" first, then again)
+    assert said[0] == ("v4 cannot search the web itself; use the MCP tool web.web_search instead?"
                        " — not asked in a piped chat: no")
+    assert said[1:] == ["not taken; search stays on (v4 cannot search; /search off turns it off)"]
     assert repl.session.search_offered and not repl.session.search_tool
     assert "search: this model cannot" in repl.toolbar(200)
 
@@ -154,5 +155,38 @@ def test_with_every_tool_off_the_search_stand_in_is_not_said_to_be_offered(tmp_p
         assert _offered(repl) == []
         assert not any("is offered web.web_search" in line for line in said), said
         assert any("/tools on first" in line for line in said), said
+    finally:
+        repl.session.toolbox.close()
+
+
+def test_ctrl_c_at_the_search_offer_says_search_stays_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import prompt_toolkit
+
+    from modelswitch.repl.commands import dispatch
+
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prompt_toolkit, "prompt", interrupted)
+    repl, said = _repl(tmp_path, interactive=True)
+    try:
+        dispatch(repl, "/search on")
+        assert said == ["not taken; search stays on (v4 cannot search; /search off turns it off)"]
+        assert repl.session.searching and not repl.session.search_tool
+    finally:
+        repl.session.toolbox.close()
+
+
+def test_search_on_without_a_stand_in_says_search_is_on_and_how_to_name_one(tmp_path: Path) -> None:
+    from modelswitch.repl.commands import dispatch
+
+    repl, said = _repl(tmp_path, "", interactive=False)
+    try:
+        dispatch(repl, "/search on")
+        [line] = said
+        first, second = line.split("\n")
+        assert first.startswith("v4 cannot search the web here; models that can: ")
+        assert second == ('search is on: it applies when you switch to a model that can; '
+                          'or name an MCP tool to search for it: [mcp.NAME] search = "TOOL"')
     finally:
         repl.session.toolbox.close()

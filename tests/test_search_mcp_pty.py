@@ -39,15 +39,15 @@ def test_search_on_offers_the_mcp_search_tool_once(tmp_path: Path, server: Loopb
     child = spawn(tmp_path, cfg, DS_KEY="sk-ds-test")
     child.expect("v4 ›")
     child.send("/search on\r")
-    child.expect("v4 cannot search the web here")
     child.expect(r"v4 cannot search the web itself; use the MCP tool web.web_search instead\? \[y/N\]")
+    assert "cannot search the web here" not in child.before  # said once, as the question
     child.send("y\r")
     child.expect("v4 is offered web.web_search to search the web; each call asks y/n/a unless trusted")
     child.expect("v4 ›")
     child.send("pelicans?\r")
     # The call still asks: taking the tool for search did not trust it.
     child.expect(r"web\.web_search \{\"query\": \"pelicans\"\}")
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     child.send("y\r")
     child.expect(r"web\.web_search .*: ran")
     child.expect("deepseek-v4-flash answer")

@@ -331,3 +331,13 @@ def test_show_stats_says_dash_for_tokens_nobody_reported() -> None:
     assert rows["r1 (deepseek/deepseek-reasoner)"][2:6] == ["2", "-", "-", "-"]
     assert rows["hy (hunyuan/hunyuan-turbos-latest)"][2:6] == ["2", "7", "3", "0"]
     assert rows["total"][1:5] == ["4", "7", "3", "0"]
+
+
+def test_show_without_a_name_shows_the_most_recent_or_says_where_n_comes_from() -> None:
+    one_error_line(run("show"), 2, "`sessions show N` takes N from `sessions list`")
+    with Store.open() as st:
+        st.create_session(name="older")
+        newest = st.create_session(name="newest").id
+        st.append(newest, Message("user", "hi"), Turn(answer(R1, "Hello."), None))
+    out = run("show").stdout
+    assert out.startswith("# newest\n") and "Hello." in out

@@ -76,7 +76,9 @@ def test_ask_tools_without_yes_runs_only_trusted_tools_and_piped_input_approves_
     # Nobody was asked: the model is not told the user declined.
     assert call["approved"] is False and call["is_error"]
     assert call["result"] == "not run: tool calls need approval, and none could be given here"
-    assert "not run: calc.add (pass --yes, or list it in [mcp.calc] trust)" in result.stderr
+    # --json draws no tool line: the one stderr line is the tool line's words
+    assert result.stderr.count("not run") == 1
+    assert ': not run (pass --yes, or list add in [mcp.calc] trust)' in result.stderr
     trusted = write_config(tmp_path, server.url, calc_table('["add"]'))
     result = ask(["-T", "--json", "add"], trusted)
     [call] = json.loads(result.stdout)["tool_calls"]
@@ -170,7 +172,7 @@ def test_a_piped_chat_never_approves_a_call(tmp_path: Path, server: LoopbackServ
     assert out.returncode == 0, out.stderr
     assert "not run: calc.add" in out.stderr + out.stdout
     assert "(tools are approved only at a terminal, or by [mcp.calc] trust)" in out.stderr + out.stdout
-    assert "not run (needs --yes or trust)" in out.stderr + out.stdout
+    assert "not run (pass --yes, or list add in [mcp.calc] trust)" in out.stderr + out.stdout
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert tool_messages and all(m["content"] == "not run: tool calls need approval, and none could be given here"
                                  for m in tool_messages)

@@ -45,7 +45,7 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
     child = spawn(tmp_path, server.url)
     child.send("add 2 and 3\r")
     child.expect(r"calc\.add \{\"a\": 2, \"b\": 3\}")
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     child.send("a\r")
     child.expect(r"calc\.add .*: ran")
     child.expect("deepseek-v4-flash answer")
@@ -100,7 +100,7 @@ def test_approval_always_tools_list_off_and_ctrl_c_during_a_call(
 def test_the_tool_question_says_what_it_takes(tmp_path: Path, server: LoopbackServer, fake: FakeDeepSeek) -> None:
     child = spawn(tmp_path, server.url)
     child.send("add 2 and 3\r")
-    child.expect(r"run it\? \[y\]es / \[n\]o / \[a\]lways this tool: ")
+    child.expect(r"run it\? \[y\]es / \[N\]o / \[a\]lways this tool \(Enter = no\): ")
     child.send("x\r")
     child.expect("answer y, n or a")
     child.expect(r"run it\?")

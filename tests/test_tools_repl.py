@@ -71,9 +71,9 @@ def test_tools_off_alone_turns_every_tool_off_for_the_session_and_on_brings_them
     assert chat.run("/tools off")[0].startswith("tools off: no tool is offered")
     assert chat.box.specs() == ()
     assert any("every tool is off this session" in line for line in chat.run("/tools"))
-    chat.run("/tools on")
+    assert chat.run("/tools on")[0].startswith("tools on: ")
     names = {s.name for s in chat.box.specs()}
-    assert "add" in names and "shout" not in names
+    assert "add" in names and "shout" in names  # every tool, as /help says: the one turned off too
 
 
 def test_a_dead_server_restarts_with_tools_on_its_name(chat: Chat) -> None:

@@ -172,7 +172,8 @@ def _tool_answer(config: Config, conversation: Conversation, spec: ModelSpec,
 
     toolbox = cli_toolbox(config)
     limits = ToolLimits(config.tools.max_rounds, config.tools.timeout, config.tools.max_result_chars)
-    answer = ToolAnswer(config, conversation, spec, toolbox, unattended(opts.yes), limits=limits,
+    approve = unattended(opts.yes, tell=opts.json or opts.jsonl)
+    answer = ToolAnswer(config, conversation, spec, toolbox, approve, limits=limits,
                         settings=Settings(search=opts.search), fallback=opts.fallback, debug=opts.debug)
     return toolbox, answer
 
@@ -186,14 +187,17 @@ def cli_toolbox(config: Config) -> McpToolbox:
     return McpToolbox(config.mcp, config.tools, warn=warn, config_path=str(config.path))
 
 
-def unattended(yes: bool, who: str = "") -> Callable[[ToolCall, str], bool | None]:
+def unattended(yes: bool, who: str = "", tell: bool = False) -> Callable[[ToolCall, str], bool | None]:
     """The approval of a command line: `--yes` runs a call; without it nobody can approve one
-    (None), said on stderr (`who` names the model when several answer at once)."""
+    (None). The call's tool line says so and how to allow it; only when no tool line is drawn
+    (`tell`: --json) is that line said on stderr here (`who` names the model of a compare)."""
+    from ..ui.base import tool_line
+
     tag = f"[{who}] " if who else ""
 
     def approve(call: ToolCall, server: str) -> bool | None:
-        if not yes:
-            warn(f"{tag}not run: {server}.{call.name} (pass --yes, or list it in [mcp.{server}] trust)")
+        if not yes and tell:
+            warn(tag + tool_line(ToolActivity(call, server, "unapproved")))
         return True if yes else None
 
     return approve

@@ -43,15 +43,11 @@ def run_compare_cli(config_path: str | None, models: list[str], prompt: str, *, 
     toolbox = cli_toolbox(config) if tools else None
     terminal = sys.stdout.isatty() and not json_out
     view = CompareView([s.name for s in specs], terminal=terminal, color=color, quiet=json_out)
-    asks = [unattended(yes, s.name) for s in specs]
+    # Each lane's tool line says a call was not run and how to allow it; --json draws no lanes.
+    asks = [unattended(yes, s.name, tell=json_out) for s in specs]
 
     def approve(i: int, call: ToolCall, server: str) -> bool | None:
-        if yes:
-            return True
-        view.pause()  # the "not run" line goes below the columns, not through them
-        asks[i](call, server)
-        view.resume()
-        return None
+        return asks[i](call, server)
 
     try:
         outcomes, interrupt = run_models(config, conversation, specs, view, settings=Settings(search=search),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -33,7 +33,7 @@ def click_root_obj() -> object:
     return ctx.find_root().obj if ctx is not None else None
 
 
-def _keyed_provider(name: str) -> ProviderSpec:
+def _keyed_provider(name: str | None) -> ProviderSpec:
     from ..engine.choice import load_config
 
     config = load_config(_config_path())
@@ -42,6 +42,8 @@ def _keyed_provider(name: str) -> ProviderSpec:
         if p.name == name:
             return p
     names = ", ".join(p.name for p in keyed)
+    if name is None:  # the providers to choose from, not click's bare "Missing argument"
+        raise errors.UsageError(f"usage: modelswitch keys set PROVIDER; providers that take a key: {names}")
     raise errors.UsageError(f"unknown provider '{name}'; providers that take a key: {names}")
 
 
@@ -55,7 +57,7 @@ def read_secret(prompt: str) -> str:
 
 
 @app.command("set")
-def set_(provider: str = typer.Argument(..., help="A provider name, e.g. deepseek.")) -> None:
+def set_(provider: Optional[str] = typer.Argument(None, help="A provider name, e.g. deepseek.")) -> None:
     """Save PROVIDER's key: asked for without echo, or read from stdin when piped."""
 
     def run() -> None:

@@ -97,18 +97,26 @@ def _summary_json(i: SessionSummary) -> dict[str, object]:
 
 @app.command()
 def show(
-    name: NameArg,
+    name: Annotated[Optional[str], typer.Argument(
+        metavar="[NAME]", help="Session name, or #id as `sessions list` shows; default: the most recent.")] = None,
     reasoning: Annotated[bool, typer.Option("--reasoning", help="Include each answer's reasoning.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Per-model totals instead of the turns.")] = False,
 ) -> None:
     """Every turn with the model that wrote it."""
 
     def run() -> None:
+        from ..errors import UsageError
         from ..ui.render import print_markdown
         from ..store.export import to_markdown
 
         with _open() as store:
-            info, turns = store.transcript(name)
+            ref: str | int | None = name
+            if ref is None:  # as `chat -c`: the most recent one
+                latest = store.latest()
+                if latest is None:
+                    raise UsageError("no saved sessions yet: `sessions show N` takes N from `sessions list`")
+                ref = latest.id
+            info, turns = store.transcript(ref)
         if stats:
             _print_stats(info.label, turns)
         else:

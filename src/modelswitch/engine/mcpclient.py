@@ -215,10 +215,21 @@ class McpToolbox:
         return f"servers: {servers}" + (f"; tools: {tools}" if tools else "")
 
     def set_all(self, on: bool) -> str:
-        """`/tools on|off` alone: offer no tool at all this session, or offer them again as they were."""
+        """`/tools off` alone offers no tool at all this session; `/tools on` alone turns every tool
+        and every server turned off (or failed) this session back on, as `/help` says. A server
+        the config turns off stays off: that is the user's standing choice, not this session's."""
         self.paused = not on
-        return "tools on: the enabled servers' tools are offered again" if on else \
-            "tools off: no tool is offered this session (/tools on offers them again)"
+        if not on:
+            return "tools off: no tool is offered this session (/tools on turns every tool back on)"
+        for srv in self._servers.values():
+            srv.disabled.clear()
+            if srv.state == "failed" or (srv.state == "off" and srv.spec.enabled):
+                self.set_enabled(srv.spec.name, True)
+        self.start()
+        ready = [s for s in self._servers.values() if s.state == "ready"]
+        count = sum(len(s.tools) for s in ready)
+        return (f"tools on: {count} tool{'' if count == 1 else 's'} on, from {len(ready)} "
+                f"server{'' if len(ready) == 1 else 's'}")
 
     def _restart(self, srv: _Server) -> None:
         """A dead or failed server starts again as a fresh process; its old task is ended first so

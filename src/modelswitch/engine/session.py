@@ -130,6 +130,15 @@ class ChatSession:
             self.told_no_tools.add(spec.name)
         return said
 
+    def saved_line(self) -> str:
+        """On leaving: where this chat was saved and how to go on with it; "" if it was not."""
+        log = self.log
+        if log is None or log.session_id is None:
+            return ""
+        n = log.session_id
+        named = f" ({log.name})" if log.name else ""
+        return f"saved as session #{n}{named} — `modelswitch -c` or `modelswitch --session {n}` continues it"
+
     def tools_refused(self, spec: ModelSpec | None = None) -> bool:
         """Tools are on (MCP servers configured) but `spec` (default: the current model) is
         declared not to take them, so its answers come without (see catalog.offered_tools)."""
@@ -194,7 +203,11 @@ class ChatSession:
                 offered, again = self.take_search_tool(), " again"
         if offered:
             return f"web search on ({self.model.name} cannot search itself: it is offered the MCP tool {offered}{again})"
-        return no_search_line(self.config, self.model)
+        # Said whole: that search is on all the same, and the stand-in a config can name.
+        stand_in = "" if mcp_search_tool(self.config) else \
+            '; or name an MCP tool to search for it: [mcp.NAME] search = "TOOL"'
+        return (f"{no_search_line(self.config, self.model)}\n"
+                f"search is on: it applies when you switch to a model that can{stand_in}")
 
     # -- turns -----------------------------------------------------------------------------
     def attach(self, source: str, *, confirm: Confirm | None = None) -> str:

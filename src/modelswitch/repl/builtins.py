@@ -83,14 +83,15 @@ def _search(repl: Repl, arg: str) -> None:
             raise UsageError(f"/search takes on or off, not {arg.strip()[:40]!r}")
         repl.say(f"web search is {'on' if s.searching else 'off'} (/search on|off)")
         return
-    repl.say(s.set_search(word == "on"), "dim")
-    offer_search_tool(repl)
+    said = s.set_search(word == "on")
+    if not offer_search_tool(repl):  # its question says "cannot search" itself: once is enough
+        repl.say(said, "dim")
 
 
-def offer_search_tool(repl: Repl) -> None:
+def offer_search_tool(repl: Repl) -> bool:
     """Search is on for a model that cannot search: the MCP tool the config names as a web search
     is offered instead, once a session. Yes turns its server and the tool on; each call of it
-    is still approved (y/n/a) unless the server trusts it."""
+    is still approved (y/n/a) unless the server trusts it. True when the offer was made."""
     from ..engine.catalog import can_search, mcp_search_tool
     from ..engine.mcpclient import McpToolbox
 
@@ -99,17 +100,20 @@ def offer_search_tool(repl: Repl) -> None:
     box = s.toolbox
     if (found is None or not isinstance(box, McpToolbox) or not s.searching or s.search_tool or s.search_offered
             or can_search(s.config, s.model)):
-        return
+        return False
     s.search_offered = True
     server, tool = found
     if not repl.confirm(f"{s.model.name} cannot search the web itself; use the MCP tool {server}.{tool} instead?"):
-        return
+        # A no (or Ctrl-C) still leaves search on: say so, or it looks like nothing happened.
+        repl.say(f"not taken; search stays on ({s.model.name} cannot search; /search off turns it off)", "dim")
+        return True
     try:
         taken = s.take_search_tool()
     except UsageError as exc:
         repl.say(exc.message, "yellow")
-        return
+        return True
     repl.say(f"{s.model.name} is offered {taken} to search the web; each call asks y/n/a unless trusted", "green")
+    return True
 
 
 @command("system", "/system [TEXT]", "set the system prompt; bare: show it; /system off clears it", args="text")
@@ -467,17 +471,18 @@ def _tools(repl: Repl, arg: str) -> None:
         except KeyError:
             raise UsageError(f"no MCP server or tool named {words[1]!r} ({box.names()})") from None
         if on and box.paused:
-            repl.say("every tool is still off this session: /tools on offers them again", "yellow")
+            repl.say("every tool is still off this session: /tools on turns every tool back on", "yellow")
         return
     if words:
         raise UsageError(f"{TOOLS_USAGE} ({box.names()})")
     if box.paused:
-        repl.say("every tool is off this session (/tools on offers them again)", "yellow")
+        repl.say("every tool is off this session (/tools on turns every tool back on)", "yellow")
     searches = {m.name: m.search for m in repl.session.config.mcp}
     statuses = box.status()
     for status in statuses:
         why = f": {status.error}" if status.error else ""
-        repl.say(f"{status.name} ({status.state}{why})", "bold")
+        fix = f" — /tools on {status.name} restarts it" if status.state == "failed" else ""
+        repl.say(f"{status.name} ({status.state}{why}){fix}", "bold")
         for name, enabled in status.tools:
             marks = [] if enabled else ["off"]
             if name in status.trust:

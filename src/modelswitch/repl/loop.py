@@ -164,8 +164,10 @@ class Repl:
                 if not self.interactive:
                     raise  # a script has no prompt to come back to: stop (130)
                 interrupted = True
-        if self.interactive:
+        if self.interactive:  # a piped chat's output is the answers: nothing more there
             self._say_local_stays()
+            if saved := self.session.saved_line():
+                self.say(saved, "dim")
         return 1 if self.failed and not self.interactive else 0
 
     def _say_local_stays(self) -> None:
@@ -353,7 +355,7 @@ class Repl:
             self.say(f"{tag}⚙ {call_text(call, server)}", "bold")
             while True:
                 try:
-                    reply = input("  run it? [y]es / [n]o / [a]lways this tool: ").strip().lower()
+                    reply = input("  run it? [y]es / [N]o / [a]lways this tool (Enter = no): ").strip().lower()
                 except EOFError:
                     reply = "n"
                 if reply in ("y", "yes", "n", "no", "", "a", "always"):

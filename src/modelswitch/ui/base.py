@@ -208,7 +208,8 @@ def nothing() -> None:
 
 
 _STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled",
-                "unapproved": "not run (needs --yes or trust)"}
+                # ask/compare -T without --yes: what happened and how to allow it, in the one line
+                "unapproved": "not run (pass --yes, or list {tool} in [mcp.{server}] trust)"}
 
 
 def call_text(call: ToolCall, server: str, width: int = 80) -> str:
@@ -223,7 +224,10 @@ def call_text(call: ToolCall, server: str, width: int = 80) -> str:
 def tool_line(event: ToolActivity) -> str:
     """One line per finished call, among the answer's notices."""
     detail = f" ({redact(event.detail)})" if event.detail else ""
-    return f"⚙ {call_text(event.call, event.server)}: {_STATE_WORDS.get(event.state, event.state)}{detail}"
+    words = _STATE_WORDS.get(event.state, event.state)
+    if event.state == "unapproved":  # only this one names the tool: an unknown state is shown as is
+        words = words.format(tool=visible(redact(event.call.name)), server=event.server)
+    return f"⚙ {call_text(event.call, event.server)}: {words}{detail}"
 
 
 def result_line(call: ToolCall, result: ToolResult) -> str:

@@ -242,7 +242,7 @@ def test_compare_cli_tools_like_ask(tmp_path: Path, server: LoopbackServer, two,
     assert run.exit_code == 0, run.output
     # One line per call, in its lane: what happened and how to allow it, never said twice
     assert run.stderr.count("not run") == 2, run.stderr
-    assert run.stderr.count(": not run (pass --yes, or list add in [mcp.calc] trust)") == 2, run.stderr
+    assert run.stderr.count(": not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)") == 2, run.stderr
     assert run.stdout.startswith("== a ==\n")
     assert all(not f.rejected for f in two)
     assert all(f.accepted[-1]["messages"][-1]["content"].startswith("not run: tool calls need approval") for f in two)
@@ -254,10 +254,11 @@ def test_piped_compare_never_approves_a_call(tmp_path: Path, server: LoopbackSer
     proc = subprocess.run([EXE, "chat"], input="/compare a b add 2 and 3\ny\n", env=env, capture_output=True,
                           text=True, timeout=WAIT)
     assert proc.returncode == 0, proc.stderr
-    for lane in ("a", "b"):
-        assert f'[{lane}] not run: calc.add {{"a": 2, "b": 3}} (tools are approved only at a terminal, or by [mcp.calc] trust)' in proc.stderr
+    # One line per call, in its lane: what happened and how to allow it (no second "not run:" line).
+    assert "approved only at a terminal" not in proc.stderr and "not run: calc.add" not in proc.stderr
     assert "== a ==" in proc.stdout and "== b ==" in proc.stdout
-    assert "⚙ calc.add" in proc.stderr and ": not run (pass --yes, or list add in [mcp.calc] trust)" in proc.stderr  # the lanes' tool lines
+    for lane in ("a", "b"):  # each lane's tool line (the piped "y" is a message, so more may follow)
+        assert f'{lane}: ⚙ calc.add {{"a": 2, "b": 3}}: not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)' in proc.stderr
     tool_results = [m["content"] for f in two for body in f.accepted for m in body["messages"] if m["role"] == "tool"]
     assert tool_results and all(c.startswith("not run: tool calls need approval") for c in tool_results)  # "y" was a message, not a yes
 

@@ -80,7 +80,7 @@ def test_ask_tools_without_yes_keeps_the_not_run_line_on_screen(
     assert not any("Thinking…" in r for r in rows), text  # no stray frame of the live region
     # One line says what happened and how to allow it; not a second one above it
     assert [r for r in rows if "not run" in r] == [
-        '⚙ calc.add {"a": 2, "b": 3}: not run (pass --yes, or list add in [mcp.calc] trust)'], text
+        '⚙ calc.add {"a": 2, "b": 3}: not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)'], text
     assert any("deepseek-v4-flash answer" in r for r in rows), text
 
 
@@ -153,7 +153,7 @@ def test_compare_tools_in_a_terminal_asks_nothing_as_the_readme_says(
     seen = term.child.expect([r"run it\?", pexpect.EOF])
     assert seen == 1, "\n".join(term.rows())  # a terminal, and still no question
     rows = term.rows()
-    assert any("calc.add" in r and "not run (pass --yes, or list" in r for r in rows), "\n".join(rows)  # in its lane
+    assert any("calc.add" in r and "not run (no approval here" in r for r in rows), "\n".join(rows)  # in its lane
     assert not any("not run: calc.add" in r for r in rows), "\n".join(rows)  # not said twice, above the columns
 
 

@@ -381,7 +381,7 @@ def test_a_call_no_one_could_approve_is_not_told_as_the_users_no(world) -> None:
     assert box.ran == [] and result.approved is False and result.is_error
     assert result.content == "not run: tool calls need approval, and none could be given here"
     [activity] = [e for e in events if isinstance(e, ToolActivity)]
-    assert activity.state == "unapproved" and tool_line(activity).endswith(": not run (pass --yes, or list add in [mcp.calc] trust)")
+    assert activity.state == "unapproved" and tool_line(activity).endswith(": not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)")
     # A state this version does not know (a newer one's) is still shown, as its own word.
     assert tool_line(ToolActivity(activity.call, "calc", "someday")).endswith(": someday")
     assert not apis[1].rejected

@@ -78,7 +78,7 @@ def test_ask_tools_without_yes_runs_only_trusted_tools_and_piped_input_approves_
     assert call["result"] == "not run: tool calls need approval, and none could be given here"
     # --json draws no tool line: the one stderr line is the tool line's words
     assert result.stderr.count("not run") == 1
-    assert ': not run (pass --yes, or list add in [mcp.calc] trust)' in result.stderr
+    assert ': not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)' in result.stderr
     trusted = write_config(tmp_path, server.url, calc_table('["add"]'))
     result = ask(["-T", "--json", "add"], trusted)
     [call] = json.loads(result.stdout)["tool_calls"]
@@ -170,9 +170,9 @@ def test_a_piped_chat_never_approves_a_call(tmp_path: Path, server: LoopbackServ
     out = subprocess.run([exe, "chat"], input="add 2 and 3\ny\n", env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr
-    assert "not run: calc.add" in out.stderr + out.stdout
-    assert "(tools are approved only at a terminal, or by [mcp.calc] trust)" in out.stderr + out.stdout
-    assert "not run (pass --yes, or list add in [mcp.calc] trust)" in out.stderr + out.stdout
+    # One line per call: the call, that it was not run, and how to allow it (no second "not run:" line).
+    assert "not run: calc.add" not in out.stderr + out.stdout
+    assert "calc.add" in out.stderr and "not run (no approval here: list add in [mcp.calc] trust, or pass --yes to ask or compare)" in out.stderr
     tool_messages = [m for m in fake.accepted[-1]["messages"] if m["role"] == "tool"]
     assert tool_messages and all(m["content"] == "not run: tool calls need approval, and none could be given here"
                                  for m in tool_messages)

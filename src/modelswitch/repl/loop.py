@@ -349,9 +349,7 @@ class Repl:
                 return True
             pause()
             if not self.interactive:
-                self.say(f"{tag}not run: {call_text(call, server)} (tools are approved only at a terminal, "
-                         f"or by [mcp.{server}] trust)", "yellow")
-                return None  # no one could be asked: not the user's no
+                return None  # no one could be asked (not the user's no); the call's own line says how to allow it
             self.say(f"{tag}⚙ {call_text(call, server)}", "bold")
             while True:
                 try:

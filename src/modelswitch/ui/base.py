@@ -208,8 +208,9 @@ def nothing() -> None:
 
 
 _STATE_WORDS = {"done": "ran", "failed": "failed", "refused": "not run (declined)", "cancelled": "cancelled",
-                # ask/compare -T without --yes: what happened and how to allow it, in the one line
-                "unapproved": "not run (pass --yes, or list {tool} in [mcp.{server}] trust)"}
+                # no one could approve (ask/compare -T without --yes, a piped chat): what happened
+                # and how to allow it, in the one line
+                "unapproved": "not run (no approval here: list {tool} in [mcp.{server}] trust, or pass --yes to ask or compare)"}
 
 
 def call_text(call: ToolCall, server: str, width: int = 80) -> str:

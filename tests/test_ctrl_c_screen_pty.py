@@ -118,9 +118,15 @@ def test_ctrl_c_mid_reasoning_shows_it_once(view: str, screen_env: dict[str, str
     term.child.expect("r1 ›")
     term.child.send("tell me\r")
     term.child.expect("x{10}")
-    rows = term.interrupt("interrupted — nothing arrived")
-    assert_shown_once(rows, "interrupted — nothing arrived")
-    assert sum(row.startswith("▸ Thinking…") for row in rows) == 1
+    rows = term.interrupt("interrupted while thinking — no answer yet")
+    notice = "interrupted while thinking — no answer yet; /retry asks again"
+    if view == "show":
+        assert_shown_once(rows, notice)
+    else:  # folded to its one line, as at a normal end
+        assert sum(notice in row for row in rows) == 1 and not WORD.search("\n".join(rows)), "\n".join(rows)
+    # The header folds as at a normal end, not frozen mid-count.
+    assert sum(row.startswith("Thought for") for row in rows) == 1, "\n".join(rows)
+    assert not any(re.match(r"▸ Thinking… \d", row) for row in rows), "\n".join(rows)  # no frozen timer
     term.close()
 
 

@@ -161,6 +161,7 @@ def run_models(
         threading.Thread(target=_work, args=(i, a, q, stop), daemon=True) for i, a in enumerate(answers)
     ]
     running = len(threads)
+    shown: set[int] = set()  # lanes the view has shown finished
     interrupt: KeyboardInterrupt | None = None
     try:
         view.start()
@@ -173,6 +174,7 @@ def run_models(
                 continue
             if item is _FINISHED:
                 running -= 1
+                shown.add(i)
                 view.finish(i, answers[i].message, message_cost(config, answers[i].message), failures.get(i))
             elif isinstance(item, errors.ModelSwitchError):
                 failures[i] = item.message
@@ -189,7 +191,13 @@ def run_models(
             for t in threads:
                 if t.ident is not None:  # started
                     t.join(timeout=0.5)
-            _drain(q, view, config, answers, failures)
+            _drain(q, view, config, answers, failures, shown)
+            for i, a in enumerate(answers):
+                # A lane whose answer ended (its last event not yet shown) is shown finished; one
+                # the Ctrl-C cut with text kept shows "interrupted" in its footer, as /keep and the
+                # store have it, not as an error.
+                if i not in shown and (a.message.status != "error" or i in failures):
+                    view.finish(i, a.message, message_cost(config, a.message), failures.get(i))
             view.abort()
     finally:
         stop.set()  # whatever ended the loop, no lane waits for an approval any more
@@ -202,10 +210,10 @@ def run_models(
 
 
 def _drain(q: queue.Queue, view: CompareView, config: Config, answers: Sequence[Answer | ToolAnswer],
-           failures: dict[int, str]) -> None:
+           failures: dict[int, str], shown: set[int]) -> None:
     """After Ctrl-C, what the lanes sent that the main thread had not shown (it was asking a
     question, say): a lane that had finished is shown finished, as its answer is kept; `abort`
-    marks the others stopped."""
+    marks the others interrupted."""
     while True:
         try:
             i, item = q.get_nowait()
@@ -213,6 +221,7 @@ def _drain(q: queue.Queue, view: CompareView, config: Config, answers: Sequence[
             return
         if item is _FINISHED and answers[i].message.status != "interrupted":
             message = answers[i].message
+            shown.add(i)
             view.finish(i, message, message_cost(config, message), failures.get(i))
         elif isinstance(item, errors.ModelSwitchError):
             failures[i] = item.message

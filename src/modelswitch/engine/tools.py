@@ -236,6 +236,9 @@ class ToolAnswer:
             took = time.monotonic() - started
             content = truncate(result.content, self.limits.max_result_chars)
             decided[i] = replace(result, content=content, server=server, approved=ok, duration_s=took)
+            if result.content == CALL_CANCELLED:  # Ctrl-C: in the words /history and exports use
+                yield ToolActivity(call, server, "cancelled", "while running")
+                continue
             state = "failed" if result.is_error else "done"
             yield ToolActivity(call, server, state, f"{took:.1f} s · {len(result.content)} chars")
 

@@ -74,6 +74,8 @@ def interrupted_text(message: Message) -> str:
         return f"interrupted during the tool call {running} — the call was cancelled and the model was told"
     if waiting := names(CALL_NOT_STARTED):
         return f"interrupted before the tool call {waiting} ran — it was not run and the model was told"
+    if not message.text and message.reasoning:  # the reasoning was on screen: something did arrive
+        return "interrupted while thinking — no answer yet"
     return "interrupted — " + ("partial answer kept" if message.text else "nothing arrived")
 
 

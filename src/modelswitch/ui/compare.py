@@ -204,8 +204,10 @@ class CompareView:
 
     def abort(self) -> None:
         for lane in self.lanes:
-            if not lane.done:
-                lane.error = lane.error or "stopped"
+            if not lane.done:  # cut by the user before anything arrived: not an error
+                if lane.r_start is not None and lane.r_end is None:
+                    lane.r_end = time.monotonic()
+                lane.footer = lane.footer or "interrupted"
                 lane.done = True
 
     # -- the end ----------------------------------------------------------------------------

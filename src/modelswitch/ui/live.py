@@ -234,18 +234,14 @@ class TerminalRenderer(Renderer):
                 self._queue.append(self._dim(tool_line(replace(event, state="cancelled", detail=""))))
             self._tools.clear()
             # The partial answer is printed whole (its tail was live, maybe cut to the screen);
-            # a collapsed chain of thought stays as drawn; a spinner is not worth keeping.
-            keep = self._phase == "reasoning" and self._mode == "collapse"
+            # a chain of thought folds to "Thought for …" as at a normal end, not frozen mid-count;
+            # a spinner is not worth keeping.
+            self._finish_reasoning(None)
             if self._phase == "answer":
                 for block in self._md.close():
                     self._queue_block(block)
-            elif self._phase == "reasoning" and self._mode == "show" and self._r_line:
-                self._queue.append(self._dim("".join(self._r_line)))
-            if keep:
-                self._flush()
-            else:
-                self._phase = "done"
-            self._stop_live(keep=keep)
+            self._phase = "done"
+            self._stop_live(keep=False)
             self._print_queue()
 
     # -- what is queued -----------------------------------------------------------------------

@@ -307,6 +307,7 @@ def test_history_says_a_call_no_one_could_approve_was_not_run_not_declined() -> 
 
     call = ToolCall("c1", "add", '{"a": 2}')
     assert result_line(call, ToolResult("c1", "add", CALL_UNAPPROVED, is_error=True, server="calc",
-                                        approved=False)).endswith(": not run (needs --yes or trust)")
+                                        approved=False)).endswith(": not run (no approval here: list add in [mcp.calc] trust,"
+                                                                   " or pass --yes to ask or compare)")
     assert result_line(call, ToolResult("c1", "add", CALL_DECLINED, is_error=True, server="calc",
                                         approved=False)).endswith(": not run (declined)")

@@ -18,6 +18,11 @@ def warn(text: str) -> None:
     if route is not None:
         route(text)
         return
+    to_stderr(text)
+
+
+def to_stderr(text: str) -> None:
+    """The line written straight to stderr: `warn` with no route, or a route with no live region."""
     sys.stderr.write(visible(text) + "\n")
     sys.stderr.flush()
 

@@ -14,6 +14,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from ..notify import to_stderr
 from ..redaction import redact
 from ..safetext import visible
 
@@ -201,6 +202,18 @@ def stderr_on(out: IO[str]) -> bool:
         return os.isatty(2) and os.path.samestat(os.fstat(2), os.fstat(out.fileno()))
     except (AttributeError, ValueError, OSError):
         return True
+
+
+def warn_above(text: str, out: IO[str], live: bool, above: Callable[[Text], None]) -> None:
+    """A warning (notify.warn) while a live region may be drawn on `out`: handed to `above`, which
+    prints it above the region (a line written into it would be wiped by the next redraw); straight
+    to stderr when nothing is live or stderr is not that terminal."""
+    if not live or not stderr_on(out):
+        to_stderr(text)
+        return
+    from rich.text import Text
+
+    above(Text(visible(text)))
 
 
 def nothing() -> None:

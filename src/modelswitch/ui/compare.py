@@ -19,7 +19,7 @@ from .. import notify
 from ..conversation import sources_text
 from ..interrupts import deferred
 from ..safetext import visible
-from .base import footer_text, hold_terminal, nothing, search_text, sources_block, stderr_on, thought_text, tool_line
+from .base import footer_text, hold_terminal, nothing, search_text, sources_block, thought_text, tool_line, warn_above
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -141,15 +141,9 @@ class CompareView:
 
     def _warning(self, text: str) -> None:
         """A warning (notify.warn) while the columns are live: printed above them (rich's Live
-        prints above its region), not into them, where the next redraw would wipe it."""
-        from rich.text import Text
-
+        prints above its region; see warn_above)."""
         with self._lock:
-            if self._live is None or not stderr_on(self.out):
-                sys.stderr.write(visible(text) + "\n")
-                sys.stderr.flush()
-                return
-            self._console.print(Text(visible(text)))
+            warn_above(text, self.out, self._live is not None, lambda line: self._console.print(line))
 
     # -- events from the lanes --------------------------------------------------------------
     def text(self, i: int, text: str) -> None:

@@ -8,7 +8,6 @@ grows with the answer and not with its square, and nothing is duplicated or crop
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,12 +18,13 @@ from .. import notify
 from ..interrupts import deferred
 from .mdstream import Block, MarkdownStream
 from ..safetext import visible
-from .base import (Renderer, footer_text, hold_terminal, linkable, nothing, sources_block, stderr_on, thought_text,
-                   tool_line)
+from .base import (Renderer, footer_text, hold_terminal, nothing, sources_block, thought_text, tool_line,
+                   warn_above)
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.live import Live
+    from rich.text import Text
 
     from ..conversation import Message
     from ..config.pricing import Cost
@@ -367,17 +367,13 @@ class TerminalRenderer(Renderer):
             self._warn_route = None
 
     def _warning(self, text: str) -> None:
-        """A warning (notify.warn) while the region is live: printed above it, so no redraw
-        wipes it. Only when stderr is this terminal: a stderr sent elsewhere gets it as ever."""
-        with self._lock:
-            if self._live is None or not stderr_on(self._console.file):
-                sys.stderr.write(visible(text) + "\n")
-                sys.stderr.flush()
-                return
-            from rich.text import Text
-
-            self._queue.append(Text(visible(text)))
+        """A warning (notify.warn) while the region is live: queued above it (see warn_above)."""
+        def above(line: Text) -> None:
+            self._queue.append(line)
             self._flush()
+
+        with self._lock:
+            warn_above(text, self._console.file, self._live is not None, above)
 
     def _view(self) -> RenderableType:
         """What the Live region shows now."""

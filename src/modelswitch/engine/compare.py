@@ -191,7 +191,7 @@ def run_models(
             for t in threads:
                 if t.ident is not None:  # started
                     t.join(timeout=0.5)
-            _drain(q, view, config, answers, failures, shown)
+            _drain(q, view, failures)
             for i, a in enumerate(answers):
                 # A lane whose answer ended (its last event not yet shown) is shown finished; one
                 # the Ctrl-C cut with text kept shows "interrupted" in its footer, as /keep and the
@@ -209,21 +209,15 @@ def run_models(
     return outcomes, interrupt
 
 
-def _drain(q: queue.Queue, view: CompareView, config: Config, answers: Sequence[Answer | ToolAnswer],
-           failures: dict[int, str], shown: set[int]) -> None:
+def _drain(q: queue.Queue, view: CompareView, failures: dict[int, str]) -> None:
     """After Ctrl-C, what the lanes sent that the main thread had not shown (it was asking a
-    question, say): a lane that had finished is shown finished, as its answer is kept; `abort`
-    marks the others interrupted."""
+    question, say), and their failures; the caller then shows every lane's end as it is."""
     while True:
         try:
             i, item = q.get_nowait()
         except queue.Empty:
             return
-        if item is _FINISHED and answers[i].message.status != "interrupted":
-            message = answers[i].message
-            shown.add(i)
-            view.finish(i, message, message_cost(config, message), failures.get(i))
-        elif isinstance(item, errors.ModelSwitchError):
+        if isinstance(item, errors.ModelSwitchError):
             failures[i] = item.message
         elif item is not _FINISHED and not isinstance(item, _Ask):  # no lane waits for an answer now
             _show(view, i, item)

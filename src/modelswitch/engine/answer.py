@@ -391,11 +391,8 @@ class Answer:
         """The next model takes over: the requests this one was billed for before a resume (its
         search round) are on record apart, at its own price, and nothing of its round goes on."""
         if self._banked is not None or self._usage_bad:
-            self._abandoned.append(Message(
-                role="assistant", text="", model=self._ref, status="error", usage=self._banked,
-                timing=Timing(total_s=time.monotonic() - self._t0), error=exc.message,
-                route=self._ref.full_id if self.spec.routes else None,
-            ))
+            self._abandoned.append(self._rounds_record("error", timing=Timing(total_s=time.monotonic() - self._t0),
+                                                       error=exc.message))
         self._banked, self._usage, self._usage_bad = None, None, False
         self._replay = [r for r in self._replay if r.model != spec.id]
 
@@ -411,8 +408,18 @@ class Answer:
     def _unfinished(self) -> tuple[Message, ...]:
         if self._winner is not None or self._banked is None or self._usage is not None:
             return ()
-        return (Message(role="assistant", text="", model=self._ref, status=self._status, usage=self._banked,
-                        finish_reason=RESUME, route=self._ref.full_id if self.spec.routes else None),)
+        return (self._rounds_record(self._status, finish_reason=RESUME),)
+
+    def _rounds_record(self, status: Status, *, timing: Timing | None = None, error: str | None = None,
+                       finish_reason: str | None = None) -> Message:
+        """The requests billed before a resume (`_banked`), as a paid-for record of their own."""
+        return Message(role="assistant", text="", model=self._ref, status=status, usage=self._banked,
+                       timing=timing, error=error, finish_reason=finish_reason, route=self._route)
+
+    @property
+    def _route(self) -> str | None:
+        """Which route served it, for a model with routes (stats group by it); None otherwise."""
+        return self._ref.full_id if self.spec.routes else None
 
     def _paragraph(self, event: TextDelta | ReasoningDelta) -> Iterator[Event]:
         """A blank line before the first text (or reasoning) of a resumed request when its
@@ -513,7 +520,7 @@ class Answer:
             fallback_from=self._fallback_from,
             error=self.error.message if self.error else None,
             citations=tuple(self._citations.values()),
-            route=self._ref.full_id if self.spec.routes else None,
+            route=self._route,
         )
 
 

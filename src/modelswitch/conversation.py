@@ -77,14 +77,14 @@ class Attachment:
         return Attachment(self.name, "withheld", self.media_type, b"", note=model)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    """The model that wrote a turn: its alias (if any), provider profile, id and protocol."""
+class ModelNames:
+    """How a model is called, for anything naming one by provider profile, id and alias (the
+    config's ModelSpec, a turn's ModelRef): one rule, so a table and a saved turn agree."""
 
+    __slots__ = ()
     provider: str
     id: str
-    protocol: str
-    alias: str | None = None
+    alias: str | None
 
     @property
     def name(self) -> str:
@@ -94,6 +94,16 @@ class ModelRef:
     @property
     def full_id(self) -> str:
         return f"{self.provider}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef(ModelNames):
+    """The model that wrote a turn: its alias (if any), provider profile, id and protocol."""
+
+    provider: str
+    id: str
+    protocol: str
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

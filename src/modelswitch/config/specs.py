@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..conversation import ModelNames
+
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
@@ -26,7 +28,7 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelSpec:
+class ModelSpec(ModelNames):
     provider: str
     id: str
     alias: str | None = None
@@ -53,14 +55,6 @@ class ModelSpec:
     # The API switches thinking by `{"thinking": {"type": "enabled"|"disabled"}}` (DeepSeek's);
     # None: the provider's setting decides (see ProviderSpec).
     thinking_toggle: bool | None = None
-
-    @property
-    def name(self) -> str:
-        return self.alias or f"{self.provider}/{self.id}"
-
-    @property
-    def full_id(self) -> str:
-        return f"{self.provider}/{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
